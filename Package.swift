@@ -1,0 +1,109 @@
+// swift-tools-version:6.0
+// daxshare: an SMB Direct-style file server for persistent memory.
+//
+// Layers, bottom up (no module reaches around the one below it):
+//   CRDMA, CPmem, CLinux    C modules (libibverbs + librdmacm, libpmem, Linux headers)
+//   DaxshareVerbs           typed Swift over verbs and rdma_cm
+//   DaxsharePmem            typed Swift over DAX file mappings and libpmem
+//   DaxshareWire            the wire protocol codec (Protocol/PROTOCOL.md)
+//   DaxshareServer          exports, sessions, files, layouts
+//   DaxshareClient          the client library shared by the CLI and the benchmarks
+//   daxshared, daxshare, daxshare-bench   the executables
+import PackageDescription
+
+let package = Package(
+    name: "daxshare",
+    products: [
+        .executable(name: "daxshared", targets: ["daxshared"]),
+        .executable(name: "daxshare", targets: ["daxshare"]),
+        .executable(name: "daxshare-bench", targets: ["daxshare-bench"]),
+        .library(name: "DaxshareWire", targets: ["DaxshareWire"]),
+        .library(name: "DaxshareClient", targets: ["DaxshareClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CRDMA",
+            pkgConfig: "librdmacm",
+            providers: [.apt(["libibverbs-dev", "librdmacm-dev"])]
+        ),
+        .systemLibrary(
+            name: "CPmem",
+            pkgConfig: "libpmem",
+            providers: [.apt(["libpmem-dev"])]
+        ),
+        // Linux headers Glibc's module map omits (epoll, eventfd, signalfd, leases).
+        .systemLibrary(name: "CLinux"),
+        .target(
+            name: "DaxshareVerbs",
+            dependencies: [
+                "CRDMA", "CLinux",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "DaxsharePmem",
+            dependencies: [
+                "CPmem", "CLinux",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(name: "DaxshareWire"),
+        .target(
+            name: "DaxshareServer",
+            dependencies: [
+                "DaxshareVerbs", "DaxsharePmem", "DaxshareWire",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "DaxshareClient",
+            dependencies: [
+                "DaxshareVerbs", "DaxshareWire",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .executableTarget(
+            name: "daxshared",
+            dependencies: [
+                "DaxshareServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "daxshare",
+            dependencies: [
+                "DaxshareClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "daxshare-bench",
+            dependencies: [
+                "DaxshareClient", "DaxshareVerbs",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Bench/daxshare-bench"
+        ),
+        .testTarget(name: "DaxshareWireTests", dependencies: ["DaxshareWire"]),
+        .testTarget(name: "DaxshareVerbsTests", dependencies: ["DaxshareVerbs"]),
+        .testTarget(name: "DaxsharePmemTests", dependencies: ["DaxsharePmem"]),
+        .testTarget(name: "DaxshareServerTests", dependencies: ["DaxshareServer", "DaxshareWire"]),
+        // Runs only inside the testbed VM (real rxe, real fsdax): `make test-vm`.
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["DaxshareVerbs", "DaxsharePmem", "DaxshareWire"]
+        ),
+    ]
+)

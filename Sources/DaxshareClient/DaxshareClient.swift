@@ -1,0 +1,1 @@
+// The DaxshareClient module; see Package.swift for the layering.

@@ -1,0 +1,152 @@
+import CLinux
+import Glibc
+import Logging
+import Synchronization
+import SystemPackage
+
+/// An open file on a (possibly DAX) filesystem: the descriptor plus the
+/// operations that change its size and block map.
+///
+/// The descriptor is closed by `close()` or on deinit. Mappings keep the file
+/// alive, and may still be used after `close()`, but cannot be resized then.
+public final class PmemFile: @unchecked Sendable {
+    /// The open descriptor. Valid until `close()`.
+    public let descriptor: FileDescriptor
+    /// Whether the descriptor was opened for writing (O_WRONLY or O_RDWR).
+    public let isWritable: Bool
+    /// The path the file was opened by, for log messages only.
+    public let path: FilePath?
+
+    private let closed = Mutex(false)
+
+    /// Takes ownership of an open descriptor; reads its access mode with
+    /// `fcntl(F_GETFL)`.
+    public init(adopting descriptor: FileDescriptor, path: FilePath? = nil) throws(PmemError) {
+        let flags = try retryingInterrupts("fcntl(F_GETFL)") { fcntl(descriptor.rawValue, F_GETFL) }
+        self.descriptor = descriptor
+        self.isWritable = (flags & O_ACCMODE) != O_RDONLY
+        self.path = path
+    }
+
+    /// Opens or creates a file with `open(2)`, always O_CLOEXEC.
+    ///
+    /// - Parameter permissions: the mode for a created file; required with `.create`.
+    public static func open(
+        _ path: FilePath,
+        _ access: FileDescriptor.AccessMode,
+        options: FileDescriptor.OpenOptions = [],
+        permissions: FilePermissions? = nil
+    ) throws(PmemError) -> PmemFile {
+        let fd: FileDescriptor
+        do {
+            fd = try FileDescriptor.open(
+                path, access, options: options.union(.closeOnExec),
+                permissions: permissions ?? (options.contains(.create) ? [.ownerReadWrite] : nil))
+        } catch {
+            throw .wrapping("open", error)
+        }
+        do {
+            return try PmemFile(adopting: fd, path: path)
+        } catch {
+            try? fd.close()
+            throw error
+        }
+    }
+
+    deinit {
+        try? close()
+    }
+
+    /// Closes the descriptor with `close(2)`. Idempotent.
+    public func close() throws(PmemError) {
+        let wasClosed = closed.withLock { closed in
+            defer { closed = true }
+            return closed
+        }
+        if wasClosed { return }
+        do {
+            try descriptor.close()
+        } catch {
+            throw .wrapping("close", error)
+        }
+    }
+
+    /// The file's metadata, from `fstat(2)`.
+    public func status() throws(PmemError) -> Stat {
+        do {
+            return try descriptor.stat()
+        } catch {
+            throw .system(call: "fstat", errno: error)
+        }
+    }
+
+    /// The file's size in bytes, from `fstat(2)`.
+    public func size() throws(PmemError) -> Int {
+        Int(try status().size)
+    }
+
+    /// Sets the file's size with `ftruncate(2)`. Growing this way leaves a
+    /// hole (reads as zeros); use `allocate` to back the new range with blocks.
+    /// Shrink any mapping of the file first: touching a mapped page past the
+    /// new end of file raises SIGBUS.
+    public func setSize(_ size: Int) throws(PmemError) {
+        guard size >= 0 else { throw .outOfBounds(offset: size, length: 0, bound: Int.max) }
+        _ = try retryingInterrupts("ftruncate") { ftruncate(descriptor.rawValue, off_t(size)) }
+    }
+
+    /// Allocates blocks for a range with `fallocate(fd, 0, offset, length)`,
+    /// extending the file size if the range ends past it. The filesystem hands
+    /// out zeroed blocks, so newly exposed bytes are never stale data; bytes
+    /// already in the file are left alone. An empty range does nothing.
+    public func allocate(offset: Int, length: Int) throws(PmemError) {
+        try checkRange(offset: offset, length: length)
+        if length == 0 { return }
+        _ = try retryingInterrupts("fallocate") {
+            sys_fallocate(descriptor.rawValue, 0, offset, length)
+        }
+    }
+
+    /// Frees the blocks of a range with
+    /// `fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)`: the range reads
+    /// back as zeros and the size is unchanged. Partial blocks at either end
+    /// are zeroed instead of freed. An empty range does nothing.
+    public func punchHole(offset: Int, length: Int) throws(PmemError) {
+        try checkRange(offset: offset, length: length)
+        if length == 0 { return }
+        _ = try retryingInterrupts("fallocate(PUNCH_HOLE)") {
+            sys_fallocate(
+                descriptor.rawValue, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length)
+        }
+    }
+
+    /// Makes the file's size and block allocation durable with `fdatasync(2)`.
+    /// Data written through a MAP_SYNC mapping needs only `persist`; a size
+    /// change (ftruncate, fallocate) needs this as well.
+    public func synchronizeMetadata() throws(PmemError) {
+        _ = try retryingInterrupts("fdatasync") { fdatasync(descriptor.rawValue) }
+    }
+
+    /// Maps `length` bytes of the file from `offset` (page aligned) shared,
+    /// trying `MAP_SHARED_VALIDATE | MAP_SYNC` first. See `PmemMapping`.
+    ///
+    /// - Parameters:
+    ///   - length: bytes of the file to map now; the file must be at least
+    ///     `offset + length` bytes long before they are touched.
+    ///   - capacity: address space to reserve so the mapping can grow in
+    ///     place (`PmemMapping.resize(to:)`); at least `length`.
+    ///   - logger: receives the reason when MAP_SYNC is refused.
+    public func map(
+        offset: Int = 0, length: Int, capacity: Int? = nil,
+        logger: Logger = Logger(label: "daxshare.pmem")
+    ) throws(PmemError) -> PmemMapping {
+        try PmemMapping(
+            file: self, offset: offset, length: length, capacity: capacity ?? length,
+            logger: logger)
+    }
+
+    private func checkRange(offset: Int, length: Int) throws(PmemError) {
+        guard offset >= 0, length >= 0, offset <= Int.max - length else {
+            throw .outOfBounds(offset: offset, length: length, bound: Int.max)
+        }
+    }
+}

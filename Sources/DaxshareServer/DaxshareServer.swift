@@ -1,0 +1,1 @@
+// The DaxshareServer module; see Package.swift for the layering.

@@ -1,0 +1,62 @@
+import CRDMA
+#if canImport(Glibc)
+import Glibc
+#endif
+import SystemPackage
+
+/// A completion queue with its own completion channel (`ibv_create_cq`,
+/// `ibv_create_comp_channel`). The channel's non-blocking fd is what joins the
+/// event loop's epoll set.
+final class CompletionQueue: @unchecked Sendable {
+    let channel: UnsafeMutablePointer<ibv_comp_channel>
+    let cq: UnsafeMutablePointer<ibv_cq>
+
+    var fd: Int32 { channel.pointee.fd }
+
+    init(context: UnsafeMutablePointer<ibv_context>, entries: Int) throws(VerbsError) {
+        guard let channel = ibv_create_comp_channel(context) else {
+            throw .call("ibv_create_comp_channel", Errno(rawValue: errno))
+        }
+        guard let cq = ibv_create_cq(context, Int32(entries), nil, channel, 0) else {
+            let e = Errno(rawValue: errno)
+            ibv_destroy_comp_channel(channel)
+            throw .call("ibv_create_cq(\(entries))", e)
+        }
+        self.channel = channel
+        self.cq = cq
+        let flags = fcntl(channel.pointee.fd, F_GETFL)
+        _ = fcntl(channel.pointee.fd, F_SETFL, flags | O_NONBLOCK)
+        try check("ibv_req_notify_cq", ibv_req_notify_cq(cq, 0))
+    }
+
+    /// Consumes pending channel events, re-arms the queue, and hands every
+    /// polled completion to `body`. Re-arming before the final poll means a
+    /// completion that lands in between still raises the next event.
+    func drain(_ body: (WorkCompletion) -> Void) {
+        var evCQ: UnsafeMutablePointer<ibv_cq>?
+        var evCtx: UnsafeMutableRawPointer?
+        var events: UInt32 = 0
+        while ibv_get_cq_event(channel, &evCQ, &evCtx) == 0 { events += 1 }
+        if events > 0 {
+            ibv_ack_cq_events(cq, events)
+            _ = ibv_req_notify_cq(cq, 0)
+        }
+        poll(body)
+    }
+
+    /// Polls without waiting for an event (used at teardown).
+    func poll(_ body: (WorkCompletion) -> Void) {
+        var wcs = [ibv_wc](repeating: ibv_wc(), count: 32)
+        while true {
+            let n = ibv_poll_cq(cq, Int32(wcs.count), &wcs)
+            if n <= 0 { return }
+            for i in 0..<Int(n) { body(WorkCompletion(wcs[i])) }
+        }
+    }
+
+    /// Destroys the queue, then the channel; the QP using it must be gone.
+    func destroy() {
+        ibv_destroy_cq(cq)
+        ibv_destroy_comp_channel(channel)
+    }
+}

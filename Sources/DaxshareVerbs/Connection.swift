@@ -1,0 +1,354 @@
+import CRDMA
+#if canImport(Glibc)
+import Glibc
+#endif
+import SystemPackage
+
+/// Sizes and retry settings of a connection's queue pair.
+public struct ConnectionOptions: Sendable {
+    /// Work requests the send queue holds; more callers wait for a slot.
+    public var sendQueueDepth = 128
+    public var receiveQueueDepth = 128
+    public var maxScatterGather = 4
+    /// Outstanding RDMA READs the peer may issue against us, and we against it.
+    public var readDepth: UInt8 = 16
+    /// 7 means retry forever: rxe answers a fault on an ODP page with an RNR
+    /// NAK, so a zero here would fail the first access to a cold page.
+    public var rnrRetryCount: UInt8 = 7
+    public var retryCount: UInt8 = 7
+    /// rdma_cm address and route resolution timeout.
+    public var resolveTimeoutMilliseconds: Int32 = 2000
+
+    public init() {}
+}
+
+/// A reliable-connected queue pair made through rdma_cm, with its own
+/// protection domain and completion queue.
+///
+/// Work requests are async: each send-queue operation resumes its caller when
+/// its completion arrives, with the completion's failure as a `VerbsError`.
+/// Receive completions arrive in `receives`.
+public final class Connection: @unchecked Sendable {
+    public let device: Device
+    /// This connection's own protection domain: memory registered here is
+    /// reachable through this connection only.
+    public let domain: ProtectionDomain
+    public let options: ConnectionOptions
+    /// Private data the peer sent with its connect request or accept.
+    public private(set) var peerPrivateData: [UInt8] = []
+    /// Completions of posted receives (successful or flushed), in order.
+    public let receives: AsyncStream<WorkCompletion>
+
+    let cm: CommunicationID
+    let cq: CompletionQueue
+    let qp: UnsafeMutablePointer<ibv_qp>
+    private let receiveSink: AsyncStream<WorkCompletion>.Continuation
+    private let lock = PthreadLock()
+    private var pending: [UInt64: CheckedContinuation<WorkCompletion, any Error>] = [:]
+    private var nextID: UInt64 = 1
+    private var freeSlots: Int
+    private var slotWaiters: [CheckedContinuation<Void, any Error>] = []
+    private var state = State.connecting
+    private var closeWaiters: [CheckedContinuation<Void, Never>] = []
+
+    enum State { case connecting, established, disconnected, closed }
+
+    /// The high bit marks receive work requests so completions can be routed.
+    static let receiveBit: UInt64 = 1 << 63
+
+    init(cm: CommunicationID, options: ConnectionOptions) throws(VerbsError) {
+        guard let context = cm.context else { throw .invalidArgument("rdma_cm id has no device") }
+        self.cm = cm
+        self.options = options
+        self.device = Device(borrowing: context)
+        self.domain = try ProtectionDomain(device: device)
+        self.cq = try CompletionQueue(context: context, entries: options.sendQueueDepth + options.receiveQueueDepth)
+        var attr = ibv_qp_init_attr()
+        attr.send_cq = cq.cq
+        attr.recv_cq = cq.cq
+        attr.qp_type = IBV_QPT_RC
+        attr.sq_sig_all = 1
+        attr.cap.max_send_wr = UInt32(options.sendQueueDepth)
+        attr.cap.max_recv_wr = UInt32(options.receiveQueueDepth)
+        attr.cap.max_send_sge = UInt32(options.maxScatterGather)
+        attr.cap.max_recv_sge = UInt32(options.maxScatterGather)
+        if rdma_create_qp(cm.id, domain.pd, &attr) != 0 {
+            let e = Errno(rawValue: errno)
+            cq.destroy()
+            throw .call("rdma_create_qp", e)
+        }
+        self.qp = cm.id.pointee.qp
+        self.freeSlots = options.sendQueueDepth
+        (receives, receiveSink) = AsyncStream.makeStream(of: WorkCompletion.self)
+        let cq = self.cq
+        try cm.loop.register(fd: cq.fd) { [weak self] in
+            cq.drain { wc in self?.complete(wc) }
+        }
+    }
+
+    deinit { tearDown() }
+
+    // MARK: Establishing
+
+    /// Connects to `host:port` (`rdma_resolve_addr`, `rdma_resolve_route`,
+    /// `rdma_connect`). `prepare` runs once the queue pair exists and before the
+    /// connect is sent: post the receives the peer's first messages need there.
+    public static func connect(
+        host: String, port: UInt16, privateData: [UInt8] = [], options: ConnectionOptions = .init(),
+        loop: EventLoop = .shared, prepare: (Connection) throws -> Void = { _ in }
+    ) async throws -> Connection {
+        let address = try SocketAddress(host: host, port: port)
+        let cm = try CommunicationID(loop: loop)
+        do {
+            try address.withSockaddr { sa throws(VerbsError) in
+                try checkErrno("rdma_resolve_addr(\(address))", rdma_resolve_addr(cm.id, nil, sa, options.resolveTimeoutMilliseconds))
+            }
+            _ = try await cm.mailbox.expect(RDMA_CM_EVENT_ADDR_RESOLVED)
+            try checkErrno("rdma_resolve_route", rdma_resolve_route(cm.id, options.resolveTimeoutMilliseconds))
+            _ = try await cm.mailbox.expect(RDMA_CM_EVENT_ROUTE_RESOLVED)
+        } catch {
+            cm.destroy()
+            throw error
+        }
+        let connection: Connection
+        do { connection = try Connection(cm: cm, options: options) } catch { cm.destroy(); throw error }
+        try prepare(connection)
+        let depth = try connection.readDepth(peerOffers: options.readDepth)
+        var param = rdma_conn_param()
+        param.responder_resources = depth
+        param.initiator_depth = depth
+        param.retry_count = options.retryCount
+        param.rnr_retry_count = options.rnrRetryCount
+        try privateData.withUnsafeBytes { raw in
+            param.private_data = raw.baseAddress
+            param.private_data_len = UInt8(clamping: raw.count)
+            try checkErrno("rdma_connect", rdma_connect(cm.id, &param))
+        }
+        let established = try await connection.awaitEstablished()
+        connection.peerPrivateData = established.privateData
+        return connection
+    }
+
+    /// Accepts on the passive side; see `ConnectionRequest.accept`.
+    func accept(privateData: [UInt8], peerResponderResources: UInt8, peerInitiatorDepth: UInt8) async throws {
+        var param = rdma_conn_param()
+        param.responder_resources = try readDepth(peerOffers: peerInitiatorDepth)
+        param.initiator_depth = try readDepth(peerOffers: peerResponderResources)
+        param.retry_count = options.retryCount
+        param.rnr_retry_count = options.rnrRetryCount
+        try privateData.withUnsafeBytes { raw in
+            param.private_data = raw.baseAddress
+            param.private_data_len = UInt8(clamping: raw.count)
+            try checkErrno("rdma_accept", rdma_accept(cm.id, &param))
+        }
+        _ = try await awaitEstablished()
+    }
+
+    /// The read depth both sides can live with: ours, the peer's, the device's.
+    private func readDepth(peerOffers: UInt8) throws(VerbsError) -> UInt8 {
+        let attrs = try device.attributes()
+        return min(options.readDepth, peerOffers == 0 ? options.readDepth : peerOffers, UInt8(clamping: attrs.maxQPReadAtomics))
+    }
+
+    private func awaitEstablished() async throws -> CMEvent {
+        let event: CMEvent
+        do {
+            event = try await cm.mailbox.expect(RDMA_CM_EVENT_ESTABLISHED)
+        } catch {
+            close()
+            throw error
+        }
+        lock.withLock { state = .established }
+        // After establishment the only events left are the disconnect kind.
+        Task { [weak self, mailbox = cm.mailbox] in
+            while let e = await mailbox.next() {
+                if e.type == RDMA_CM_EVENT_DISCONNECTED || e.type == RDMA_CM_EVENT_DEVICE_REMOVAL
+                    || e.type == RDMA_CM_EVENT_TIMEWAIT_EXIT {
+                    self?.peerDisconnected()
+                }
+            }
+        }
+        return event
+    }
+
+    /// The peer's address (`rdma_get_peer_addr`).
+    public var peerAddress: SocketAddress {
+        SocketAddress(copying: rdma_get_peer_addr(cm.id))
+    }
+
+    /// True until a disconnect or close.
+    public var isConnected: Bool { lock.withLock { state == .established } }
+
+    // MARK: Work requests
+
+    /// Posts a receive into `segment`; its completion arrives in `receives` with
+    /// `id` (which must leave the top bit clear).
+    public func postReceive(id: UInt64, _ segment: ScatterGatherElement) throws(VerbsError) {
+        guard id & Self.receiveBit == 0 else { throw .invalidArgument("receive id uses the reserved top bit") }
+        var sge = segment.c
+        var wr = ibv_recv_wr()
+        wr.wr_id = id | Self.receiveBit
+        wr.num_sge = 1
+        var bad: UnsafeMutablePointer<ibv_recv_wr>?
+        let rc = withUnsafeMutablePointer(to: &sge) { p in
+            wr.sg_list = p
+            return ibv_post_recv(qp, &wr, &bad)
+        }
+        try check("ibv_post_recv", rc)
+    }
+
+    /// A SEND of the bytes in `segments`.
+    @discardableResult
+    public func send(_ segments: [ScatterGatherElement]) async throws -> WorkCompletion {
+        try await post(IBV_WR_SEND, segments, remote: nil)
+    }
+
+    /// An RDMA READ of `remote` into `segments` (one-sided: the peer's CPU is not involved).
+    @discardableResult
+    public func read(into segments: [ScatterGatherElement], from remote: RemoteMemory) async throws -> WorkCompletion {
+        try await post(IBV_WR_RDMA_READ, segments, remote: remote)
+    }
+
+    /// An RDMA WRITE of `segments` to `remote`.
+    @discardableResult
+    public func write(from segments: [ScatterGatherElement], to remote: RemoteMemory) async throws -> WorkCompletion {
+        try await post(IBV_WR_RDMA_WRITE, segments, remote: remote)
+    }
+
+    private func post(_ opcode: ibv_wr_opcode, _ segments: [ScatterGatherElement], remote: RemoteMemory?) async throws -> WorkCompletion {
+        guard segments.count <= options.maxScatterGather else {
+            throw VerbsError.invalidArgument("\(segments.count) segments; the queue pair takes \(options.maxScatterGather)")
+        }
+        if let remote {
+            let total = segments.reduce(UInt64(0)) { $0 + UInt64($1.length) }
+            guard total <= remote.length else {
+                throw VerbsError.invalidArgument("\(total) bytes do not fit remote range of \(remote.length)")
+            }
+        }
+        try await acquireSlot()
+        return try await withCheckedThrowingContinuation { (cont: CheckedContinuation<WorkCompletion, any Error>) in
+            let id: UInt64 = lock.withLock {
+                let id = nextID
+                nextID = (nextID + 1) & ~Self.receiveBit
+                pending[id] = cont
+                return id
+            }
+            var sges = segments.map(\.c)
+            var wr = ibv_send_wr()
+            wr.wr_id = id
+            wr.opcode = opcode
+            wr.num_sge = Int32(sges.count)
+            if let remote {
+                wr.wr.rdma.remote_addr = remote.address
+                wr.wr.rdma.rkey = remote.rkey
+            }
+            var bad: UnsafeMutablePointer<ibv_send_wr>?
+            let rc = sges.withUnsafeMutableBufferPointer { buf in
+                wr.sg_list = buf.baseAddress
+                return ibv_post_send(qp, &wr, &bad)
+            }
+            if rc != 0 {
+                let c = lock.withLock { pending.removeValue(forKey: id) }
+                releaseSlot()
+                c?.resume(throwing: VerbsError.call("ibv_post_send", Errno(rawValue: rc)))
+            }
+        }
+    }
+
+    /// Runs on the loop thread for every polled completion.
+    private func complete(_ wc: WorkCompletion) {
+        if wc.id & Self.receiveBit != 0 {
+            var c = wc
+            c.id &= ~Self.receiveBit
+            receiveSink.yield(c)
+            return
+        }
+        guard let cont = lock.withLock({ pending.removeValue(forKey: wc.id) }) else { return }
+        releaseSlot()
+        if let error = wc.error { cont.resume(throwing: error) } else { cont.resume(returning: wc) }
+    }
+
+    private func acquireSlot() async throws {
+        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
+            let result: Result<Void, VerbsError>? = lock.withLock {
+                if state == .closed || state == .disconnected { return .failure(.disconnected) }
+                if freeSlots > 0 { freeSlots -= 1; return .success(()) }
+                slotWaiters.append(cont)
+                return nil
+            }
+            if let result { cont.resume(with: result) }
+        }
+    }
+
+    private func releaseSlot() {
+        let waiter: CheckedContinuation<Void, any Error>? = lock.withLock {
+            if slotWaiters.isEmpty { freeSlots += 1; return nil }
+            return slotWaiters.removeFirst()
+        }
+        waiter?.resume()
+    }
+
+    // MARK: Ending
+
+    private func peerDisconnected() {
+        let (waiters, closers) = lock.withLock { () -> ([CheckedContinuation<Void, any Error>], [CheckedContinuation<Void, Never>]) in
+            if state == .established || state == .connecting { state = .disconnected }
+            defer { slotWaiters.removeAll(); closeWaiters.removeAll() }
+            return (slotWaiters, closeWaiters)
+        }
+        waiters.forEach { $0.resume(throwing: VerbsError.disconnected) }
+        closers.forEach { $0.resume() }
+    }
+
+    /// Waits until the peer disconnects or the connection is closed.
+    public func waitUntilDisconnected() async {
+        await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
+            let done = lock.withLock {
+                if state == .disconnected || state == .closed { return true }
+                closeWaiters.append(cont)
+                return false
+            }
+            if done { cont.resume() }
+        }
+    }
+
+    /// `rdma_disconnect`: the queue pair moves to the error state, posted work
+    /// requests complete as flushed, and the peer sees a disconnect.
+    public func disconnect() {
+        let wasEstablished = lock.withLock { state == .established }
+        if wasEstablished { _ = rdma_disconnect(cm.id) }
+        peerDisconnected()
+    }
+
+    /// Disconnects and releases the queue pair, completion queue and rdma_cm
+    /// id. Idempotent. Memory regions stay valid until they are released (they
+    /// keep the protection domain alive).
+    public func close() {
+        disconnect()
+        tearDown()
+    }
+
+    private func tearDown() {
+        let first = lock.withLock { () -> Bool in
+            defer { state = .closed }
+            return state != .closed
+        }
+        guard first else { return }
+        let cq = self.cq, cm = self.cm
+        cm.loop.executeAndWait {
+            cm.loop.unregister(fd: cq.fd)
+            // What is still queued was flushed; its callers fail below.
+            cq.poll { _ in }
+        }
+        rdma_destroy_qp(cm.id)
+        cq.destroy()
+        cm.destroy()
+        let conts = lock.withLock { () -> [CheckedContinuation<WorkCompletion, any Error>] in
+            defer { pending.removeAll() }
+            return Array(pending.values)
+        }
+        conts.forEach { $0.resume(throwing: VerbsError.disconnected) }
+        receiveSink.finish()
+        peerDisconnected()
+    }
+}

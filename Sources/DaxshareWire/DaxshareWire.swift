@@ -1,0 +1,1 @@
+// The DaxshareWire module; see Package.swift for the layering.
