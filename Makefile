@@ -1,0 +1,52 @@
+# daxshare: `make demo` and `make test` do all the set-up on a fresh Debian 12 machine.
+SHELL := /bin/bash
+SWIFT ?= swift
+SWIFT_BUILD_FLAGS ?=
+TESTBED := scripts/testbed
+LOGS := .build/logs
+FUZZ_SECONDS ?= 30
+
+.PHONY: all deps build test test-host test-vm test-vm-inner fuzz fuzz-short demo clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+build: deps
+	$(SWIFT) build $(SWIFT_BUILD_FLAGS) --build-tests
+
+# Host unit tests, a short fuzz run, then the VM suite in one boot of the testbed.
+test: build
+	@mkdir -p $(LOGS)
+	@$(MAKE) --no-print-directory test-host
+	@$(MAKE) --no-print-directory fuzz-short
+	@$(MAKE) --no-print-directory test-vm
+	@echo "== summary"
+	@scripts/test-summary $(LOGS)/host.log host
+	@scripts/test-summary $(LOGS)/vm.log vm
+
+test-host:
+	@mkdir -p $(LOGS)
+	@echo "== host unit tests"
+	@set -o pipefail; $(SWIFT) test --skip-build --skip IntegrationTests 2>&1 | tee $(LOGS)/host.log
+
+# The integration suite needs real rxe and real fsdax: it runs inside the VM.
+test-vm:
+	@mkdir -p $(LOGS)
+	@echo "== VM integration tests (testbed: rxe + fsdax)"
+	@set -o pipefail; $(TESTBED) run 'make --no-print-directory test-vm-inner' 2>&1 | tee $(LOGS)/vm.log
+
+test-vm-inner:
+	@test -n "$$DAXSHARE_TEST_ADDR" || { echo "test-vm-inner runs inside the testbed VM (make test-vm)"; exit 2; }
+	$(SWIFT) test --skip-build --filter IntegrationTests
+
+fuzz:
+	Fuzz/run.sh 300
+
+fuzz-short:
+	@echo "== fuzzing the wire decoder for $(FUZZ_SECONDS) s"
+	@Fuzz/run.sh $(FUZZ_SECONDS)
+
+clean:
+	rm -rf .build

@@ -1,0 +1,62 @@
+import DaxshareVerbs
+import Foundation
+import Testing
+
+/// What the testbed VM provides: an rxe address and an fsdax mount. The suite
+/// fails outright elsewhere: these tests mean nothing without real RDMA and pmem.
+enum Testbed {
+    static var address: String {
+        get throws {
+            guard let a = ProcessInfo.processInfo.environment["DAXSHARE_TEST_ADDR"], !a.isEmpty else {
+                throw TestbedError.missing("DAXSHARE_TEST_ADDR (run through `make test-vm`)")
+            }
+            return a
+        }
+    }
+
+    static var pmemDirectory: String {
+        get throws {
+            guard let p = ProcessInfo.processInfo.environment["DAXSHARE_PMEM"], !p.isEmpty else {
+                throw TestbedError.missing("DAXSHARE_PMEM (run through `make test-vm`)")
+            }
+            return p
+        }
+    }
+
+    /// A fresh path on the fsdax mount.
+    static func pmemPath(_ name: String) throws -> String {
+        let dir = try pmemDirectory + "/it-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir + "/" + name
+    }
+
+    /// A listener on the testbed address and a client connected to it, both in
+    /// this process, over rxe's loopback through rdma_cm.
+    static func connectedPair(
+        options: ConnectionOptions = .init()
+    ) async throws -> (listener: Listener, server: Connection, client: Connection) {
+        let address = try address
+        let listener = try Listener(host: address, port: 0)
+        async let accepted: Connection = {
+            var requests = listener.requests.makeAsyncIterator()
+            guard let request = await requests.next() else { throw TestbedError.missing("connection request") }
+            return try await request.accept(privateData: Array("hello client".utf8), options: options)
+        }()
+        let client = try await Connection.connect(
+            host: address, port: listener.address.port, privateData: Array("hello server".utf8), options: options)
+        let server = try await accepted
+        return (listener, server, client)
+    }
+}
+
+enum TestbedError: Error, CustomStringConvertible {
+    case missing(String)
+    var description: String {
+        switch self { case let .missing(what): "testbed: missing \(what)" }
+    }
+}
+
+/// A deterministic byte pattern, different for every seed.
+func pattern(_ count: Int, seed: UInt8) -> [UInt8] {
+    (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed) &* 7 &+ ($0 >> 8)) }
+}
