@@ -6,6 +6,7 @@
 //   DaxshareVerbs           typed Swift over verbs and rdma_cm
 //   DaxsharePmem            typed Swift over DAX file mappings and libpmem
 //   DaxshareWire            the wire protocol codec (Protocol/PROTOCOL.md)
+//   DaxshareTransport       credits and fragmentation over a verbs connection
 //   DaxshareServer          exports, sessions, files, layouts
 //   DaxshareClient          the client library shared by the CLI and the benchmarks
 //   daxshared, daxshare, daxshare-bench   the executables
@@ -57,9 +58,16 @@ let package = Package(
         ),
         .target(name: "DaxshareWire"),
         .target(
+            name: "DaxshareTransport",
+            dependencies: [
+                "DaxshareVerbs", "DaxshareWire",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "DaxshareServer",
             dependencies: [
-                "DaxshareVerbs", "DaxsharePmem", "DaxshareWire",
+                "DaxshareVerbs", "DaxsharePmem", "DaxshareWire", "DaxshareTransport",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -68,7 +76,7 @@ let package = Package(
         .target(
             name: "DaxshareClient",
             dependencies: [
-                "DaxshareVerbs", "DaxshareWire",
+                "DaxshareVerbs", "DaxshareWire", "DaxshareTransport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -103,7 +111,7 @@ let package = Package(
         // Runs only inside the testbed VM (real rxe, real fsdax): `make test-vm`.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["DaxshareVerbs", "DaxsharePmem", "DaxshareWire"]
+            dependencies: ["DaxshareVerbs", "DaxsharePmem", "DaxshareWire", "DaxshareTransport"]
         ),
     ]
 )

@@ -40,6 +40,9 @@ enum Testbed {
         async let accepted: Connection = {
             var requests = listener.requests.makeAsyncIterator()
             guard let request = await requests.next() else { throw TestbedError.missing("connection request") }
+            guard request.privateData.starts(with: Array("hello server".utf8)) else {
+                throw TestbedError.missing("the client's private data, got \(request.privateData.prefix(16))")
+            }
             return try await request.accept(privateData: Array("hello client".utf8), options: options)
         }()
         let client = try await Connection.connect(

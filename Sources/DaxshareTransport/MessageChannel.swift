@@ -1,0 +1,344 @@
+import DaxshareVerbs
+import DaxshareWire
+import Logging
+import Synchronization
+
+/// An SMB Direct-style message transport over one RDMA connection
+/// (PROTOCOL.md §2): the negotiate exchange, then upper-layer messages split
+/// into data transfer messages that each cost one credit, with credits
+/// granted back as receives are reposted.
+///
+/// Received messages arrive reassembled in `messages`. Any breach of the rules
+/// by the peer closes this channel (and only this one) with the reason, which
+/// ends `messages` with a `TransportError.violation`.
+public final class MessageChannel: Sendable {
+    public let connection: Connection
+    public let negotiated: NegotiatedTransport
+    /// Reassembled upper-layer messages, in order.
+    public let messages: AsyncThrowingStream<[UInt8], any Error>
+
+    private let receiveBuffers: RegisteredBuffer
+    private let sendBuffer: RegisteredBuffer
+    private let receiveSize: Int
+    private let sendGate = AsyncGate()
+    private let logger: Logger
+    private struct State {
+        var credits: CreditWindow
+        var reassembler: Reassembler
+        var creditWaiters: [CheckedContinuation<Void, any Error>] = []
+        var closedReason: TransportError?
+        var grantPending = false
+    }
+    private let state: Mutex<State>
+    private let sink: AsyncThrowingStream<[UInt8], any Error>.Continuation
+
+    /// Receives each side keeps posted: one per credit it may grant.
+    static func receiveCount(_ config: TransportConfig) -> Int { Int(config.creditsRequested) }
+
+    static func connectionOptions(_ config: TransportConfig) -> ConnectionOptions {
+        var o = ConnectionOptions()
+        o.receiveQueueDepth = receiveCount(config) + 1
+        o.sendQueueDepth = max(o.sendQueueDepth, 16)
+        return o
+    }
+
+    private init(
+        connection: Connection, negotiated: NegotiatedTransport, receives: RegisteredBuffer,
+        receiveSize: Int, pending: [WorkCompletion], logger: Logger
+    ) throws(VerbsError) {
+        self.connection = connection
+        self.negotiated = negotiated
+        self.receiveBuffers = receives
+        self.receiveSize = receiveSize
+        self.sendBuffer = try RegisteredBuffer(
+            domain: connection.domain, length: Int(negotiated.maxSendSize), access: [.localWrite])
+        self.logger = logger
+        self.state = Mutex(State(
+            credits: negotiated.credits,
+            reassembler: Reassembler(maxMessageSize: Int(negotiated.maxIncomingMessageSize))))
+        (messages, sink) = AsyncThrowingStream.makeStream(of: [UInt8].self)
+    }
+
+    // MARK: Establishing
+
+    /// Client side: connects, then sends the negotiate request and checks the answer.
+    public static func connect(
+        host: String, port: UInt16, config: TransportConfig = .init(), loop: EventLoop = .shared,
+        logger: Logger = Logger(label: "daxshare.transport")
+    ) async throws -> MessageChannel {
+        let count = receiveCount(config)
+        var receives: RegisteredBuffer?
+        let hello = try ConnectPrivateData(kind: .connect).encode()
+        let connection = try await Connection.connect(
+            host: host, port: port, privateData: hello, options: connectionOptions(config), loop: loop
+        ) { c in
+            receives = try postReceives(on: c, count: count, size: Int(config.maxReceiveSize))
+        }
+        do {
+            let buffers = receives!
+            if let reply = try? ConnectPrivateData.decode(connection.peerPrivateData), reply.kind != .accept {
+                throw TransportError.closed(reason: "server refused: reason \(reply.reason.rawValue)")
+            }
+            let request = TransportNegotiation.request(config)
+            try await sendRaw(try request.encode(), on: connection)
+            var incoming = connection.receives.makeAsyncIterator()
+            let wc = try await first(&incoming, on: connection, timeoutSeconds: TransportConfig.negotiateTimeoutSeconds)
+            let message = try decode(wc, in: buffers, size: Int(config.maxReceiveSize))
+            guard case let .negotiateResponse(response) = message else {
+                throw TransportError.violation(.unexpectedMessage(message.type))
+            }
+            try repost(wc, on: connection, buffers: buffers, size: Int(config.maxReceiveSize))
+            let negotiated: NegotiatedTransport
+            do { negotiated = try TransportNegotiation.accept(response, for: request, postedReceives: count) } catch {
+                throw TransportError.violation(error)
+            }
+            let channel = try MessageChannel(
+                connection: connection, negotiated: negotiated, receives: buffers,
+                receiveSize: Int(config.maxReceiveSize), pending: [], logger: logger)
+            channel.start(incoming)
+            return channel
+        } catch {
+            connection.close()
+            throw error
+        }
+    }
+
+    /// Server side: accepts the request, waits for the negotiate request and answers it.
+    public static func accept(
+        _ request: ConnectionRequest, config: TransportConfig = .init(),
+        logger: Logger = Logger(label: "daxshare.transport")
+    ) async throws -> MessageChannel {
+        if (try? ConnectPrivateData.decode(request.privateData))?.kind != .connect {
+            request.reject(privateData: (try? ConnectPrivateData(kind: .reject, reason: .badPrivateData).encode()) ?? [])
+            throw TransportError.violation(.malformed(.badMagic(field: "privateData")))
+        }
+        let count = receiveCount(config)
+        var receives: RegisteredBuffer?
+        let connection = try await request.accept(
+            privateData: try ConnectPrivateData(kind: .accept).encode(), options: connectionOptions(config)
+        ) { c in
+            receives = try postReceives(on: c, count: count, size: Int(config.maxReceiveSize))
+        }
+        do {
+            let buffers = receives!
+            var incoming = connection.receives.makeAsyncIterator()
+            let wc = try await first(&incoming, on: connection, timeoutSeconds: TransportConfig.negotiateTimeoutSeconds)
+            let message = try decode(wc, in: buffers, size: Int(config.maxReceiveSize))
+            guard case let .negotiateRequest(req) = message else {
+                throw TransportError.violation(.unexpectedMessage(message.type))
+            }
+            try repost(wc, on: connection, buffers: buffers, size: Int(config.maxReceiveSize))
+            let (response, negotiated) = TransportNegotiation.respond(to: req, config: config, postedReceives: count)
+            try await sendRaw(try response.encode(), on: connection)
+            guard let negotiated else {
+                throw TransportError.closed(reason: "negotiate failed: \(response.status)")
+            }
+            let channel = try MessageChannel(
+                connection: connection, negotiated: negotiated, receives: buffers,
+                receiveSize: Int(config.maxReceiveSize), pending: [], logger: logger)
+            channel.start(incoming)
+            return channel
+        } catch {
+            connection.close()
+            throw error
+        }
+    }
+
+    private static func postReceives(on c: Connection, count: Int, size: Int) throws(VerbsError) -> RegisteredBuffer {
+        let buffers = try RegisteredBuffer(domain: c.domain, length: count * size, access: [.localWrite])
+        for slot in 0..<count {
+            try c.postReceive(id: UInt64(slot), buffers.region.segment(offset: slot * size, length: size))
+        }
+        return buffers
+    }
+
+    private static func repost(_ wc: WorkCompletion, on c: Connection, buffers: RegisteredBuffer, size: Int) throws(VerbsError) {
+        try c.postReceive(id: wc.id, buffers.region.segment(offset: Int(wc.id) * size, length: size))
+    }
+
+    /// The next receive completion, failing after `timeoutSeconds`: the timer
+    /// disconnects, which flushes the receive being waited on.
+    private static func first(
+        _ it: inout AsyncStream<WorkCompletion>.Iterator, on connection: Connection, timeoutSeconds: Int
+    ) async throws -> WorkCompletion {
+        let timer = Task {
+            try await Task.sleep(for: .seconds(timeoutSeconds))
+            connection.disconnect()
+        }
+        defer { timer.cancel() }
+        let wc = await it.next()
+        if timer.isCancelled == false, connection.isConnected == false || wc == nil {
+            throw TransportError.violation(.negotiateTimeout)
+        }
+        guard let wc else { throw TransportError.violation(.negotiateTimeout) }
+        if let error = wc.error { throw TransportError.verbs(error) }
+        return wc
+    }
+
+    private static func decode(_ wc: WorkCompletion, in buffers: RegisteredBuffer, size: Int) throws -> TransportMessage {
+        let slot = UnsafeRawBufferPointer(rebasing: buffers.bytes[(Int(wc.id) * size)..<(Int(wc.id) * size + wc.byteCount)])
+        do { return try TransportMessage.decode(slot) } catch { throw TransportError.violation(.malformed(error)) }
+    }
+
+    /// Sends a negotiate message, which is outside credit accounting.
+    private static func sendRaw(_ bytes: [UInt8], on c: Connection) async throws {
+        let buffer = try RegisteredBuffer(domain: c.domain, length: bytes.count, access: [.localWrite])
+        buffer.bytes.copyBytes(from: bytes)
+        try await c.send([buffer.region.segment(length: bytes.count)])
+    }
+
+    // MARK: Receiving
+
+    private func start(_ incoming: sending AsyncStream<WorkCompletion>.Iterator) {
+        Task { [self] in
+            var it = incoming
+            while let wc = await it.next() {
+                if let error = wc.error {
+                    end(.verbs(error), log: false)
+                    return
+                }
+                do throws(TransportError) { try handle(wc) } catch {
+                    end(error, log: true)
+                    return
+                }
+            }
+            end(.closed(reason: "connection closed"), log: false)
+        }
+        Task { [self] in
+            await connection.waitUntilDisconnected()
+            end(.verbs(.disconnected), log: false)
+        }
+    }
+
+    private func handle(_ wc: WorkCompletion) throws(TransportError) {
+        let start = Int(wc.id) * receiveSize
+        let bytes = UnsafeRawBufferPointer(rebasing: receiveBuffers.bytes[start..<(start + wc.byteCount)])
+        let message: TransportMessage
+        do { message = try TransportMessage.decode(bytes) } catch { throw .violation(.malformed(error)) }
+        guard case let .dataTransfer(data) = message else { throw .violation(.unexpectedMessage(message.type)) }
+        let (complete, wake): ([UInt8]?, [CheckedContinuation<Void, any Error>])
+        do {
+            (complete, wake) = try state.withLock { s throws(TransportViolation) in
+                try s.credits.received(data.header)
+                let complete = try s.reassembler.append(data)
+                defer { s.creditWaiters.removeAll() }
+                return (complete, s.creditWaiters)
+            }
+        } catch {
+            throw .violation(error)
+        }
+        do {
+            try connection.postReceive(id: wc.id, receiveBuffers.region.segment(offset: start, length: receiveSize))
+        } catch {
+            throw .verbs(error)
+        }
+        let sendGrant = state.withLock { s -> Bool in
+            s.credits.receivesPosted(1)
+            if s.credits.shouldSendCreditGrant && !s.grantPending { s.grantPending = true; return true }
+            return false
+        }
+        wake.forEach { $0.resume() }
+        if let complete { sink.yield(complete) }
+        if sendGrant {
+            Task { [self] in
+                try? await sendDataTransfer(nil)
+                state.withLock { $0.grantPending = false }
+            }
+        }
+    }
+
+    // MARK: Sending
+
+    /// Sends one upper-layer message, split into as many data transfer
+    /// messages as the negotiated send size needs, waiting for credits.
+    public func send(_ message: [UInt8]) async throws {
+        let fragments: [Fragment]
+        do {
+            fragments = try Fragmenter.fragments(
+                of: message, maxSendSize: Int(negotiated.maxSendSize),
+                maxMessageSize: Int(negotiated.maxOutgoingMessageSize))
+        } catch {
+            throw TransportError.wire(error)
+        }
+        await sendGate.enter()
+        defer { sendGate.leave() }
+        for fragment in fragments { try await sendLocked(fragment) }
+    }
+
+    /// An empty data transfer message: a credit grant or keepalive answer.
+    private func sendDataTransfer(_ fragment: Fragment?) async throws {
+        await sendGate.enter()
+        defer { sendGate.leave() }
+        // Re-check: a payload sent meanwhile may already have carried the grant.
+        let still = state.withLock { $0.credits.shouldSendCreditGrant }
+        if fragment == nil && !still { return }
+        try await sendLocked(fragment)
+    }
+
+    private func sendLocked(_ fragment: Fragment?) async throws {
+        while true {
+            let outgoing: CreditWindow.Outgoing? = try state.withLock { s throws(TransportError) -> CreditWindow.Outgoing? in
+                if let reason = s.closedReason { throw reason }
+                guard s.credits.canSend else { return nil }
+                do throws(TransportViolation) { return try s.credits.prepareSend(hasPayload: fragment != nil) } catch { throw .violation(error) }
+            }
+            if let outgoing {
+                let message = fragment?.message(outgoing) ?? DataTransferMessage(
+                    flags: outgoing.flags, creditsRequested: outgoing.creditsRequested,
+                    creditsGranted: outgoing.creditsGranted, remainingDataLength: 0, payload: [])
+                let bytes: [UInt8]
+                do { bytes = try message.encode() } catch { throw TransportError.wire(error) }
+                sendBuffer.bytes.copyBytes(from: bytes)
+                do { try await connection.send([sendBuffer.region.segment(length: bytes.count)]) } catch let e as VerbsError {
+                    end(.verbs(e), log: false)
+                    throw TransportError.verbs(e)
+                }
+                return
+            }
+            // No credit: wait for a message from the peer that grants some.
+            try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
+                enum Decision { case retry, wait, fail(TransportError) }
+                let decision = state.withLock { s -> Decision in
+                    if let reason = s.closedReason { return .fail(reason) }
+                    if s.credits.canSend { return .retry }  // a grant arrived meanwhile
+                    s.creditWaiters.append(cont)
+                    return .wait
+                }
+                switch decision {
+                case .retry: cont.resume()
+                case .wait: break
+                case let .fail(reason): cont.resume(throwing: reason)
+                }
+            }
+        }
+    }
+
+    // MARK: Ending
+
+    /// Closes the channel and its connection, failing waiting senders. Idempotent.
+    public func close(reason: String = "closed locally") {
+        end(.closed(reason: reason), log: false)
+    }
+
+    /// Whether the channel has ended.
+    public var isClosed: Bool { state.withLock { $0.closedReason != nil } }
+
+    private func end(_ reason: TransportError, log: Bool) {
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, any Error>]? in
+            if s.closedReason != nil { return nil }
+            s.closedReason = reason
+            defer { s.creditWaiters.removeAll() }
+            return s.creditWaiters
+        }
+        guard let waiters else { return }
+        if log {
+            logger.warning("closing connection from \(connection.peerAddress): \(reason)")
+        }
+        waiters.forEach { $0.resume(throwing: reason) }
+        switch reason {
+        case .closed: sink.finish()
+        default: sink.finish(throwing: reason)
+        }
+        connection.close()
+    }
+}
