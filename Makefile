@@ -8,7 +8,18 @@ FUZZ_SECONDS ?= 30
 
 .PHONY: all deps build test test-host test-vm test-vm-inner fuzz fuzz-short demo clean
 
+
 all: build
+
+# The main job: server and client moving a file. On a machine with an RDMA
+# device and a DAX mount it runs here; otherwise in the testbed VM.
+demo: build
+	@if ls /sys/class/infiniband/* >/dev/null 2>&1 && [ -n "$$DAXSHARE_PMEM" ]; then \
+		DAXSHARE_TEST_ADDR=$${DAXSHARE_TEST_ADDR:?set DAXSHARE_TEST_ADDR to this RDMA device's address} scripts/demo; \
+	else \
+		echo "== no RDMA device here: running the demo in the testbed VM (rxe + emulated pmem)"; \
+		$(TESTBED) run scripts/demo; \
+	fi
 
 deps:
 	@scripts/install-deps

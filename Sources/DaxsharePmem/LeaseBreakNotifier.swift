@@ -76,12 +76,13 @@ public final class LeaseBreakNotifier: @unchecked Sendable {
         var record = signalfd_siginfo()
         let size = MemoryLayout<signalfd_siginfo>.size
         while true {
-            let count = read(descriptor.rawValue, &record, size)
-            if count == -1 {
-                let errno = currentErrno()
-                if errno == .interrupted { continue }
-                if errno == .wouldBlock { break }
-                throw .system(call: "read(signalfd)", errno: errno)
+            let count: Int
+            do {
+                count = try withUnsafeMutableBytes(of: &record) { buffer throws(PmemError) in
+                    try retryingInterrupts("read(signalfd)") { read(descriptor.rawValue, buffer.baseAddress, size) }
+                }
+            } catch where error.errno == .wouldBlock {
+                break  // drained
             }
             guard count == size else { break }
             // Kernel-raised SIGIO-style signals carry a positive POLL_* code;

@@ -7,8 +7,9 @@ import SystemPackage
 /// An open file on a (possibly DAX) filesystem: the descriptor plus the
 /// operations that change its size and block map.
 ///
-/// The descriptor is closed by `close()` or on deinit. Mappings keep the file
-/// alive, and may still be used after `close()`, but cannot be resized then.
+/// The descriptor is closed by `close()` or on deinit; after that every
+/// operation throws `closed`. Mappings keep the file alive, and may still be
+/// read and written after `close()`, but cannot grow.
 public final class PmemFile: @unchecked Sendable {
     /// The open descriptor. Valid until `close()`.
     public let descriptor: FileDescriptor
@@ -73,6 +74,7 @@ public final class PmemFile: @unchecked Sendable {
 
     /// The file's metadata, from `fstat(2)`.
     public func status() throws(PmemError) -> Stat {
+        _ = try openDescriptor()
         do {
             return try descriptor.stat()
         } catch {
@@ -91,7 +93,8 @@ public final class PmemFile: @unchecked Sendable {
     /// new end of file raises SIGBUS.
     public func setSize(_ size: Int) throws(PmemError) {
         guard size >= 0 else { throw .outOfBounds(offset: size, length: 0, bound: Int.max) }
-        _ = try retryingInterrupts("ftruncate") { ftruncate(descriptor.rawValue, off_t(size)) }
+        let fd = try openDescriptor()
+        _ = try retryingInterrupts("ftruncate") { ftruncate(fd, off_t(size)) }
     }
 
     /// Allocates blocks for a range with `fallocate(fd, 0, offset, length)`,
@@ -101,9 +104,8 @@ public final class PmemFile: @unchecked Sendable {
     public func allocate(offset: Int, length: Int) throws(PmemError) {
         try checkRange(offset: offset, length: length)
         if length == 0 { return }
-        _ = try retryingInterrupts("fallocate") {
-            sys_fallocate(descriptor.rawValue, 0, offset, length)
-        }
+        let fd = try openDescriptor()
+        _ = try retryingInterrupts("fallocate") { sys_fallocate(fd, 0, offset, length) }
     }
 
     /// Frees the blocks of a range with
@@ -113,17 +115,25 @@ public final class PmemFile: @unchecked Sendable {
     public func punchHole(offset: Int, length: Int) throws(PmemError) {
         try checkRange(offset: offset, length: length)
         if length == 0 { return }
+        let fd = try openDescriptor()
         _ = try retryingInterrupts("fallocate(PUNCH_HOLE)") {
-            sys_fallocate(
-                descriptor.rawValue, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length)
+            sys_fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length)
         }
+    }
+
+    /// Makes the file's data and all its metadata, times included, durable
+    /// with `fsync(2)`.
+    public func synchronize() throws(PmemError) {
+        let fd = try openDescriptor()
+        _ = try retryingInterrupts("fsync") { fsync(fd) }
     }
 
     /// Makes the file's size and block allocation durable with `fdatasync(2)`.
     /// Data written through a MAP_SYNC mapping needs only `persist`; a size
     /// change (ftruncate, fallocate) needs this as well.
     public func synchronizeMetadata() throws(PmemError) {
-        _ = try retryingInterrupts("fdatasync") { fdatasync(descriptor.rawValue) }
+        let fd = try openDescriptor()
+        _ = try retryingInterrupts("fdatasync") { fdatasync(fd) }
     }
 
     /// Maps `length` bytes of the file from `offset` (page aligned) shared,
@@ -142,6 +152,13 @@ public final class PmemFile: @unchecked Sendable {
         try PmemMapping(
             file: self, offset: offset, length: length, capacity: capacity ?? length,
             logger: logger)
+    }
+
+    /// The descriptor's number, or `closed`: a number used after close(2)
+    /// could already name another file.
+    func openDescriptor() throws(PmemError) -> Int32 {
+        if closed.withLock({ $0 }) { throw .closed }
+        return descriptor.rawValue
     }
 
     private func checkRange(offset: Int, length: Int) throws(PmemError) {

@@ -68,9 +68,15 @@ public final class PmemMapping: @unchecked Sendable {
         let protection = file.isWritable ? PROT_READ | PROT_WRITE : PROT_READ
         // Probe with at least a page; mapping past EOF is allowed, touching it is not.
         let probe = max(Self.roundUp(length), page)
+        let fd: Int32
+        do {
+            fd = try file.openDescriptor()
+        } catch {
+            munmap(reservation, reserved)
+            throw error
+        }
         let synchronous = mmap(
-            reservation, probe, protection, MAP_SHARED_VALIDATE | MAP_SYNC | MAP_FIXED,
-            file.descriptor.rawValue, off_t(offset))
+            reservation, probe, protection, MAP_SHARED_VALIDATE | MAP_SYNC | MAP_FIXED, fd, off_t(offset))
         var reason: Errno? = nil
         if synchronous == MAP_FAILED {
             let errno = currentErrno()
@@ -79,9 +85,7 @@ public final class PmemMapping: @unchecked Sendable {
                 throw .system(call: "mmap(MAP_SYNC)", errno: errno)
             }
             reason = errno
-            let plain = mmap(
-                reservation, probe, protection, MAP_SHARED | MAP_FIXED,
-                file.descriptor.rawValue, off_t(offset))
+            let plain = mmap(reservation, probe, protection, MAP_SHARED | MAP_FIXED, fd, off_t(offset))
             if plain == MAP_FAILED {
                 let errno = currentErrno()
                 munmap(reservation, reserved)
@@ -217,9 +221,8 @@ public final class PmemMapping: @unchecked Sendable {
         if newEnd > oldEnd {
             let protection = isWritable ? PROT_READ | PROT_WRITE : PROT_READ
             let flags = (isPmem ? MAP_SHARED_VALIDATE | MAP_SYNC : MAP_SHARED) | MAP_FIXED
-            let result = mmap(
-                base + oldEnd, newEnd - oldEnd, protection, flags,
-                file.descriptor.rawValue, off_t(fileOffset + oldEnd))
+            let fd = try file.openDescriptor()
+            let result = mmap(base + oldEnd, newEnd - oldEnd, protection, flags, fd, off_t(fileOffset + oldEnd))
             if result == MAP_FAILED {
                 let errno = currentErrno()
                 reserve(base + oldEnd, newEnd - oldEnd)  // a failed MAP_FIXED may leave a gap

@@ -1,1 +1,0 @@
-// The DaxshareServer module; see Package.swift for the layering.

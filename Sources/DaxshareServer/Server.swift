@@ -1,0 +1,126 @@
+import DaxshareTransport
+import DaxshareVerbs
+import DaxshareWire
+import Logging
+import Synchronization
+
+/// What every connection shares: configuration, exports, the one open-file
+/// table, counters.
+final class ServerContext: Sendable {
+    let configuration: ServerConfiguration
+    let exports: [String: Export]
+    let files: FileTable
+    let counters: ServerCounters
+    let logger: Logger
+    let negotiateResponse: NegotiateResponse
+
+    init(configuration: ServerConfiguration, exports: [String: Export], counters: ServerCounters, logger: Logger) {
+        self.configuration = configuration
+        self.exports = exports
+        self.files = FileTable(logger: logger)
+        self.counters = counters
+        self.logger = logger
+        self.negotiateResponse = NegotiateResponse(
+            maxOutstandingRequests: 64, defaultRecallDeadlineMs: 5000,
+            capabilities: [.punchHole, .serverStats], serverId: (0..<Limits.guidLength).map { _ in UInt8.random(in: 0...255) },
+            maxBufferDescriptors: UInt16(Limits.maxBufferDescriptors), maxExtentsPerLayout: UInt16(Limits.maxExtentsPerLayout),
+            maxPathLength: UInt16(Limits.maxPathLength), maxListEntries: UInt16(Limits.maxListEntries),
+            maxOpenFiles: UInt32(configuration.maxOpenFiles), maxLayouts: 0)
+    }
+}
+
+/// The daxshare server: listens with rdma_cm, serves every connection on its
+/// own task, and stops cleanly.
+public final class Server: Sendable {
+    public let configuration: ServerConfiguration
+    public let counters = ServerCounters()
+    private let context: ServerContext
+    private let listener: Listener
+    private let logger: Logger
+    private struct State {
+        var connections: [ObjectIdentifier: ClientConnection] = [:]
+        var stopping = false
+    }
+    private let state = Mutex(State())
+
+    /// Opens every export and binds the listener; nothing is served until `run`.
+    public init(configuration: ServerConfiguration, logger: Logger = Logger(label: "daxshared")) throws {
+        guard !configuration.exports.isEmpty else { throw ServerError.configuration("no exports") }
+        guard !configuration.secret.isEmpty else { throw ServerError.configuration("the secret is empty") }
+        var exports: [String: Export] = [:]
+        for spec in configuration.exports {
+            guard exports[spec.name] == nil else { throw ServerError.configuration("export '\(spec.name)' given twice") }
+            do {
+                exports[spec.name] = try Export(name: spec.name, root: spec.path, readOnly: spec.readOnly, logger: logger)
+            } catch {
+                throw ServerError.configuration("export '\(spec.name)' (\(spec.path)): \(error)")
+            }
+        }
+        self.configuration = configuration
+        self.logger = logger
+        self.context = ServerContext(configuration: configuration, exports: exports, counters: counters, logger: logger)
+        self.listener = try Listener(host: configuration.host, port: configuration.port)
+        for spec in configuration.exports {
+            logger.info("export \(spec.name) = \(spec.path)\(spec.readOnly ? " (read-only)" : "")")
+        }
+    }
+
+    /// The address actually bound (port 0 picks one).
+    public var address: SocketAddress { listener.address }
+
+    /// Accepts and serves connections until `stop()`; returns once every
+    /// connection has been closed.
+    public func run() async {
+        logger.info("listening on \(listener.address)")
+        await withDiscardingTaskGroup { group in
+            for await request in listener.requests {
+                let refusal: ConnectPrivateData.RejectReason? = state.withLock { s in
+                    if s.stopping { return .shuttingDown }
+                    if s.connections.count >= configuration.maxConnections { return .tooManyConnections }
+                    return nil
+                }
+                if let refusal {
+                    logger.notice("refused connection from \(request.peer): \(refusal == .shuttingDown ? "shutting down" : "too many connections")")
+                    request.reject(privateData: (try? ConnectPrivateData(kind: .reject, reason: refusal).encode()) ?? [])
+                    continue
+                }
+                group.addTask { [self] in await serve(request) }
+            }
+        }
+        logger.info("stopped")
+    }
+
+    private func serve(_ request: ConnectionRequest) async {
+        let channel: MessageChannel
+        do {
+            channel = try await MessageChannel.accept(request, config: configuration.transport, logger: logger)
+        } catch {
+            logger.warning("connection from \(request.peer) failed to set up: \(error)")
+            return
+        }
+        let connection = ClientConnection(channel: channel, server: context)
+        let id = ObjectIdentifier(connection)
+        let admitted = state.withLock { s -> Bool in
+            if s.stopping { return false }
+            s.connections[id] = connection
+            return true
+        }
+        guard admitted else { channel.close(reason: "server stopping"); return }
+        counters.add(ServerCounter.connections)
+        await connection.serve()
+        counters.subtract(ServerCounter.connections)
+        state.withLock { _ = $0.connections.removeValue(forKey: id) }
+    }
+
+    /// Stops accepting, closes every connection (in-flight requests fail on
+    /// their closed channels), and lets `run` return. Idempotent.
+    public func stop() {
+        let connections = state.withLock { s -> [ClientConnection] in
+            s.stopping = true
+            return Array(s.connections.values)
+        }
+        logger.info("stopping: closing \(connections.count) connection(s)")
+        listener.close()
+        for c in connections { c.close(reason: "server stopping") }
+    }
+}

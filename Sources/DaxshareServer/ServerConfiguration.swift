@@ -1,0 +1,65 @@
+import DaxshareWire
+import SystemPackage
+
+/// Everything `daxshared` is told at start-up.
+public struct ServerConfiguration: Sendable {
+    /// One exported directory.
+    public struct ExportSpec: Sendable, Equatable {
+        public var name: String
+        public var path: FilePath
+        public var readOnly: Bool
+
+        public init(name: String, path: FilePath, readOnly: Bool = false) {
+            self.name = name
+            self.path = path
+            self.readOnly = readOnly
+        }
+
+        /// Parses `NAME=DIR[:ro]` (`:rw` is accepted for symmetry).
+        public init(parsing text: String) throws(ServerError) {
+            guard let eq = text.firstIndex(of: "="), eq != text.startIndex else {
+                throw .configuration("export '\(text)' is not NAME=DIR[:ro]")
+            }
+            name = String(text[..<eq])
+            var dir = String(text[text.index(after: eq)...])
+            readOnly = false
+            if dir.hasSuffix(":ro") { readOnly = true; dir.removeLast(3) } else if dir.hasSuffix(":rw") { dir.removeLast(3) }
+            guard !dir.isEmpty else { throw .configuration("export '\(name)' has no directory") }
+            guard name.utf8.count <= Limits.maxExportNameLength, !name.contains("/") else {
+                throw .configuration("export name '\(name)' must be at most \(Limits.maxExportNameLength) bytes, without '/'")
+            }
+            path = FilePath(dir)
+        }
+    }
+
+    public var host: String
+    public var port: UInt16
+    public var exports: [ExportSpec]
+    /// The pre-shared secret; it never crosses the wire.
+    public var secret: [UInt8]
+    public var transport = TransportConfig()
+    /// Connections served at once; more are rejected with a reason.
+    public var maxConnections = 64
+    /// Open files per session.
+    public var maxOpenFiles = 1024
+    /// Failed authentications tolerated per connection before it is closed.
+    public var maxAuthFailures = 3
+
+    public init(host: String, port: UInt16 = Limits.defaultPort, exports: [ExportSpec], secret: [UInt8]) {
+        self.host = host
+        self.port = port
+        self.exports = exports
+        self.secret = secret
+    }
+}
+
+/// Why the server could not start or serve.
+public enum ServerError: Error, CustomStringConvertible, Equatable {
+    case configuration(String)
+
+    public var description: String {
+        switch self {
+        case let .configuration(s): s
+        }
+    }
+}

@@ -1,0 +1,111 @@
+import ArgumentParser
+import DaxshareServer
+import DaxshareVerbs
+import DaxshareWire
+import Dispatch
+import Foundation
+import Logging
+import SystemPackage
+
+@main
+struct Daxshared: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "daxshared",
+        abstract: "Serve directories of DAX-backed files over RDMA.",
+        discussion: """
+            daxshared listens with RDMA-CM and exports directories to daxshare clients. Put the
+            exported directories on an fsdax filesystem (ext4 or xfs mounted -o dax) so that data
+            lives in persistent memory; elsewhere it still works, through the page cache.
+
+            Clients authenticate with a pre-shared secret: the same file on both sides. Create one
+            with `head -c 32 /dev/urandom > secret && chmod 600 secret`. daxshared refuses a secret
+            file that its group or others can read.
+
+            Example:
+              daxshared --listen 169.254.77.1 --export data=/mnt/pmem/data --export docs=/srv/docs:ro \\
+                        --secret-file /etc/daxshare/secret
+
+            SIGINT or SIGTERM stops it cleanly: no new connections, open ones are closed, exit 0.
+            """)
+
+    @Option(name: .long, help: "Address to listen on, ADDR[:PORT] (IPv6 as [ADDR]:PORT). Default port 5445.")
+    var listen: String
+
+    @Option(name: .customLong("export"), help: "An exported directory, NAME=DIR or NAME=DIR:ro (read-only). Repeatable.")
+    var exports: [String] = []
+
+    @Option(name: .long, help: "File holding the pre-shared secret (mode 600 or stricter).")
+    var secretFile: String
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    @Option(name: .long, help: "Connections served at once; more are refused with a reason.")
+    var maxConnections: Int = 64
+
+    @Option(name: .long, help: "Open files per client session.")
+    var maxOpenFiles: Int = 1024
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("unknown log level '\(logLevel)'")
+        }
+        guard !exports.isEmpty else { throw ValidationError("give at least one --export NAME=DIR") }
+        guard maxConnections > 0, maxOpenFiles > 0 else { throw ValidationError("limits must be positive") }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel)!
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        let logger = Logger(label: "daxshared")
+        let (host, port) = try SocketAddress.parse(listen, defaultPort: Limits.defaultPort)
+        var config = ServerConfiguration(
+            host: host, port: port, exports: try exports.map { try .init(parsing: $0) }, secret: try readSecret())
+        config.maxConnections = maxConnections
+        config.maxOpenFiles = maxOpenFiles
+
+        let server: Server
+        do { server = try Server(configuration: config, logger: logger) } catch {
+            throw CleanExit.message("daxshared: \(error)")
+        }
+        // Signals arrive as Dispatch events, never in a handler doing work.
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                logger.notice("received \(sig == SIGINT ? "SIGINT" : "SIGTERM")")
+                server.stop()
+            }
+            source.resume()
+            sources.append(source)
+        }
+        print("daxshared: listening on \(server.address)")
+        fflush(nil)  // the line above is what scripts wait for
+        await server.run()
+        sources.forEach { $0.cancel() }
+    }
+
+    /// Reads the secret, refusing a file others could read.
+    func readSecret() throws -> [UInt8] {
+        var st = stat()
+        guard stat(secretFile, &st) == 0 else {
+            throw ValidationError("cannot read secret file \(secretFile): \(Errno(rawValue: errno))")
+        }
+        guard st.st_mode & 0o077 == 0 else {
+            throw ValidationError(
+                "secret file \(secretFile) has mode \(String(st.st_mode & 0o777, radix: 8)); group and others must have no access (chmod 600)")
+        }
+        guard let data = FileManager.default.contents(atPath: secretFile) else {
+            throw ValidationError("cannot read secret file \(secretFile)")
+        }
+        var bytes = Array(data)
+        while bytes.last == 0x0A || bytes.last == 0x0D { bytes.removeLast() }
+        guard !bytes.isEmpty else { throw ValidationError("secret file \(secretFile) is empty") }
+        return bytes
+    }
+}

@@ -1,0 +1,77 @@
+import DaxsharePmem
+import Foundation
+import SystemPackage
+import Testing
+
+@Suite struct PmemFileTests {
+    let page = PmemMapping.pageSize
+
+    @Test func openReportsErrnoTyped() {
+        #expect(throws: PmemError.system(call: "open", errno: .noSuchFileOrDirectory)) {
+            _ = try PmemFile.open("/tmp/daxshare-does-not-exist/x", .readOnly)
+        }
+    }
+
+    @Test func allocateExtendsWithZeroedBlocks() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let file = try PmemFile.open(dir.file("f"), .readWrite, options: [.create], permissions: .ownerReadWrite)
+        try file.allocate(offset: 0, length: 4 * page)
+        let status = try file.status()
+        #expect(status.size == Int64(4 * page))
+        #expect(status.sizeAllocated >= Int64(4 * page))
+        let mapping = try file.map(length: 4 * page)
+        #expect(try read(mapping, at: 0, count: 4 * page).allSatisfy { $0 == 0 })
+        // Allocating over existing data keeps it.
+        try write("keep", to: mapping, at: page)
+        try file.allocate(offset: 0, length: 2 * page)
+        #expect(try read(mapping, at: page, count: 4) == Array("keep".utf8))
+        try file.allocate(offset: 0, length: 0)
+    }
+
+    @Test func punchHoleReadsBackZerosAndKeepsSize() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let file = try PmemFile.open(dir.file("f"), .readWrite, options: [.create], permissions: .ownerReadWrite)
+        try file.allocate(offset: 0, length: 4 * page)
+        let mapping = try file.map(length: 4 * page)
+        let ones = [UInt8](repeating: 1, count: 4 * page)
+        try ones.withUnsafeBytes { try mapping.copyIn($0, at: 0, persist: true) }
+        let before = try file.status().sizeAllocated
+        try file.punchHole(offset: page, length: 2 * page)
+        #expect(try file.size() == 4 * page)
+        #expect(try file.status().sizeAllocated <= before - Int64(2 * page))
+        #expect(try read(mapping, at: page, count: 2 * page).allSatisfy { $0 == 0 })
+        #expect(try read(mapping, at: 0, count: page).allSatisfy { $0 == 1 })
+        #expect(try read(mapping, at: 3 * page, count: page).allSatisfy { $0 == 1 })
+        // A partial block is zeroed rather than freed.
+        try file.punchHole(offset: 10, length: 5)
+        #expect(try read(mapping, at: 8, count: 9) == [1, 1, 0, 0, 0, 0, 0, 1, 1])
+    }
+
+    @Test func setSizeAndClose() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let file = try PmemFile.open(dir.file("f"), .readWrite, options: [.create], permissions: .ownerReadWrite)
+        try file.setSize(12345)
+        #expect(try file.size() == 12345)
+        try file.setSize(7)
+        #expect(try file.size() == 7)
+        try file.synchronizeMetadata()
+        try file.close()
+        try file.close()
+        // Not EBADF: after close the number may already name another file.
+        #expect(throws: PmemError.closed) { try file.setSize(1) }
+        #expect(throws: PmemError.closed) { _ = try file.map(length: 0) }
+    }
+
+    @Test func adoptsADescriptorAndReadsItsAccessMode() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let fd = try FileDescriptor.open(dir.file("f"), .readWrite, options: [.create], permissions: .ownerReadWrite)
+        let file = try PmemFile(adopting: fd)
+        #expect(file.isWritable)
+        let readOnly = try PmemFile(adopting: FileDescriptor.open(dir.file("f"), .readOnly))
+        #expect(!readOnly.isWritable)
+    }
+}

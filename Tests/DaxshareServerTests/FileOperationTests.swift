@@ -1,0 +1,184 @@
+import DaxsharePmem
+import DaxshareServer
+import Foundation
+import SystemPackage
+import Testing
+
+@Suite struct FileOperationTests {
+    let page = PmemMapping.pageSize
+
+    @Test func writeThenReadBack() throws {
+        let fixture = ExportFixture()
+        defer { fixture.remove() }
+        let export = try fixture.export()
+        let table = FileTable(logger: quietLogger)
+        let file = try table.open("f", in: export, options: createNew)
+        defer { file.close() }
+
+        try file.write("hello", at: 0)
+        try file.write(" world", at: 5, writeThrough: true)
+        #expect(try file.readString(at: 0, count: 100) == "hello world")  // short read at end of file
+        #expect(try file.read(at: 11, count: 10) == [])  // at end of file
+        #expect(try file.read(at: 1000, count: 10) == [])  // past it
+        #expect(try file.readString(at: 6, count: 5) == "world")
+
+        // A write past the end grows the file; the gap reads as zeros.
+        try file.write("far", at: 3 * page + 1)
+        #expect(try file.status().size == Int64(3 * page + 4))
+        #expect(try file.read(at: 11, count: 3 * page - 10).allSatisfy { $0 == 0 })
+        #expect(try file.readString(at: 3 * page + 1, count: 3) == "far")
+        try file.flush()
+        try file.flush(offset: 5, length: 3)
+        try file.flush(offset: 100 * page, length: 0)  // past the end: nothing to do
+        #expect(fixture.contents("f")?.hasPrefix("hello world") == true)
+        var buffer = [UInt8](repeating: 0, count: 4)
+        let result = try buffer.withUnsafeMutableBytes { try file.read(at: 3 * page, into: $0) }
+        #expect(result == ReadResult(count: 4, endOfFile: true))
+        let middle = try buffer.withUnsafeMutableBytes { try file.read(at: 0, into: $0) }
+        #expect(middle == ReadResult(count: 4, endOfFile: false))
+        #expect(failure { try file.write("x", at: -1) } == .invalidArgument)
+        #expect(failure { try file.read(at: -1, count: 1) } == .invalidArgument)
+    }
+
+    @Test func writeThroughHandleMakesEveryWriteDurable() throws {
+        let fixture = ExportFixture()
+        defer { fixture.remove() }
+        let export = try fixture.export()
+        let table = FileTable(logger: quietLogger)
+        let file = try table.open("f", in: export, options: FileOpenOptions(write: true, create: true, writeThrough: true))
+        defer { file.close() }
+        #expect(file.writeThrough)
+        try file.write("durable", at: 10)
+        #expect(fixture.contents("f") == String(repeating: "\0", count: 10) + "durable")
+    }
+
+    @Test func largeWriteSpanningPagesRoundTrips() throws {
+        let fixture = ExportFixture()
+        defer { fixture.remove() }
+        let export = try fixture.export()
+        let table = FileTable(logger: quietLogger)
+        let file = try table.open("big", in: export, options: createNew)
+        defer { file.close() }
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<(5 * page + 123)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        try bytes.withUnsafeBytes { try file.write($0, at: 77, writeThrough: true) }
+        #expect(try file.read(at: 77, count: bytes.count) == bytes)
+        let onDisk = try Data(contentsOf: URL(fileURLWithPath: fixture.exportPath + "/big"))
+        #expect(Array(onDisk[77...]) == bytes)
+    }
+
+    @Test func growingPastTheReservationRemapsAndKeepsData() throws {
+        let fixture = ExportFixture()
+        defer { fixture.remove() }
+        let export = try fixture.export()
+        let table = FileTable(minimumReservation: 2 * page, logger: quietLogger)
+        let file = try table.open("f", in: export, options: createNew)
+        defer { file.close() }
+        try file.write("start", at: 0)
+        let generation = file.shared.mappingGeneration
+        try file.write("end", at: 10 * page)
+        #expect(file.shared.mappingGeneration == generation + 1)
+        #expect(try file.readString(at: 0, count: 5) == "start")
+        #expect(try file.readString(at: 10 * page, count: 3) == "end")
+        #expect(file.shared.mapping.capacity >= 20 * page)
+    }
+
+    @Test func setSizeGrowReadsZerosEvenWhereDataWas() throws {
+        let fixture = ExportFixture()
+        defer { fixture.remove() }
+        let export = try fixture.export()
+        let table = FileTable(logger: quietLogger)
+        let file = try table.open("f", in: export, options: createNew)
+        defer { file.close() }
+        let ones = [UInt8](repeating: 1, count: 2 * page)
+        try ones.withUnsafeBytes { try file.write($0, at: 0) }
+        try file.setSize(10)
+        try file.setSize(4 * page)
+        let status = try file.status()
+        #expect(status.size == Int64(4 * page))
+        #expect(status.allocatedSize >= Int64(4 * page))  // backed by blocks, not a hole
+        #expect(try file.read(at: 0, count: 10).allSatisfy { $0 == 1 })
+        #expect(try file.read(at: 10, count: 4 * page - 10).allSatisfy { $0 == 0 })
+    }
+
+    @Test func setSizeShrinks() throws {
+        let fixture = ExportFixture()
+        defer { fixture.remove() }
+        let export = try fixture.export()
+        let table = FileTable(logger: quietLogger)
+        let file = try table.open("f", in: export, options: createNew)
+        defer { file.close() }
+        try file.write(String(repeating: "z", count: 3 * page), at: 0)
+        try file.setSize(page + 1)
+        #expect(try file.status().size == Int64(page + 1))
+        #expect(try file.read(at: 0, count: 3 * page).count == page + 1)
+        #expect(try file.read(at: 2 * page, count: 1) == [])
+        try file.flush()
+        try file.setSize(0)
+        #expect(try file.read(at: 0, count: 1) == [])
+        #expect(fixture.contents("f") == "")
+        #expect(failure { try file.setSize(-1) } == .invalidArgument)
+    }
+
+    @Test func punchHoleReadsZerosAndKeepsSize() throws {
+        let fixture = ExportFixture()
+        defer { fixture.remove() }
+        let export = try fixture.export()
+        let table = FileTable(logger: quietLogger)
+        let file = try table.open("f", in: export, options: createNew)
+        defer { file.close() }
+        let ones = [UInt8](repeating: 1, count: 4 * page)
+        try ones.withUnsafeBytes { try file.write($0, at: 0) }
+        try file.punchHole(offset: page, length: 2 * page)
+        #expect(try file.status().size == Int64(4 * page))
+        #expect(try file.read(at: page, count: 2 * page).allSatisfy { $0 == 0 })
+        #expect(try file.read(at: 0, count: page).allSatisfy { $0 == 1 })
+        #expect(try file.read(at: 3 * page, count: page).allSatisfy { $0 == 1 })
+        #expect(try file.status().allocatedSize <= Int64(2 * page))
+        try file.flush()
+        #expect(failure { try file.punchHole(offset: -1, length: 1) } == .invalidArgument)
+    }
+
+    @Test func concurrentWritersGrowingTheFileLoseNothing() async throws {
+        let fixture = ExportFixture()
+        defer { fixture.remove() }
+        let export = try fixture.export()
+        let table = FileTable(minimumReservation: 4 * page, logger: quietLogger)
+        let file = try table.open("f", in: export, options: createNew)
+        defer { file.close() }
+        let writers = 8, blocksEach = 16
+        await withTaskGroup(of: Void.self) { group in
+            for writer in 0..<writers {
+                group.addTask {
+                    for block in 0..<blocksEach {
+                        let index = block * writers + writer
+                        let bytes = [UInt8](repeating: UInt8(index % 251 + 1), count: page)
+                        try! bytes.withUnsafeBytes { try file.write($0, at: index * page) }
+                    }
+                }
+            }
+        }
+        #expect(try file.status().size == Int64(writers * blocksEach * page))
+        for index in 0..<(writers * blocksEach) {
+            #expect(try file.read(at: index * page, count: page).allSatisfy { $0 == UInt8(index % 251 + 1) })
+        }
+    }
+
+    @Test func statReportsAttributes() throws {
+        let fixture = ExportFixture()
+        defer { fixture.remove() }
+        fixture.put("d/f", "12345")
+        let export = try fixture.export()
+        let file = try export.status(of: "d/f")
+        #expect(file.kind == .regular)
+        #expect(file.size == 5)
+        #expect(file.linkCount == 1)
+        #expect(file.modificationTime > 1_600_000_000 * 1_000_000_000)
+        #expect(file.changeTime >= file.modificationTime)
+        let dir = try export.status(of: "d")
+        #expect(dir.kind == .directory)
+        #expect(try export.status(of: "").kind == .directory)
+        #expect(failure { try export.status(of: "d/missing") } == .notFound)
+        #expect(failure { try export.status(of: "d/f/x") } == .notDir)
+    }
+}

@@ -1,0 +1,91 @@
+import DaxshareServer
+import Foundation
+import Glibc
+import Logging
+import SystemPackage
+import Testing
+
+/// A scratch tree for file-system tests:
+///
+///     <root>/outside/secret          a file no client may reach
+///     <root>/export/                 the exported directory
+///
+/// removed by `remove()`.
+struct ExportFixture {
+    let root: String
+    var exportPath: String { root + "/export" }
+    var outsidePath: String { root + "/outside" }
+
+    init() {
+        var template = Array("/tmp/daxshare-fs-XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        precondition(made != nil, "mkdtemp failed")
+        root = String(platformString: template)
+        try! FileManager.default.createDirectory(atPath: exportPath, withIntermediateDirectories: true)
+        try! FileManager.default.createDirectory(atPath: outsidePath, withIntermediateDirectories: true)
+        try! Data("top secret".utf8).write(to: URL(fileURLWithPath: outsidePath + "/secret"))
+    }
+
+    func export(readOnly: Bool = false) throws -> Export {
+        try Export(name: "share", root: FilePath(exportPath), readOnly: readOnly, logger: quietLogger)
+    }
+
+    /// Creates a file inside the export with the given contents.
+    func put(_ path: String, _ contents: String = "") {
+        let full = exportPath + "/" + path
+        try! FileManager.default.createDirectory(
+            atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try! Data(contents.utf8).write(to: URL(fileURLWithPath: full))
+    }
+
+    func mkdir(_ path: String) {
+        try! FileManager.default.createDirectory(atPath: exportPath + "/" + path, withIntermediateDirectories: true)
+    }
+
+    func symlink(_ path: String, to target: String) {
+        precondition(Glibc.symlink(target, exportPath + "/" + path) == 0)
+    }
+
+    func contents(_ path: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: exportPath + "/" + path) else { return nil }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: exportPath + "/" + path) }
+
+    func remove() { try? FileManager.default.removeItem(atPath: root) }
+}
+
+let quietLogger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+
+/// The code of the `FileSystemError` thrown by `body`, or nil if none was.
+func failure<T>(_ body: () throws -> T) -> FileSystemError.Code? {
+    do {
+        _ = try body()
+        return nil
+    } catch let error as FileSystemError {
+        return error.code
+    } catch {
+        Issue.record("unexpected error \(error)")
+        return nil
+    }
+}
+
+extension OpenFile {
+    func write(_ text: String, at offset: Int, writeThrough: Bool = false) throws {
+        try Array(text.utf8).withUnsafeBytes { try write($0, at: offset, writeThrough: writeThrough) }
+    }
+
+    func read(at offset: Int, count: Int) throws -> [UInt8] {
+        var buffer = [UInt8](repeating: 0xAA, count: count)
+        let result = try buffer.withUnsafeMutableBytes { try read(at: offset, into: $0) }
+        return Array(buffer[0..<result.count])
+    }
+
+    func readString(at offset: Int, count: Int) throws -> String {
+        String(decoding: try read(at: offset, count: count), as: UTF8.self)
+    }
+}
+
+let readWrite = FileOpenOptions(write: true)
+let createNew = FileOpenOptions(write: true, create: true)

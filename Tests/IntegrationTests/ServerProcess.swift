@@ -1,0 +1,89 @@
+import Foundation
+import Testing
+
+/// A real `daxshared` process serving a fresh export on the fsdax mount, as a
+/// user would start it. Stopped with SIGTERM, and its exit status checked.
+final class ServerProcess: @unchecked Sendable {
+    let process = Process()
+    let port: UInt16
+    let exportDir: String
+    let secretFile: String
+    let logFile: String
+    private let output = Pipe()
+
+    static let binDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(".build/debug").path
+
+    /// Ports are per test so servers of different tests never meet.
+    init(name: String, port: UInt16, readOnly: Bool = false, extraExports: [String] = [], secret: String = "s3cret-\(UUID())") throws {
+        self.port = port
+        exportDir = try Testbed.pmemPath("export-\(name)")
+        try FileManager.default.createDirectory(atPath: exportDir, withIntermediateDirectories: true)
+        let dir = NSTemporaryDirectory() + "daxshare-it-\(name)-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        secretFile = dir + "/secret"
+        logFile = dir + "/server.log"
+        FileManager.default.createFile(atPath: secretFile, contents: Data(secret.utf8), attributes: [.posixPermissions: 0o600])
+        FileManager.default.createFile(atPath: logFile, contents: nil)
+        process.executableURL = URL(fileURLWithPath: Self.binDir + "/daxshared")
+        process.arguments = [
+            "--listen", "\(try Testbed.address):\(port)", "--export", "data=\(exportDir)\(readOnly ? ":ro" : "")",
+            "--secret-file", secretFile, "--log-level", "info",
+        ] + extraExports.flatMap { ["--export", $0] }
+        process.standardOutput = output
+        process.standardError = FileHandle(forWritingAtPath: logFile)
+        try process.run()
+        // The server prints its address once it listens.
+        let line = try readLine(timeout: 20)
+        guard line.contains("listening") else { throw TestbedError.missing("daxshared start-up line, got '\(line)'") }
+    }
+
+    private func readLine(timeout: TimeInterval) throws -> String {
+        let handle = output.fileHandleForReading
+        var bytes: [UInt8] = []
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let chunk = handle.availableData
+            if chunk.isEmpty { if !process.isRunning { break }; continue }
+            bytes += chunk
+            if bytes.contains(0x0A) { break }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    var url: String { get throws { "daxshare://\(try Testbed.address):\(port)/data" } }
+
+    var log: String { (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? "" }
+
+    /// SIGTERM, then the exit status (0 is a clean stop).
+    @discardableResult
+    func stop() -> Int32 {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        return process.terminationStatus
+    }
+
+    deinit { if process.isRunning { process.terminate() } }
+}
+
+/// Runs a command to its end; returns status, stdout and stderr.
+@discardableResult
+func run(_ executable: String, _ arguments: [String], stdin: Data? = nil) throws -> (status: Int32, out: String, err: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = arguments
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    let input = Pipe()
+    p.standardInput = input
+    try p.run()
+    if let stdin { input.fileHandleForWriting.write(stdin) }
+    try input.fileHandleForWriting.close()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
