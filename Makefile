@@ -4,7 +4,9 @@ SWIFT ?= swift
 SWIFT_BUILD_FLAGS ?=
 TESTBED := scripts/testbed
 LOGS := .build/logs
-FUZZ_SECONDS ?= 30
+FUZZ_SECONDS ?= 20
+# One VM run's bound; a boot that hangs under emulation is retried once.
+VM_TIMEOUT ?= 1500
 
 .PHONY: all deps build test test-host test-vm test-vm-inner fuzz fuzz-short demo clean
 
@@ -46,7 +48,11 @@ test-host:
 test-vm:
 	@mkdir -p $(LOGS)
 	@echo "== VM integration tests (testbed: rxe + fsdax)"
-	@set -o pipefail; $(TESTBED) run 'make --no-print-directory test-vm-inner' 2>&1 | tee $(LOGS)/vm.log
+	@set -o pipefail; for try in 1 2; do \
+		DAXSHARE_TESTBED_TIMEOUT=$(VM_TIMEOUT) $(TESTBED) run 'make --no-print-directory test-vm-inner' 2>&1 | tee $(LOGS)/vm.log; \
+		status=$${PIPESTATUS[0]}; \
+		case $$status in 124|125) echo "== testbed run $$try ended with $$status (hang or VM set-up failure)";; *) exit $$status;; esac; \
+	done; exit $$status
 
 test-vm-inner:
 	@test -n "$$DAXSHARE_TEST_ADDR" || { echo "test-vm-inner runs inside the testbed VM (make test-vm)"; exit 2; }

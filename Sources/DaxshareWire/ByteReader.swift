@@ -76,7 +76,10 @@ public struct ByteReader {
     /// repaired, so that decoding and re-encoding give back the same bytes.
     public mutating func utf8(_ count: Int, _ field: String) throws(WireError) -> String {
         let raw = try slice(count, field)
-        guard let s = String(validating: raw, as: UTF8.self) else { throw .invalidUTF8(field: field) }
+        // Decoding repairs invalid sequences with U+FFFD, which changes the bytes: comparing
+        // detects it without String(validating:), which needs macOS 15 on Apple platforms.
+        let s = String(decoding: raw, as: UTF8.self)
+        guard s.utf8.elementsEqual(raw) else { throw .invalidUTF8(field: field) }
         return s
     }
 

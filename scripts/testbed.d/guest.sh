@@ -9,13 +9,16 @@ addr=169.254.77.1
 export PATH=/opt/swift/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root LANG=C.UTF-8 debian_chroot=testbed
 
+say() { echo "testbed-guest: [$(cut -d' ' -f1 /proc/uptime)] $*"; }
+grep -qw testbed_quiet /proc/cmdline && say() { :; }
 fail() {
-    echo "testbed-guest: $*"
+    say "$*"
     echo "setup-failed: $*" >"$ctl/status"
     exit 1
 }
 
 hostname testbed
+say "setting up rxe0"
 ip link set lo up
 # rxe refuses lo; on a veth it works, and a client of the same address is served through
 # rxe's loopback. MTU 9000 before `rdma link add` gives active_mtu 4096 instead of 1024:
@@ -32,6 +35,7 @@ info=$(ibv_devinfo -d rxe0 2>&1) || fail "ibv_devinfo -d rxe0 failed: $info"
 grep -q PORT_ACTIVE <<<"$info" || fail "rxe0 is not PORT_ACTIVE"
 grep -q 'active_mtu:.*4096' <<<"$info" || fail "rxe0 active_mtu is not 4096"
 
+say "setting up /mnt/pmem"
 # memmap=1G!1G makes /dev/pmem0 (via nd_e820). DAX needs the block size to equal the page size.
 [ -b /dev/pmem0 ] || fail "no /dev/pmem0 (memmap= kernel argument or nd_e820/nd_pmem missing)"
 mkfs.ext4 -q -F -b 4096 /dev/pmem0 || fail "mkfs.ext4 on /dev/pmem0 failed"
@@ -48,6 +52,7 @@ ulimit -l unlimited
 export DAXSHARE_TEST_ADDR="$addr" DAXSHARE_PMEM=/mnt/pmem
 cd "$(cat "$ctl/repo")" || fail "cannot cd to the repo"
 
+say "running the command"
 if [ "$(cat "$ctl/mode")" = shell ]; then
     [ -n "${TESTBED_TTY_SIZE:-}" ] && stty rows "${TESTBED_TTY_SIZE% *}" cols "${TESTBED_TTY_SIZE#* }" </dev/ttyS0
     unset TESTBED_TTY_SIZE
@@ -59,4 +64,5 @@ else
     bash -c "$(cat "$ctl/cmd")" </dev/null >>"$ctl/out" 2>>"$ctl/err"
     rc=$?
 fi
+say "command exited $rc"
 echo "rc $rc" >"$ctl/status"

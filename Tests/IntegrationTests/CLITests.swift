@@ -1,0 +1,118 @@
+import Crypto
+import Foundation
+import Testing
+
+/// `daxshared` and `daxshare` as a user runs them: real processes over rxe,
+/// files on the fsdax mount, digests compared.
+@Suite(.serialized) struct CLITests {
+    static let cli = ServerProcess.binDir + "/daxshare"
+
+    func daxshare(_ server: ServerProcess, _ args: String..., secretFile: String? = nil) throws -> (status: Int32, out: String, err: String) {
+        try run(Self.cli, ["--secret-file", secretFile ?? server.secretFile] + args)
+    }
+
+    func sha256(_ path: String) throws -> String {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    }
+
+    func randomFile(_ size: Int) throws -> String {
+        let path = NSTemporaryDirectory() + "daxshare-cli-\(UUID())"
+        var g = SystemRandomNumberGenerator()
+        var bytes = [UInt8](repeating: 0, count: size)
+        for i in stride(from: 0, to: size, by: 8) {
+            let r = g.next()
+            for j in 0..<min(8, size - i) { bytes[i + j] = UInt8(truncatingIfNeeded: r >> (8 * UInt64(j))) }
+        }
+        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        return path
+    }
+
+    @Test(arguments: [0, 1, 4096, 64 << 20])
+    func putAndGetKeepEveryByte(size: Int) throws {
+        let server = try ServerProcess(name: "putget-\(size)", port: 5501)
+        defer { #expect(server.stop() == 0, "server log:\n\(server.log)") }
+        let local = try randomFile(size)
+        let url = try server.url + "/f-\(size).bin"
+        let put = try daxshare(server, "put", local, url)
+        #expect(put.status == 0, "put: \(put.err)")
+        // On the server's pmem, byte for byte.
+        #expect(try sha256(server.exportDir + "/f-\(size).bin") == sha256(local))
+        let back = local + ".back"
+        let get = try daxshare(server, "get", url, back)
+        #expect(get.status == 0, "get: \(get.err)")
+        #expect(try sha256(back) == sha256(local))
+        let stat = try daxshare(server, "stat", "--json", url)
+        #expect(stat.status == 0)
+        #expect(stat.out.contains("\"size\":\(size)") || stat.out.contains("\"size\" : \(size)"), "stat: \(stat.out)")
+    }
+
+    @Test func namespaceOperations() throws {
+        let server = try ServerProcess(name: "namespace", port: 5502)
+        defer { #expect(server.stop() == 0) }
+        let local = try randomFile(10_000)
+        let base = try server.url
+        #expect(try daxshare(server, "put", local, base + "/a.bin").status == 0)
+        let ls = try daxshare(server, "ls", base + "/")
+        #expect(ls.status == 0 && ls.out.contains("a.bin"), "ls: \(ls.out) \(ls.err)")
+        #expect(try daxshare(server, "mv", base + "/a.bin", "b.bin").status == 0)
+        #expect(!FileManager.default.fileExists(atPath: server.exportDir + "/a.bin"))
+        #expect(FileManager.default.fileExists(atPath: server.exportDir + "/b.bin"))
+        #expect(try daxshare(server, "truncate", base + "/b.bin", "4K").status == 0)
+        let attrs = try FileManager.default.attributesOfItem(atPath: server.exportDir + "/b.bin")
+        #expect((attrs[.size] as? Int) == 4096)
+        let cat = try daxshare(server, "cat", base + "/b.bin")
+        #expect(cat.status == 0 && cat.out.utf8.count <= 4096 * 3)
+        #expect(try daxshare(server, "rm", base + "/b.bin").status == 0)
+        #expect(!FileManager.default.fileExists(atPath: server.exportDir + "/b.bin"))
+        // A missing file is exit code 2.
+        #expect(try daxshare(server, "stat", base + "/b.bin").status == 2)
+    }
+
+    @Test func twoClientsAtOnce() async throws {
+        let server = try ServerProcess(name: "two", port: 5503)
+        defer { #expect(server.stop() == 0) }
+        let a = try randomFile(8 << 20), b = try randomFile(8 << 20)
+        let base = try server.url
+        async let ra = Task { try daxshare(server, "put", a, base + "/a") }.value
+        async let rb = Task { try daxshare(server, "put", b, base + "/b") }.value
+        let (pa, pb) = try await (ra, rb)
+        #expect(pa.status == 0 && pb.status == 0, "\(pa.err) \(pb.err)")
+        #expect(try sha256(server.exportDir + "/a") == sha256(a))
+        #expect(try sha256(server.exportDir + "/b") == sha256(b))
+    }
+
+    @Test func wrongOrMissingSecretIsRejected() throws {
+        let server = try ServerProcess(name: "secret", port: 5504)
+        defer { #expect(server.stop() == 0) }
+        let wrong = NSTemporaryDirectory() + "wrong-secret-\(UUID())"
+        FileManager.default.createFile(atPath: wrong, contents: Data("not the secret".utf8), attributes: [.posixPermissions: 0o600])
+        let r = try daxshare(server, "ls", try server.url + "/", secretFile: wrong)
+        #expect(r.status == 3, "wrong secret: \(r.status) \(r.err)")
+        let missing = try daxshare(server, "ls", try server.url + "/", secretFile: "/nonexistent/secret")
+        #expect(missing.status != 0)
+        #expect(server.log.contains("authentication failed"))
+    }
+
+    @Test func readOnlyExportRefusesWrites() throws {
+        let server = try ServerProcess(name: "ro", port: 5505, readOnly: true)
+        defer { #expect(server.stop() == 0) }
+        FileManager.default.createFile(atPath: server.exportDir + "/present", contents: Data("hello".utf8))
+        let local = try randomFile(100)
+        let base = try server.url
+        #expect(try daxshare(server, "put", local, base + "/new").status == 3)
+        #expect(try daxshare(server, "rm", base + "/present").status == 3)
+        #expect(try daxshare(server, "truncate", base + "/present", "0").status == 3)
+        #expect(try daxshare(server, "mv", base + "/present", "moved").status == 3)
+        #expect(try daxshare(server, "cat", base + "/present").out == "hello")
+        #expect(!FileManager.default.fileExists(atPath: server.exportDir + "/new"))
+    }
+
+    @Test func unknownServerIsAConnectionError() throws {
+        let secret = NSTemporaryDirectory() + "secret-\(UUID())"
+        FileManager.default.createFile(atPath: secret, contents: Data("x".utf8), attributes: [.posixPermissions: 0o600])
+        let r = try run(Self.cli, ["--secret-file", secret, "ls", "daxshare://\(try Testbed.address):5599/data/"])
+        #expect(r.status == 4, "\(r.status) \(r.err)")
+        #expect(!r.err.isEmpty)
+    }
+}
