@@ -280,7 +280,7 @@ public final class MessageChannel: Sendable {
             let outgoing: CreditWindow.Outgoing? = try state.withLock { s throws(TransportError) -> CreditWindow.Outgoing? in
                 if let reason = s.closedReason { throw reason }
                 guard s.credits.canSend else { return nil }
-                do throws(TransportViolation) { return try s.credits.prepareSend(hasPayload: fragment != nil) } catch { throw .violation(error) }
+                do throws(TransportViolation) { return try s.credits.prepareSend() } catch { throw .violation(error) }
             }
             if let outgoing {
                 let message = fragment?.message(outgoing) ?? DataTransferMessage(
