@@ -108,10 +108,14 @@ let package = Package(
         .testTarget(name: "DaxshareVerbsTests", dependencies: ["DaxshareVerbs"]),
         .testTarget(name: "DaxsharePmemTests", dependencies: ["DaxsharePmem"]),
         .testTarget(name: "DaxshareServerTests", dependencies: ["DaxshareServer", "DaxshareWire"]),
+        .testTarget(name: "DaxshareClientTests", dependencies: ["DaxshareClient"]),
         // Runs only inside the testbed VM (real rxe, real fsdax): `make test-vm`.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["DaxshareVerbs", "DaxsharePmem", "DaxshareWire", "DaxshareTransport"]
+            dependencies: [
+                "DaxshareVerbs", "DaxsharePmem", "DaxshareWire", "DaxshareTransport", "DaxshareClient",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
     ]
 )

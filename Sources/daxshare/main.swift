@@ -1,1 +1,2 @@
-print("not yet")
+// The `daxshare` command-line client. See Daxshare.swift for the commands and their help.
+await Entry.main()

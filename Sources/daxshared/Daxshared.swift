@@ -105,7 +105,8 @@ struct Daxshared: AsyncParsableCommand {
         }
         var bytes = Array(data)
         while bytes.last == 0x0A || bytes.last == 0x0D { bytes.removeLast() }
-        guard !bytes.isEmpty else { throw ValidationError("secret file \(secretFile) is empty") }
+        // The client insists on 16 bytes too: a short secret is a guessable one.
+        guard bytes.count >= 16 else { throw ValidationError("secret file \(secretFile) holds \(bytes.count) bytes; use at least 16") }
         return bytes
     }
 }

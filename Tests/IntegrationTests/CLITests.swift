@@ -7,8 +7,9 @@ import Testing
 @Suite(.serialized) struct CLITests {
     static let cli = ServerProcess.binDir + "/daxshare"
 
-    func daxshare(_ server: ServerProcess, _ args: String..., secretFile: String? = nil) throws -> (status: Int32, out: String, err: String) {
-        try run(Self.cli, ["--secret-file", secretFile ?? server.secretFile] + args)
+    /// `daxshare COMMAND --secret-file S ARGS...`
+    func daxshare(_ server: ServerProcess, _ command: String, _ args: String..., secretFile: String? = nil) throws -> (status: Int32, out: String, err: String) {
+        try run(Self.cli, [command, "--secret-file", secretFile ?? server.secretFile] + args)
     }
 
     func sha256(_ path: String) throws -> String {
@@ -44,7 +45,8 @@ import Testing
         #expect(try sha256(back) == sha256(local))
         let stat = try daxshare(server, "stat", "--json", url)
         #expect(stat.status == 0)
-        #expect(stat.out.contains("\"size\":\(size)") || stat.out.contains("\"size\" : \(size)"), "stat: \(stat.out)")
+        let json = try JSONSerialization.jsonObject(with: Data(stat.out.utf8)) as? [String: Any]
+        #expect((json?["size"] as? Int) == size, "stat: \(stat.out)")
     }
 
     @Test func namespaceOperations() throws {
@@ -86,7 +88,7 @@ import Testing
         let server = try ServerProcess(name: "secret", port: 5504)
         defer { #expect(server.stop() == 0) }
         let wrong = NSTemporaryDirectory() + "wrong-secret-\(UUID())"
-        FileManager.default.createFile(atPath: wrong, contents: Data("not the secret".utf8), attributes: [.posixPermissions: 0o600])
+        FileManager.default.createFile(atPath: wrong, contents: Data("not the secret, but long enough".utf8), attributes: [.posixPermissions: 0o600])
         let r = try daxshare(server, "ls", try server.url + "/", secretFile: wrong)
         #expect(r.status == 3, "wrong secret: \(r.status) \(r.err)")
         let missing = try daxshare(server, "ls", try server.url + "/", secretFile: "/nonexistent/secret")
@@ -110,8 +112,8 @@ import Testing
 
     @Test func unknownServerIsAConnectionError() throws {
         let secret = NSTemporaryDirectory() + "secret-\(UUID())"
-        FileManager.default.createFile(atPath: secret, contents: Data("x".utf8), attributes: [.posixPermissions: 0o600])
-        let r = try run(Self.cli, ["--secret-file", secret, "ls", "daxshare://\(try Testbed.address):5599/data/"])
+        FileManager.default.createFile(atPath: secret, contents: Data("a secret nobody serves".utf8), attributes: [.posixPermissions: 0o600])
+        let r = try run(Self.cli, ["ls", "--secret-file", secret, "daxshare://\(try Testbed.address):5599/data/"])
         #expect(r.status == 4, "\(r.status) \(r.err)")
         #expect(!r.err.isEmpty)
     }

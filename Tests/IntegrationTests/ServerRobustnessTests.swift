@@ -47,7 +47,7 @@ import Testing
         let secret = server.secretFile
         let local = NSTemporaryDirectory() + "robust-\(UUID())"
         FileManager.default.createFile(atPath: local, contents: Data((0..<100_000).map { UInt8(truncatingIfNeeded: $0) }))
-        let put = try run(CLITests.cli, ["--secret-file", secret, "put", local, try server.url + "/ok.bin"])
+        let put = try run(CLITests.cli, ["put", "--secret-file", secret, local, try server.url + "/ok.bin"])
         #expect(put.status == 0, "put after garbage: \(put.err)")
         let sums = try run("/usr/bin/cmp", [local, server.exportDir + "/ok.bin"])
         #expect(sums.status == 0)

@@ -1,0 +1,43 @@
+import DaxshareVerbs
+import DaxshareWire
+
+/// Client memory the server may RDMA WRITE into (two-sided READ) and RDMA READ from
+/// (two-sided WRITE): registered on the connection's protection domain with local-write,
+/// remote-read and remote-write access.
+public protocol RegisteredMemory: AnyObject, Sendable {
+    var bytes: UnsafeMutableRawBufferPointer { get }
+    /// The descriptor a READ or WRITE request carries for `[offset, offset + length)`.
+    func descriptor(offset: Int, length: Int) -> BufferDescriptor
+}
+
+/// Makes `RegisteredMemory`. Registration is expensive (pinning, NIC tables), so callers
+/// register once and reuse (see `BouncePool`).
+public protocol BufferRegistrar: Sendable {
+    func register(length: Int) throws(ClientError) -> any RegisteredMemory
+}
+
+/// Registration in a verbs protection domain: the connection's own, since memory registered
+/// anywhere else is unreachable through that connection.
+public struct VerbsBufferRegistrar: BufferRegistrar {
+    public let domain: ProtectionDomain
+    public init(domain: ProtectionDomain) { self.domain = domain }
+
+    public func register(length: Int) throws(ClientError) -> any RegisteredMemory {
+        do {
+            return VerbsRegisteredMemory(
+                try RegisteredBuffer(domain: domain, length: length, access: [.localWrite, .remoteRead, .remoteWrite]))
+        } catch {
+            throw .transport("cannot register \(length) bytes of buffer memory: \(error)")
+        }
+    }
+}
+
+final class VerbsRegisteredMemory: RegisteredMemory {
+    let buffer: RegisteredBuffer
+    init(_ buffer: RegisteredBuffer) { self.buffer = buffer }
+    var bytes: UnsafeMutableRawBufferPointer { buffer.bytes }
+    func descriptor(offset: Int, length: Int) -> BufferDescriptor {
+        let r = buffer.region.remote(offset: offset, length: length)
+        return BufferDescriptor(address: r.address, rkey: r.rkey, length: UInt32(length))
+    }
+}

@@ -1,0 +1,110 @@
+import DaxshareWire
+import Synchronization
+
+/// An open regular file on the server (a file id of the session).
+///
+/// Reads and writes of any size go through the session's `DataPath`, which splits them by the
+/// negotiated `maxReadWriteSize` and keeps several requests in flight. Several calls on one
+/// file may run concurrently; their order on the server is not defined (as with pread/pwrite
+/// from several threads).
+///
+/// Durability follows PROTOCOL.md §6: a write is durable when it returns only with
+/// `writeThrough` (or a file opened `.writeThrough`); otherwise after `flush()`.
+public final class RemoteFile: Sendable {
+    public let session: ClientSession
+    /// As opened, relative to the export root.
+    public let path: String
+    public let fileId: UInt64
+    public let flags: OpenFlags
+    /// The attributes OPEN returned.
+    public let attributesAtOpen: FileAttributes
+    private let state: Mutex<(size: UInt64, closed: Bool)>
+
+    init(session: ClientSession, path: String, fileId: UInt64, flags: OpenFlags, attributes: FileAttributes) {
+        self.session = session
+        self.path = path
+        self.fileId = fileId
+        self.flags = flags
+        self.attributesAtOpen = attributes
+        state = Mutex((attributes.size, false))
+    }
+
+    /// The size as last known to this client: at open, then after its own writes, set-size and
+    /// stat calls. Other clients' changes show after `stat()`.
+    public var size: UInt64 { state.withLock { $0.size } }
+
+    public var dataPath: any DataPath { session.dataPath }
+
+    /// Fresh attributes from the server (STAT by file id).
+    public func stat() async throws(ClientError) -> FileAttributes {
+        guard case let .stat(a) = try await session.dispatcher.call(.stat(.fileId(fileId))) else {
+            throw .protocol("STAT answered with another body")
+        }
+        state.withLock { $0.size = a.size }
+        return a
+    }
+
+    /// Reads up to `buffer.count` bytes at `offset`; returns how many, fewer only at the end.
+    public func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) async throws(ClientError) -> Int {
+        try checkOpen()
+        if buffer.isEmpty { return 0 }
+        return try await dataPath.read(fileId: fileId, at: offset, into: SharedBuffer(buffer))
+    }
+
+    /// Reads up to `count` bytes at `offset`.
+    public func read(at offset: UInt64, count: Int) async throws(ClientError) -> [UInt8] {
+        guard count >= 0 else { throw .invalidArgument("negative count") }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 64)
+        defer { buffer.deallocate() }
+        let n = try await read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count]))
+        return Array(buffer[0..<n])
+    }
+
+    /// Writes all of `source` at `offset`.
+    public func write(from source: UnsafeRawBufferPointer, at offset: UInt64, writeThrough: Bool = false) async throws(ClientError) {
+        try checkOpen()
+        if source.isEmpty { return }
+        try await dataPath.write(fileId: fileId, at: offset, from: SharedBuffer(readOnly: source), writeThrough: writeThrough)
+        let end = offset + UInt64(source.count)
+        state.withLock { $0.size = max($0.size, end) }
+    }
+
+    /// Writes `bytes` at `offset`.
+    public func write(at offset: UInt64, _ bytes: [UInt8], writeThrough: Bool = false) async throws(ClientError) {
+        if bytes.isEmpty { return }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 64)
+        defer { buffer.deallocate() }
+        buffer.copyBytes(from: bytes)
+        try await write(from: UnsafeRawBufferPointer(buffer), at: offset, writeThrough: writeThrough)
+    }
+
+    /// Truncates or extends (with zeros); durable when it returns.
+    public func setSize(_ size: UInt64) async throws(ClientError) -> FileAttributes {
+        try checkOpen()
+        guard case let .setSize(a) = try await session.dispatcher.call(.setSize(SetSizeRequest(fileId: fileId, size: size)))
+        else { throw .protocol("SET_SIZE answered with another body") }
+        state.withLock { $0.size = a.size }
+        return a
+    }
+
+    /// Makes acknowledged writes in the range (length 0: to the end), the size and the times
+    /// durable.
+    public func flush(offset: UInt64 = 0, length: UInt64 = 0) async throws(ClientError) {
+        try checkOpen()
+        _ = try await session.dispatcher.call(.flush(FlushRequest(fileId: fileId, offset: offset, length: length)))
+    }
+
+    /// Closes the file id. Does not flush. A second close does nothing.
+    public func close() async throws(ClientError) {
+        let first = state.withLock { s -> Bool in
+            defer { s.closed = true }
+            return !s.closed
+        }
+        guard first else { return }
+        _ = try await session.dispatcher.call(.close(CloseRequest(fileId: fileId)))
+    }
+
+    private func checkOpen() throws(ClientError) {
+        if state.withLock({ $0.closed }) { throw .invalidArgument("\(path) is closed") }
+    }
+}

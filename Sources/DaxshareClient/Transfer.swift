@@ -1,0 +1,196 @@
+import DaxshareWire
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a `get` or `put` moved.
+public struct TransferResult: Sendable, Hashable {
+    public var bytes: UInt64
+    /// SHA-256 of the bytes moved, in order.
+    public var sha256: [UInt8]
+    /// Which data path moved them ("two-sided" today).
+    public var dataPath: String
+    public var sha256Hex: String { StreamDigest.hex(sha256) }
+}
+
+/// Called after each batch: bytes done, and the total when it is known (a local pipe has none).
+public typealias TransferProgress = @Sendable (_ done: UInt64, _ total: UInt64?) -> Void
+
+/// How `put` creates the remote file.
+public struct PutOptions: Sendable, Hashable {
+    /// Every write durable before its reply (else one FLUSH at the end makes the file durable).
+    public var writeThrough = false
+    /// Fail with `.exists` rather than replace an existing file.
+    public var exclusive = false
+    /// Permission bits of a created file.
+    public var mode: UInt32 = 0o644
+    public init(writeThrough: Bool = false, exclusive: Bool = false, mode: UInt32 = 0o644) {
+        self.writeThrough = writeThrough
+        self.exclusive = exclusive
+        self.mode = mode
+    }
+}
+
+/// Streaming copies between a local file and the server, in batches of one bounce pool's worth
+/// (queueDepth chunks, each ≤ maxReadWriteSize, in flight at once), double-buffered so the
+/// local read or write of one batch overlaps the network transfer of the next.
+extension ClientSession {
+    /// Bytes one batch moves: every bounce slot in use once.
+    public var transferBatchSize: Int {
+        let g = ChunkPlan.bounceGeometry(maxReadWriteSize: maxReadWriteSize, budget: configuration.bounceBufferBytes,
+                                         queueDepth: configuration.queueDepth)
+        return g.slotSize * g.slotCount
+    }
+
+    /// Copies a remote file to `local` from start to end of file.
+    public func get(_ remotePath: String, to local: LocalFile, progress: TransferProgress? = nil) async throws(ClientError) -> TransferResult {
+        let file = try await open(remotePath, flags: [.read])
+        do throws(ClientError) {
+            let result = try await Self.download(file, to: local, batch: transferBatchSize, progress: progress)
+            try await file.close()
+            return result
+        } catch {
+            try? await file.close()
+            throw error
+        }
+    }
+
+    /// Copies a remote file to a local path. The remote file is opened first, so a missing one
+    /// leaves nothing behind locally; a partly written local file is removed on failure.
+    public func get(_ remotePath: String, toPath localPath: String,
+                    progress: TransferProgress? = nil) async throws(ClientError) -> TransferResult {
+        let file = try await open(remotePath, flags: [.read])
+        do throws(ClientError) {
+            let local = try LocalFile.create(localPath)
+            let result: TransferResult
+            do throws(ClientError) {
+                result = try await Self.download(file, to: local, batch: transferBatchSize, progress: progress)
+                local.close()
+            } catch {
+                local.close()
+                _ = unlink(localPath)
+                throw error
+            }
+            try await file.close()
+            return result
+        } catch {
+            try? await file.close()
+            throw error
+        }
+    }
+
+    /// Copies `local` (to its end) to a remote file, created or truncated, and makes it durable
+    /// (FLUSH, or write-through) before returning.
+    public func put(_ local: LocalFile, to remotePath: String, options: PutOptions = .init(),
+                    progress: TransferProgress? = nil) async throws(ClientError) -> TransferResult {
+        var flags: OpenFlags = [.write, .create, .truncate]
+        if options.exclusive { flags.insert(.exclusive) }
+        if options.writeThrough { flags.insert(.writeThrough) }
+        let file = try await open(remotePath, flags: flags, mode: options.mode)
+        do throws(ClientError) {
+            let result = try await Self.upload(local, to: file, batch: transferBatchSize,
+                                               writeThrough: options.writeThrough, progress: progress)
+            if !options.writeThrough { try await file.flush() }
+            try await file.close()
+            return result
+        } catch {
+            try? await file.close()
+            throw error
+        }
+    }
+
+    static func download(_ file: RemoteFile, to local: LocalFile, batch: Int,
+                         progress: TransferProgress?) async throws(ClientError) -> TransferResult {
+        let total = file.size
+        let a = UnsafeMutableRawBufferPointer.allocate(byteCount: batch, alignment: 4096)
+        let b = UnsafeMutableRawBufferPointer.allocate(byteCount: batch, alignment: 4096)
+        defer {
+            a.deallocate()
+            b.deallocate()
+        }
+        var current = SharedBuffer(a)
+        var spare = SharedBuffer(b)
+        var digest = StreamDigest()
+        var offset: UInt64 = 0
+        var pending: Task<Result<Int, ClientError>, Never>? = startRead(file, at: 0, into: current)
+        while let task = pending {
+            let n = try await task.value.get()
+            // Ask for the next batch before writing this one locally.
+            pending = n == batch ? startRead(file, at: offset + UInt64(n), into: spare) : nil
+            let bytes = UnsafeRawBufferPointer(current.slice(0, n))
+            do throws(ClientError) {
+                try local.write(bytes)
+            } catch {
+                if let p = pending { _ = await p.value }  // its buffer is freed on return
+                throw error
+            }
+            digest.update(bytes)
+            offset += UInt64(n)
+            progress?(offset, max(total, offset))
+            swap(&current, &spare)
+        }
+        return TransferResult(bytes: offset, sha256: digest.finalize(), dataPath: file.dataPath.name)
+    }
+
+    static func upload(_ local: LocalFile, to file: RemoteFile, batch: Int, writeThrough: Bool,
+                       progress: TransferProgress?) async throws(ClientError) -> TransferResult {
+        let total = local.size
+        let a = UnsafeMutableRawBufferPointer.allocate(byteCount: batch, alignment: 4096)
+        let b = UnsafeMutableRawBufferPointer.allocate(byteCount: batch, alignment: 4096)
+        defer {
+            a.deallocate()
+            b.deallocate()
+        }
+        var current = SharedBuffer(a)
+        var spare = SharedBuffer(b)
+        var digest = StreamDigest()
+        var offset: UInt64 = 0
+        var pending: Task<Result<Void, ClientError>, Never>?
+        while true {
+            // Read the next batch locally while the previous one is on the wire.
+            let n: Int
+            do throws(ClientError) {
+                n = try local.read(into: current.pointer)
+            } catch {
+                if let p = pending { _ = await p.value }
+                throw error
+            }
+            digest.update(UnsafeRawBufferPointer(current.slice(0, n)))
+            if let p = pending {
+                try await p.value.get()
+                pending = nil
+                progress?(offset, total)
+            }
+            if n == 0 { break }
+            let chunk = SharedBuffer(current.slice(0, n))
+            let at = offset
+            pending = Task {
+                do throws(ClientError) {
+                    try await file.write(from: UnsafeRawBufferPointer(chunk.pointer), at: at, writeThrough: writeThrough)
+                    return .success(())
+                } catch {
+                    return .failure(error)
+                }
+            }
+            offset += UInt64(n)
+            swap(&current, &spare)
+            if n < batch {  // end of the local file
+                try await pending!.value.get()
+                pending = nil
+                progress?(offset, total)
+                break
+            }
+        }
+        return TransferResult(bytes: offset, sha256: digest.finalize(), dataPath: file.dataPath.name)
+    }
+
+    private static func startRead(_ file: RemoteFile, at offset: UInt64, into buffer: SharedBuffer) -> Task<Result<Int, ClientError>, Never> {
+        Task {
+            do throws(ClientError) {
+                return .success(try await file.read(at: offset, into: buffer.pointer))
+            } catch {
+                return .failure(error)
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import ArgumentParser
+import DaxshareClient
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Get: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Copy a file from the server.",
+        discussion: """
+            LOCAL is a file to create or replace, an existing directory to copy into, or - for \
+            stdout; by default the remote file's name in the current directory. A missing remote \
+            file leaves nothing behind, and a failed copy removes its partial local file.
+
+            --digest prints "SHA256HEX  LOCAL" (sha256sum's format) on stdout when the copy is \
+            complete, or on stderr when the data itself went to stdout.
+            """)
+
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var transfer: TransferOptions
+    @Argument(help: "daxshare://HOST[:PORT]/EXPORT/PATH") var url: String
+    @Argument(help: ArgumentHelp("Where to write: a file, a directory, or - for stdout.", valueName: "LOCAL|-"))
+    var local: String?
+
+    mutating func run() async throws {
+        let (local, transfer) = (local, transfer)
+        try await CLI.run("get", url, connection, queueDepth: transfer.queueDepth) { session, url throws(ClientError) in
+            guard let name = url.lastComponent else {
+                throw .invalidArgument("the URL names the export root; name a file to get")
+            }
+            var destination = local ?? name
+            if destination != "-" && Console.isDirectory(destination) {
+                destination = (destination.hasSuffix("/") ? destination : destination + "/") + name
+            }
+            let toStdout = destination == "-"
+            let bar = ProgressBar(label: name, enabled: !transfer.noProgress && !(toStdout && isatty(1) != 0))
+            let result: TransferResult
+            do throws(ClientError) {
+                result = toStdout
+                    ? try await session.get(url.path, to: .standardOutput, progress: bar?.callback)
+                    : try await session.get(url.path, toPath: destination, progress: bar?.callback)
+            } catch {
+                bar?.abandon()
+                throw error
+            }
+            bar?.finish(result.bytes, result.bytes)
+            if transfer.digest {
+                let line = "\(result.sha256Hex)  \(destination)"
+                if toStdout { Console.error(line) } else { CLI.output(line) }
+            }
+        }
+    }
+}

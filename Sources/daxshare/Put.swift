@@ -1,0 +1,63 @@
+import ArgumentParser
+import DaxshareClient
+import DaxshareWire
+
+struct Put: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Copy a local file to the server.",
+        discussion: """
+            LOCAL is a file, or - for stdin. The remote file is created or replaced; when the URL \
+            names a directory (or the export root), the file keeps LOCAL's name inside it. When \
+            put succeeds the file is durable on the server (one FLUSH at the end, or every write \
+            with --write-through).
+
+            --digest prints "SHA256HEX  LOCAL" (sha256sum's format) on stdout.
+            """)
+
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var transfer: TransferOptions
+    @Flag(name: .customLong("write-through"), help: "Make every write durable before its reply.")
+    var writeThrough = false
+    @Flag(name: [.customShort("n"), .customLong("no-clobber")], help: "Fail if the remote file exists.")
+    var noClobber = false
+    @Argument(help: ArgumentHelp("The file to send, or - for stdin.", valueName: "LOCAL|-")) var local: String
+    @Argument(help: "daxshare://HOST[:PORT]/EXPORT[/PATH]") var url: String
+
+    mutating func run() async throws {
+        let (localPath, transfer, urlText) = (local, transfer, url)
+        let options = PutOptions(writeThrough: writeThrough, exclusive: noClobber)
+        let source: LocalFile
+        do throws(ClientError) {
+            if localPath == "-" {
+                source = .standardInput
+            } else {
+                if Console.isDirectory(localPath) { throw .localIO(path: localPath, reason: "is a directory") }
+                source = try LocalFile.openForReading(localPath)
+            }
+        } catch {
+            throw CLI.fail("put", urlText, error)
+        }
+        defer { source.close() }
+        try await CLI.run("put", urlText, connection, queueDepth: transfer.queueDepth) { session, url throws(ClientError) in
+            let name: String? = localPath == "-" ? nil : Console.basename(localPath)
+            var path = url.path
+            if path.isEmpty {
+                guard let name, !name.isEmpty else { throw .invalidArgument("name the remote file (reading stdin)") }
+                path = name
+            } else if let attributes = try? await session.stat(path), attributes.type == .directory {
+                guard let name, !name.isEmpty else { throw .invalidArgument("\(url) is a directory; name the remote file") }
+                path += "/" + name
+            }
+            let bar = ProgressBar(label: name ?? path, enabled: !transfer.noProgress)
+            let result: TransferResult
+            do throws(ClientError) {
+                result = try await session.put(source, to: path, options: options, progress: bar?.callback)
+            } catch {
+                bar?.abandon()
+                throw error
+            }
+            bar?.finish(result.bytes, result.bytes)
+            if transfer.digest { CLI.output("\(result.sha256Hex)  \(localPath)") }
+        }
+    }
+}

@@ -1,0 +1,40 @@
+import ArgumentParser
+import DaxshareClient
+
+struct Stat: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show a file's attributes, or with --server the server's counters.",
+        discussion: """
+            A symbolic link is described, not followed. With --json the output is one JSON \
+            object with the keys of `ls --json`, "path" in place of "name".
+
+            --server prints the server's counters instead (bytes moved two-sided, layouts, open \
+            files, connections...), one "name value" per line, or one JSON object of them.
+            """)
+
+    @OptionGroup var connection: ConnectionOptions
+    @Flag(help: "Print JSON instead of text.") var json = false
+    @Flag(help: "Show the server's counters instead of the file's attributes.") var server = false
+    @Argument(help: "daxshare://HOST[:PORT]/EXPORT[/PATH]") var url: String
+
+    mutating func run() async throws {
+        let (json, server) = (json, server)
+        try await CLI.run("stat", url, connection) { session, url throws(ClientError) in
+            if server {
+                let counters = try await session.serverStats()
+                if json {
+                    CLI.output(JSONValue.object(counters.map { ($0.name, .uint($0.value)) }).text)
+                } else {
+                    for line in EntryFormat.counters(counters) { CLI.output(line) }
+                }
+                return
+            }
+            let attributes = try await session.stat(url.path)
+            if json {
+                CLI.output(EntryFormat.json(attributes, nameKey: "path", name: url.path).text)
+            } else {
+                CLI.output(EntryFormat.statText(attributes, path: url.path))
+            }
+        }
+    }
+}
