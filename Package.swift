@@ -67,7 +67,7 @@ let package = Package(
         .target(
             name: "DaxshareServer",
             dependencies: [
-                "DaxshareVerbs", "DaxsharePmem", "DaxshareWire", "DaxshareTransport",
+                "DaxshareVerbs", "DaxsharePmem", "DaxshareWire", "DaxshareTransport", "CLinux",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -8,3 +8,4 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <linux/falloc.h>
+#include <sys/xattr.h>

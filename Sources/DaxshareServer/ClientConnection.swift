@@ -25,6 +25,7 @@ final class ClientConnection: @unchecked Sendable {
     private var trees: [UInt32: Export] = [:]
     private var nextTree: UInt32 = 1
     private var bounce: RegisteredBuffer?
+    private let layouts: SessionLayouts
 
     init(channel: MessageChannel, server: ServerContext) {
         self.channel = channel
@@ -34,6 +35,9 @@ final class ClientConnection: @unchecked Sendable {
         self.logger = logger
         self.authenticator = Authenticator(secret: server.configuration.secret)
         self.files = SessionFiles(maxOpenFiles: server.configuration.maxOpenFiles)
+        self.layouts = SessionLayouts(
+            domain: channel.connection.domain, counters: server.counters, logger: logger,
+            recallDeadlineMs: server.configuration.recallDeadlineMs, maxLayouts: server.configuration.maxLayouts)
     }
 
     /// Serves until the client leaves, breaks the protocol, or the server stops.
@@ -54,6 +58,8 @@ final class ClientConnection: @unchecked Sendable {
 
     /// Drops everything the session held.
     private func release() {
+        // Memory regions first: no client RDMA may reach a file being closed.
+        layouts.releaseAll()
         let open = files.count
         files.closeAll()
         server.counters.subtract(ServerCounter.openFiles, UInt64(open))
@@ -155,6 +161,8 @@ final class ClientConnection: @unchecked Sendable {
         case let .open(o):
             return ok(.open(try open(o)))
         case let .close(c):
+            _ = try files.file(FileID(rawValue: c.fileId))
+            layouts.releaseAll(fileId: c.fileId)
             try files.close(FileID(rawValue: c.fileId))
             server.counters.subtract(ServerCounter.openFiles)
             return ok(.close)
@@ -171,10 +179,14 @@ final class ClientConnection: @unchecked Sendable {
         case let .setSize(s):
             let file = try writable(s.fileId)
             guard s.size <= UInt64(Int.max) else { throw RequestFailure(status: .fileTooLarge, reason: "size \(s.size)") }
+            // This session's own layouts on the file end first (PROTOCOL.md §5.6);
+            // other sessions' are recalled (issue 6).
+            layouts.releaseAll(fileId: s.fileId)
             try file.setSize(Int(s.size))
             return ok(.setSize(.init(try file.status(), dax: file.shared.isPmem)))
         case let .punchHole(p):
             let file = try writable(p.fileId)
+            layouts.releaseAll(fileId: p.fileId)
             try file.punchHole(offset: Int(p.range.offset), length: Int(p.range.length))
             return ok(.punchHole)
         case let .unlink(u):
@@ -191,8 +203,13 @@ final class ClientConnection: @unchecked Sendable {
             return ok(.read(try await read(r)))
         case let .write(w):
             return ok(.write(try await write(w)))
-        case .layoutGet, .layoutCommit, .layoutReturn:
-            throw RequestFailure(status: .notSupported, reason: "layouts are not served yet")
+        case let .layoutGet(g):
+            return ok(.layoutGet(try layouts.get(g, file: try files.file(FileID(rawValue: g.fileId)))))
+        case let .layoutCommit(c):
+            return ok(.layoutCommit(try layouts.commit(c)))
+        case let .layoutReturn(r):
+            try layouts.returnLayout(r)
+            return ok(.layoutReturn)
         }
     }
 

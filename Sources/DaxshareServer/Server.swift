@@ -21,11 +21,11 @@ final class ServerContext: Sendable {
         self.counters = counters
         self.logger = logger
         self.negotiateResponse = NegotiateResponse(
-            maxOutstandingRequests: 64, defaultRecallDeadlineMs: 5000,
-            capabilities: [.punchHole, .serverStats], serverId: (0..<Limits.guidLength).map { _ in UInt8.random(in: 0...255) },
+            maxOutstandingRequests: 64, defaultRecallDeadlineMs: configuration.recallDeadlineMs,
+            capabilities: [.layouts, .odp, .callbacks, .punchHole, .serverStats], serverId: (0..<Limits.guidLength).map { _ in UInt8.random(in: 0...255) },
             maxBufferDescriptors: UInt16(Limits.maxBufferDescriptors), maxExtentsPerLayout: UInt16(Limits.maxExtentsPerLayout),
             maxPathLength: UInt16(Limits.maxPathLength), maxListEntries: UInt16(Limits.maxListEntries),
-            maxOpenFiles: UInt32(configuration.maxOpenFiles), maxLayouts: 0)
+            maxOpenFiles: UInt32(configuration.maxOpenFiles), maxLayouts: UInt32(configuration.maxLayouts))
     }
 }
 

@@ -42,6 +42,10 @@ public struct ServerConfiguration: Sendable {
     public var maxConnections = 64
     /// Open files per session.
     public var maxOpenFiles = 1024
+    /// Layouts per session.
+    public var maxLayouts = 1024
+    /// How long a layout holder has to return a recalled layout before it is fenced.
+    public var recallDeadlineMs: UInt32 = 5000
     /// Failed authentications tolerated per connection before it is closed.
     public var maxAuthFailures = 3
 

@@ -15,15 +15,20 @@ final class ServerProcess: @unchecked Sendable {
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(".build/debug").path
 
     /// Ports are per test so servers of different tests never meet.
-    init(name: String, port: UInt16, readOnly: Bool = false, extraExports: [String] = [], secret: String = "s3cret-\(UUID())") throws {
+    /// `restarting` starts a new server on the export, secret and port of one
+    /// that was stopped or killed.
+    init(name: String, port: UInt16, readOnly: Bool = false, extraExports: [String] = [], secret: String = "s3cret-\(UUID())",
+         restarting previous: ServerProcess? = nil) throws {
         self.port = port
-        exportDir = try Testbed.pmemPath("export-\(name)")
+        exportDir = try previous?.exportDir ?? Testbed.pmemPath("export-\(name)")
         try FileManager.default.createDirectory(atPath: exportDir, withIntermediateDirectories: true)
         let dir = NSTemporaryDirectory() + "daxshare-it-\(name)-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        secretFile = dir + "/secret"
-        logFile = dir + "/server.log"
-        FileManager.default.createFile(atPath: secretFile, contents: Data(secret.utf8), attributes: [.posixPermissions: 0o600])
+        secretFile = previous?.secretFile ?? dir + "/secret"
+        logFile = dir + "/server\(previous == nil ? "" : "-restarted").log"
+        if previous == nil {
+            FileManager.default.createFile(atPath: secretFile, contents: Data(secret.utf8), attributes: [.posixPermissions: 0o600])
+        }
         FileManager.default.createFile(atPath: logFile, contents: nil)
         process.executableURL = URL(fileURLWithPath: Self.binDir + "/daxshared")
         process.arguments = [
@@ -64,6 +69,14 @@ final class ServerProcess: @unchecked Sendable {
         }
         return process.terminationStatus
     }
+
+    /// SIGKILL: no clean-up of any kind, as in a crash.
+    func kill9() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    var secret: [UInt8] { get throws { Array(try Data(contentsOf: URL(fileURLWithPath: secretFile))) } }
 
     deinit { if process.isRunning { process.terminate() } }
 }

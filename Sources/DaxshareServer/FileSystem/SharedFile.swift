@@ -1,4 +1,6 @@
+import CLinux
 import DaxsharePmem
+import Glibc
 import Logging
 import Synchronization
 import SystemPackage
@@ -72,6 +74,16 @@ public final class SharedFile: @unchecked Sendable {
     // layouts before `setSize` down, `punchHole`, and before a remap moves
     // the base (`mappingGeneration` changes), since MRs point at addresses.
 
+    /// The visible size while RW layouts reach past it (PROTOCOL.md §5.7): the
+    /// file itself is longer then, so one-sided writes land in backed pages,
+    /// but STAT and READ honour this. Also kept in an extended attribute so a
+    /// restart trims the file back. Guarded by ioLock.
+    private var visibleOverride: Int?
+    /// Layouts with extents past the visible size; the file is trimmed back
+    /// to the visible size when the last one ends. Guarded by ioLock.
+    private var pastEndLayouts = 0
+    static let visibleSizeAttribute = "user.daxshare.visible_size"
+
     init(key: FileKey, file: PmemFile, origin: String, minimumReservation: Int, logger: Logger) throws(FileSystemError) {
         self.key = key
         self.file = file
@@ -79,6 +91,14 @@ public final class SharedFile: @unchecked Sendable {
         self.minimumReservation = minimumReservation
         self.logger = logger
         do throws(PmemError) {
+            // A visible size left behind by a crash during an RW layout past
+            // end of file: the bytes beyond it were never committed.
+            if let visible = Self.savedVisibleSize(file.descriptor), visible < (try file.size()) {
+                try file.setSize(visible)
+                try file.synchronizeMetadata()
+                logger.notice("trimmed \(origin) back to its committed size \(visible) after a restart")
+            }
+            _ = fremovexattr(file.descriptor.rawValue, Self.visibleSizeAttribute)
             let size = try file.size()
             currentMapping = try file.map(
                 length: size, capacity: Self.reservation(for: size, minimum: minimumReservation), logger: logger)
@@ -110,7 +130,9 @@ public final class SharedFile: @unchecked Sendable {
 
     func status() throws(FileSystemError) -> FileStatus {
         do throws(PmemError) {
-            return FileStatus(try file.status())
+            var status = FileStatus(try file.status())
+            if let visible = ioLock.withReadLock({ visibleOverride }) { status.size = Int64(visible) }
+            return status
         } catch {
             throw FileSystemError(error, operation: "fstat(\(origin))")
         }
@@ -126,7 +148,7 @@ public final class SharedFile: @unchecked Sendable {
             try ioLock.withWriteLock { () throws(FileSystemError) in try adjustMapping(to: try currentSize()) }
         }
         return try ioLock.withReadLock { () throws(FileSystemError) -> ReadResult in
-            let length = currentMapping.length
+            let length = min(currentMapping.length, visibleOverride ?? .max)
             guard offset < length else { return ReadResult(count: 0, endOfFile: true) }
             let count = min(buffer.count, length - offset)
             if count > 0 {
@@ -161,6 +183,9 @@ public final class SharedFile: @unchecked Sendable {
                 return true
             }
             if copied {
+                try ioLock.withWriteLock { () throws(FileSystemError) in
+                    if let visible = visibleOverride, end > visible { try setVisible(end) }
+                }
                 if writeThrough { try synchronizeMetadataIfNeeded() }
                 return
             }
@@ -237,6 +262,104 @@ public final class SharedFile: @unchecked Sendable {
             metadataDirty.store(true, ordering: .releasing)
             throw FileSystemError(error, operation: "fsync(\(origin))")
         }
+    }
+
+    // MARK: - Layouts (PROTOCOL.md §5)
+
+    /// Makes `[0, end)` backed and mapped for a layout, growing the file with
+    /// zeroed blocks if `end` is past the visible size (which then stays where
+    /// it was). Returns the mapping to register and whether the layout
+    /// reaches past the visible size; such a layout must end with
+    /// `layoutEnded(pastEnd: true)`.
+    public func prepareLayout(end: Int, writable: Bool) throws(FileSystemError) -> (mapping: PmemMapping, pastEnd: Bool) {
+        try ioLock.withWriteLock { () throws(FileSystemError) -> (PmemMapping, Bool) in
+            let size = try currentSize()
+            if size != currentMapping.length { try adjustMapping(to: size) }
+            guard writable, end > (visibleOverride ?? size) else { return (currentMapping, false) }
+            if visibleOverride == nil { try setVisible(size) }
+            if end > size {
+                try allocate(from: size, to: end)
+                try adjustMapping(to: end)
+            }
+            pastEndLayouts += 1
+            return (currentMapping, true)
+        }
+    }
+
+    /// LAYOUTCOMMIT: persists the ranges, raises the visible size to
+    /// `newSize`, makes size and times durable, and returns the visible size.
+    public func commitLayout(ranges: [(offset: Int, length: Int)], newSize: Int?) throws(FileSystemError) -> Int {
+        try ioLock.withReadLock { () throws(FileSystemError) in
+            for r in ranges {
+                let count = min(r.length, max(0, currentMapping.length - r.offset))
+                guard count > 0 else { continue }
+                do throws(PmemError) {
+                    try currentMapping.persist(offset: r.offset, length: count)
+                } catch {
+                    throw FileSystemError(error, operation: "persist(\(origin))")
+                }
+            }
+        }
+        let visible = try ioLock.withWriteLock { () throws(FileSystemError) -> Int in
+            let size = try currentSize()
+            if let newSize {
+                if let v = visibleOverride {
+                    if newSize > v { try setVisible(min(newSize, size)) }
+                } else if newSize > size {
+                    try allocate(from: size, to: newSize)
+                    try adjustMapping(to: newSize)
+                }
+            }
+            if let v = visibleOverride { return v }
+            return try currentSize()
+        }
+        do throws(PmemError) {
+            try file.synchronize()
+        } catch {
+            throw FileSystemError(error, operation: "fsync(\(origin))")
+        }
+        return visible
+    }
+
+    /// A layout ended (returned, revoked, or its connection gone) after its
+    /// memory regions were deregistered. When the last layout past the
+    /// visible size ends, the file is trimmed back to the visible size.
+    public func layoutEnded(pastEnd: Bool) {
+        guard pastEnd else { return }
+        ioLock.withWriteLock {
+            pastEndLayouts -= 1
+            guard pastEndLayouts == 0, let visible = visibleOverride else { return }
+            do throws(FileSystemError) {
+                try adjustMapping(to: visible)
+                do throws(PmemError) {
+                    try file.setSize(visible)
+                    try file.synchronizeMetadata()
+                } catch {
+                    throw FileSystemError(error, operation: "ftruncate(\(origin))")
+                }
+                visibleOverride = nil
+                _ = fremovexattr(file.descriptor.rawValue, Self.visibleSizeAttribute)
+            } catch {
+                logger.error("could not trim \(origin) back to \(visible) bytes: \(error)")
+            }
+        }
+    }
+
+    /// Records the visible size, in memory and in the extended attribute. Holds ioLock exclusively.
+    private func setVisible(_ size: Int) throws(FileSystemError) {
+        var value = UInt64(size).littleEndian
+        let rc = withUnsafeBytes(of: &value) {
+            fsetxattr(file.descriptor.rawValue, Self.visibleSizeAttribute, $0.baseAddress, 8, 0)
+        }
+        if rc != 0 { throw FileSystemError(errno: Errno(rawValue: errno), operation: "fsetxattr(\(origin))") }
+        visibleOverride = size
+        metadataDirty.store(true, ordering: .releasing)
+    }
+
+    private static func savedVisibleSize(_ fd: FileDescriptor) -> Int? {
+        var value: UInt64 = 0
+        let n = withUnsafeMutableBytes(of: &value) { fgetxattr(fd.rawValue, visibleSizeAttribute, $0.baseAddress, 8) }
+        return n == 8 ? Int(UInt64(littleEndian: value)) : nil
     }
 
     // MARK: - Internals

@@ -1,0 +1,87 @@
+import Crypto
+import DaxshareTransport
+import DaxshareVerbs
+import DaxshareWire
+import Foundation
+
+/// A bare protocol client for tests that must do what the client library
+/// never would (use a layout's rkey from another connection, write through a
+/// READ layout, vanish without returning): one request at a time over a real
+/// channel, answers decoded, nothing hidden.
+final class RawSession: @unchecked Sendable {
+    let channel: MessageChannel
+    private var replies: AsyncThrowingStream<[UInt8], any Error>.Iterator
+    private var nextId: UInt64 = 1
+    private(set) var sessionId: UInt64 = 0
+    private(set) var treeId: UInt32 = 0
+
+    init(host: String, port: UInt16, export: String, secret: [UInt8]) async throws {
+        channel = try await MessageChannel.connect(host: host, port: port)
+        replies = channel.messages.makeAsyncIterator()
+        _ = try await request(.negotiate(NegotiateRequest(capabilities: [.layouts, .callbacks], clientId: Array(repeating: 7, count: 16))))
+        let clientNonce = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        let challenge = try await call(.sessionSetup(.begin(identity: "test", clientNonce: clientNonce)))
+        guard case let .response(.sessionSetup(.challenge(serverNonce))) = challenge.body else {
+            throw TestbedError.missing("a session challenge, got \(challenge.body)")
+        }
+        sessionId = challenge.sessionId
+        let key = SymmetricKey(data: secret)
+        let proof = HMAC<SHA256>.authenticationCode(
+            for: SessionAuth.clientProofInput(sessionId: sessionId, serverNonce: serverNonce, clientNonce: clientNonce, identity: "test"),
+            using: key)
+        _ = try await request(.sessionSetup(.proof(clientProof: Array(proof))))
+        guard case let .treeConnect(tree) = try await request(.treeConnect(TreeConnectRequest(exportName: export))) else {
+            throw TestbedError.missing("a tree")
+        }
+        treeId = tree.treeId
+    }
+
+    /// Sends a request and returns the whole reply message.
+    func call(_ r: Request) async throws -> Message {
+        let id = nextId
+        nextId += 1
+        try await channel.send(try Message.request(r, messageId: id, sessionId: sessionId).encode())
+        while true {
+            guard let bytes = try await replies.next() else { throw TestbedError.missing("a reply to \(r.command)") }
+            let m = try Message.decode(bytes)
+            if m.messageId == id { return m }  // callbacks are skipped here
+        }
+    }
+
+    /// Sends a request and returns its successful response, or throws its status.
+    func request(_ r: Request) async throws -> Response {
+        let m = try await call(r)
+        switch m.body {
+        case let .response(response): return response
+        case let .error(_, status, _): throw StatusError(status: status)
+        default: throw TestbedError.missing("a response, got \(m.body)")
+        }
+    }
+
+    func open(_ path: String, _ flags: OpenFlags) async throws -> UInt64 {
+        guard case let .open(o) = try await request(.open(OpenRequest(treeId: treeId, flags: flags, path: path))) else {
+            throw TestbedError.missing("an open response")
+        }
+        return o.fileId
+    }
+
+    func layout(file: UInt64, offset: UInt64, length: UInt64, _ iomode: LayoutIOMode) async throws -> LayoutGetResponse {
+        guard case let .layoutGet(l) = try await request(
+            .layoutGet(LayoutGetRequest(fileId: file, offset: offset, length: length, minLength: length, iomode: iomode)))
+        else { throw TestbedError.missing("a layout") }
+        return l
+    }
+
+    func counters() async throws -> [String: UInt64] {
+        guard case let .serverStats(s) = try await request(.serverStats) else { throw TestbedError.missing("stats") }
+        return Dictionary(uniqueKeysWithValues: s.counters.map { ($0.name, $0.value) })
+    }
+
+    func close() { channel.close() }
+}
+
+struct StatusError: Error, Equatable { var status: Status }
+
+extension LayoutExtent {
+    var remote: RemoteMemory { RemoteMemory(address: remoteAddress, rkey: rkey, length: length) }
+}
