@@ -2,11 +2,12 @@ import Glibc
 
 /// A reader-writer lock over `pthread_rwlock_t`. Mappings use it so copies run
 /// concurrently while a resize or unmap waits for them to drain: nobody
-/// touches an address range while it is being replaced.
-final class ReadWriteLock: @unchecked Sendable {
+/// touches an address range while it is being replaced. The server's shared
+/// files use it the same way around size changes.
+public final class ReadWriteLock: @unchecked Sendable {
     private let lock: UnsafeMutablePointer<pthread_rwlock_t>
 
-    init() {
+    public init() {
         lock = .allocate(capacity: 1)
         lock.initialize(to: pthread_rwlock_t())
         precondition(pthread_rwlock_init(lock, nil) == 0)
@@ -17,13 +18,13 @@ final class ReadWriteLock: @unchecked Sendable {
         lock.deallocate()
     }
 
-    func withReadLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+    public func withReadLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
         pthread_rwlock_rdlock(lock)
         defer { pthread_rwlock_unlock(lock) }
         return try body()
     }
 
-    func withWriteLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+    public func withWriteLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
         pthread_rwlock_wrlock(lock)
         defer { pthread_rwlock_unlock(lock) }
         return try body()

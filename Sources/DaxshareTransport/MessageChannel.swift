@@ -42,9 +42,10 @@ public final class MessageChannel: Sendable {
         return o
     }
 
+    /// The channel after a successful negotiate exchange; starts receiving.
     private init(
         connection: Connection, negotiated: NegotiatedTransport, receives: RegisteredBuffer,
-        receiveSize: Int, pending: [WorkCompletion], logger: Logger
+        receiveSize: Int, logger: Logger, incoming: sending AsyncStream<WorkCompletion>.Iterator
     ) throws(VerbsError) {
         self.connection = connection
         self.negotiated = negotiated
@@ -57,6 +58,7 @@ public final class MessageChannel: Sendable {
             credits: negotiated.credits,
             reassembler: Reassembler(maxMessageSize: Int(negotiated.maxIncomingMessageSize))))
         (messages, sink) = AsyncThrowingStream.makeStream(of: [UInt8].self)
+        start(incoming)
     }
 
     // MARK: Establishing
@@ -82,21 +84,17 @@ public final class MessageChannel: Sendable {
             let request = TransportNegotiation.request(config)
             try await sendRaw(try request.encode(), on: connection)
             var incoming = connection.receives.makeAsyncIterator()
-            let wc = try await first(&incoming, on: connection, timeoutSeconds: TransportConfig.negotiateTimeoutSeconds)
-            let message = try decode(wc, in: buffers, size: Int(config.maxReceiveSize))
+            let message = try await receiveNegotiate(&incoming, on: connection, buffers: buffers, config: config)
             guard case let .negotiateResponse(response) = message else {
                 throw TransportError.violation(.unexpectedMessage(message.type))
             }
-            try repost(wc, on: connection, buffers: buffers, size: Int(config.maxReceiveSize))
             let negotiated: NegotiatedTransport
             do { negotiated = try TransportNegotiation.accept(response, for: request, postedReceives: count) } catch {
                 throw TransportError.violation(error)
             }
-            let channel = try MessageChannel(
+            return try MessageChannel(
                 connection: connection, negotiated: negotiated, receives: buffers,
-                receiveSize: Int(config.maxReceiveSize), pending: [], logger: logger)
-            channel.start(incoming)
-            return channel
+                receiveSize: Int(config.maxReceiveSize), logger: logger, incoming: incoming)
         } catch {
             connection.close()
             throw error
@@ -122,26 +120,34 @@ public final class MessageChannel: Sendable {
         do {
             let buffers = receives!
             var incoming = connection.receives.makeAsyncIterator()
-            let wc = try await first(&incoming, on: connection, timeoutSeconds: TransportConfig.negotiateTimeoutSeconds)
-            let message = try decode(wc, in: buffers, size: Int(config.maxReceiveSize))
+            let message = try await receiveNegotiate(&incoming, on: connection, buffers: buffers, config: config)
             guard case let .negotiateRequest(req) = message else {
                 throw TransportError.violation(.unexpectedMessage(message.type))
             }
-            try repost(wc, on: connection, buffers: buffers, size: Int(config.maxReceiveSize))
             let (response, negotiated) = TransportNegotiation.respond(to: req, config: config, postedReceives: count)
             try await sendRaw(try response.encode(), on: connection)
             guard let negotiated else {
                 throw TransportError.closed(reason: "negotiate failed: \(response.status)")
             }
-            let channel = try MessageChannel(
+            return try MessageChannel(
                 connection: connection, negotiated: negotiated, receives: buffers,
-                receiveSize: Int(config.maxReceiveSize), pending: [], logger: logger)
-            channel.start(incoming)
-            return channel
+                receiveSize: Int(config.maxReceiveSize), logger: logger, incoming: incoming)
         } catch {
             connection.close()
             throw error
         }
+    }
+
+    /// The first message of either side: a negotiate message, outside credits.
+    /// Its receive is posted again at once.
+    private static func receiveNegotiate(
+        _ incoming: inout AsyncStream<WorkCompletion>.Iterator, on connection: Connection,
+        buffers: RegisteredBuffer, config: TransportConfig
+    ) async throws -> TransportMessage {
+        let wc = try await first(&incoming, on: connection, timeoutSeconds: TransportConfig.negotiateTimeoutSeconds)
+        let message = try decode(wc, in: buffers, size: Int(config.maxReceiveSize))
+        try repost(wc, on: connection, buffers: buffers, size: Int(config.maxReceiveSize))
+        return message
     }
 
     private static func postReceives(on c: Connection, count: Int, size: Int) throws(VerbsError) -> RegisteredBuffer {
