@@ -17,7 +17,7 @@ all: build
 # device and a DAX mount it runs here; otherwise in the testbed VM.
 demo: build
 	@if ls /sys/class/infiniband/* >/dev/null 2>&1 && [ -n "$$DAXSHARE_PMEM" ]; then \
-		DAXSHARE_TEST_ADDR=$${DAXSHARE_TEST_ADDR:?set DAXSHARE_TEST_ADDR to this RDMA device's address} scripts/demo; \
+		DAXSHARE_TEST_ADDR=$${DAXSHARE_TEST_ADDR:?set DAXSHARE_TEST_ADDR to the RDMA address} scripts/demo; \
 	else \
 		echo "== no RDMA device here: running the demo in the testbed VM (rxe + emulated pmem)"; \
 		$(TESTBED) run scripts/demo; \
