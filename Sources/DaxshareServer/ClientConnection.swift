@@ -26,6 +26,8 @@ final class ClientConnection: @unchecked Sendable {
     private var nextTree: UInt32 = 1
     private var bounce: RegisteredBuffer?
     private let layouts: SessionLayouts
+    /// The session id callbacks carry, readable from a recalling task.
+    private let sessionBox: SessionIDBox
 
     init(channel: MessageChannel, server: ServerContext) {
         self.channel = channel
@@ -35,9 +37,17 @@ final class ClientConnection: @unchecked Sendable {
         self.logger = logger
         self.authenticator = Authenticator(secret: server.configuration.secret)
         self.files = SessionFiles(maxOpenFiles: server.configuration.maxOpenFiles)
+        let sessionBox = SessionIDBox()
+        self.sessionBox = sessionBox
         self.layouts = SessionLayouts(
-            domain: channel.connection.domain, counters: server.counters, logger: logger,
-            recallDeadlineMs: server.configuration.recallDeadlineMs, maxLayouts: server.configuration.maxLayouts)
+            domain: channel.connection.domain, registry: server.layouts, counters: server.counters, logger: logger,
+            maxLayouts: server.configuration.maxLayouts, peer: "\(channel.connection.peerAddress)"
+        ) { [channel, logger] messageId, callback in
+            let message = Message(messageId: messageId, sessionId: sessionBox.id, body: .callback(callback))
+            do { try await channel.send(try message.encode()) } catch {
+                logger.debug("could not send \(callback.command): \(error)")
+            }
+        }
     }
 
     /// Serves until the client leaves, breaks the protocol, or the server stops.
@@ -99,6 +109,10 @@ final class ClientConnection: @unchecked Sendable {
             try? await reply(.error(.badMessage, to: header))
             throw ConnectionFault(description: "bad \(header.command) message: \(error)")
         }
+        if case let .callbackReply(status, .layoutRecall(ack)) = message.body {
+            layouts.recallAcknowledged(ack, status: status)
+            return true
+        }
         guard case let .request(request) = message.body else {
             throw ConnectionFault(description: "a client sent a \(message.command) that is not a request")
         }
@@ -115,7 +129,7 @@ final class ClientConnection: @unchecked Sendable {
             try await reply(response)
         } catch let failure as RequestFailure {
             logger.debug("\(request.command) failed: \(failure.status): \(failure.reason)")
-            try await reply(.error(failure.status, to: header))
+            try await reply(.error(failure.status, to: header, retryAfterMs: failure.retryAfterMs))
         } catch let error as FileSystemError {
             logger.debug("\(request.command) failed: \(error)")
             try await reply(.error(error.status, to: header))
@@ -138,6 +152,7 @@ final class ClientConnection: @unchecked Sendable {
         case let .sessionSetup(setup):
             return try await sessionSetup(setup, header: header)
         case .logoff:
+            layouts.releaseAll()
             release()
             return ok(.logoff)
         case let .treeConnect(t):
@@ -159,6 +174,7 @@ final class ClientConnection: @unchecked Sendable {
         case .serverStats:
             return ok(.serverStats(ServerStatsResponse(counters: server.counters.snapshot())))
         case let .open(o):
+            if o.flags.contains(.truncate) { await recallAll(path: o.path, in: try tree(o.treeId), reason: .truncate) }
             return ok(.open(try open(o)))
         case let .close(c):
             _ = try files.file(FileID(rawValue: c.fileId))
@@ -182,18 +198,28 @@ final class ClientConnection: @unchecked Sendable {
             // This session's own layouts on the file end first (PROTOCOL.md §5.6);
             // other sessions' are recalled (issue 6).
             layouts.releaseAll(fileId: s.fileId)
+            if s.size < UInt64(try file.status().size) {
+                await server.layouts.recall(
+                    file.shared.key, range: ByteRange(offset: s.size, length: UInt64(Int.max) - s.size),
+                    requester: layouts, reason: .truncate)
+            }
             try file.setSize(Int(s.size))
             return ok(.setSize(.init(try file.status(), dax: file.shared.isPmem)))
         case let .punchHole(p):
             let file = try writable(p.fileId)
             layouts.releaseAll(fileId: p.fileId)
+            await server.layouts.recall(file.shared.key, range: p.range, requester: layouts, reason: .punchHole)
             try file.punchHole(offset: Int(p.range.offset), length: Int(p.range.length))
             return ok(.punchHole)
         case let .unlink(u):
+            await recallAll(path: u.path, in: try tree(u.treeId), reason: .unlink)
             try tree(u.treeId).unlink(u.path, directory: u.flags.contains(.directory))
             return ok(.unlink)
         case let .rename(r):
-            try tree(r.treeId).rename(r.from, to: r.to, noReplace: r.flags.contains(.noReplace))
+            let export = try tree(r.treeId)
+            await recallAll(path: r.from, in: export, reason: .rename)
+            await recallAll(path: r.to, in: export, reason: .rename)
+            try export.rename(r.from, to: r.to, noReplace: r.flags.contains(.noReplace))
             return ok(.rename)
         case let .flush(f):
             let file = try files.file(FileID(rawValue: f.fileId))
@@ -204,7 +230,7 @@ final class ClientConnection: @unchecked Sendable {
         case let .write(w):
             return ok(.write(try await write(w)))
         case let .layoutGet(g):
-            return ok(.layoutGet(try layouts.get(g, file: try files.file(FileID(rawValue: g.fileId)))))
+            return ok(.layoutGet(try await layouts.get(g, file: try files.file(FileID(rawValue: g.fileId)))))
         case let .layoutCommit(c):
             return ok(.layoutCommit(try layouts.commit(c)))
         case let .layoutReturn(r):
@@ -240,6 +266,7 @@ final class ClientConnection: @unchecked Sendable {
             if !authenticated { server.counters.add(ServerCounter.sessions) }
             authenticated = true
             sessionId = p.sessionId
+            sessionBox.id = p.sessionId
             logger.info("session \(String(sessionId, radix: 16)) for '\(p.identity)'")
             let serverProof = authenticator.serverProof(
                 sessionId: p.sessionId, serverNonce: p.serverNonce, clientNonce: p.clientNonce, identity: p.identity)
@@ -248,6 +275,13 @@ final class ClientConnection: @unchecked Sendable {
     }
 
     // MARK: Files
+
+    /// Recalls every layout on the file at `path`, if it is open here at all.
+    private func recallAll(path: String, in export: Export, reason: RecallReason) async {
+        guard let status = try? export.status(of: path) else { return }
+        let key = FileKey(device: status.device, inode: status.inode)
+        await server.layouts.recall(key, range: nil, requester: layouts, reason: reason)
+    }
 
     private func tree(_ id: UInt32) throws -> Export {
         guard let export = trees[id] else { throw RequestFailure(status: .invalidArgument, reason: "no tree \(id)") }
@@ -353,5 +387,14 @@ final class ClientConnection: @unchecked Sendable {
             writeThrough: w.flags.contains(.writeThrough) || file.writeThrough)
         server.counters.add(ServerCounter.bytesWrittenTwoSided, UInt64(w.length))
         return WriteResponse(bytesWritten: w.length)
+    }
+}
+
+/// The session id, set once authentication succeeds and read by callbacks.
+final class SessionIDBox: @unchecked Sendable {
+    private let value = Atomic<UInt64>(0)
+    var id: UInt64 {
+        get { value.load(ordering: .acquiring) }
+        set { value.store(newValue, ordering: .releasing) }
     }
 }

@@ -13,13 +13,18 @@ final class ServerContext: Sendable {
     let counters: ServerCounters
     let logger: Logger
     let negotiateResponse: NegotiateResponse
+    let layouts: LayoutRegistry
 
     init(configuration: ServerConfiguration, exports: [String: Export], counters: ServerCounters, logger: Logger) {
         self.configuration = configuration
         self.exports = exports
-        self.files = FileTable(logger: logger)
+        let files = FileTable(logger: logger)
+        self.files = files
         self.counters = counters
         self.logger = logger
+        self.layouts = LayoutRegistry(
+            deadlineMs: configuration.recallDeadlineMs, counters: counters, logger: logger,
+            leases: configuration.fileLeases) { files.sharedFile(descriptor: $0) }
         self.negotiateResponse = NegotiateResponse(
             maxOutstandingRequests: 64, defaultRecallDeadlineMs: configuration.recallDeadlineMs,
             capabilities: [.layouts, .odp, .callbacks, .punchHole, .serverStats], serverId: (0..<Limits.guidLength).map { _ in UInt8.random(in: 0...255) },

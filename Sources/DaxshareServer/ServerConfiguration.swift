@@ -44,8 +44,12 @@ public struct ServerConfiguration: Sendable {
     public var maxOpenFiles = 1024
     /// Layouts per session.
     public var maxLayouts = 1024
-    /// How long a layout holder has to return a recalled layout before it is fenced.
+    /// How long a layout holder has to return a recalled layout before it is
+    /// fenced; well under /proc/sys/fs/lease-break-time (45 s), so a local
+    /// opener is released by the recall, not by the kernel giving up.
     public var recallDeadlineMs: UInt32 = 5000
+    /// Hold an OS write lease on files with layouts, so local opens recall them.
+    public var fileLeases = true
     /// Failed authentications tolerated per connection before it is closed.
     public var maxAuthFailures = 3
 

@@ -4,6 +4,8 @@ import DaxshareWire
 struct RequestFailure: Error {
     var status: Status
     var reason: String
+    /// For TRY_LATER: when the client may try again.
+    var retryAfterMs: UInt32 = 0
 }
 
 extension FileSystemError {

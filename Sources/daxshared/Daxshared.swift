@@ -46,12 +46,15 @@ struct Daxshared: AsyncParsableCommand {
     @Option(name: .long, help: "Open files per client session.")
     var maxOpenFiles: Int = 1024
 
+    @Option(name: .long, help: "Milliseconds a client has to return a recalled layout before it is fenced.")
+    var recallDeadlineMs: UInt32 = 5000
+
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("unknown log level '\(logLevel)'")
         }
         guard !exports.isEmpty else { throw ValidationError("give at least one --export NAME=DIR") }
-        guard maxConnections > 0, maxOpenFiles > 0 else { throw ValidationError("limits must be positive") }
+        guard maxConnections > 0, maxOpenFiles > 0, recallDeadlineMs > 0 else { throw ValidationError("limits must be positive") }
     }
 
     func run() async throws {
@@ -67,6 +70,7 @@ struct Daxshared: AsyncParsableCommand {
             host: host, port: port, exports: try exports.map { try .init(parsing: $0) }, secret: try readSecret())
         config.maxConnections = maxConnections
         config.maxOpenFiles = maxOpenFiles
+        config.recallDeadlineMs = recallDeadlineMs
 
         let server: Server
         do { server = try Server(configuration: config, logger: logger) } catch {

@@ -10,14 +10,36 @@ import Foundation
 /// channel, answers decoded, nothing hidden.
 final class RawSession: @unchecked Sendable {
     let channel: MessageChannel
-    private var replies: AsyncThrowingStream<[UInt8], any Error>.Iterator
+    /// CB_LAYOUTRECALLs as they arrive (not acknowledged: that is the test's choice).
+    let recalls: AsyncStream<(messageId: UInt64, recall: LayoutRecall)>
+    private let lock = NSLock()
+    private var waiting: [UInt64: CheckedContinuation<Message, any Error>] = [:]
+    private var ended: (any Error)?
     private var nextId: UInt64 = 1
     private(set) var sessionId: UInt64 = 0
     private(set) var treeId: UInt32 = 0
 
     init(host: String, port: UInt16, export: String, secret: [UInt8]) async throws {
         channel = try await MessageChannel.connect(host: host, port: port)
-        replies = channel.messages.makeAsyncIterator()
+        let (recalls, sink) = AsyncStream.makeStream(of: (messageId: UInt64, recall: LayoutRecall).self)
+        self.recalls = recalls
+        Task { [channel, self] in
+            do {
+                for try await bytes in channel.messages {
+                    let m = try Message.decode(bytes)
+                    if case let .callback(.layoutRecall(r)) = m.body {
+                        sink.yield((m.messageId, r))
+                        continue
+                    }
+                    let c = lock.withLock { waiting.removeValue(forKey: m.messageId) }
+                    c?.resume(returning: m)
+                }
+                finish(TestbedError.missing("the connection (closed)"))
+            } catch {
+                finish(error)
+            }
+            sink.finish()
+        }
         _ = try await request(.negotiate(NegotiateRequest(capabilities: [.layouts, .callbacks], clientId: Array(repeating: 7, count: 16))))
         let clientNonce = (0..<32).map { _ in UInt8.random(in: 0...255) }
         let challenge = try await call(.sessionSetup(.begin(identity: "test", clientNonce: clientNonce)))
@@ -36,15 +58,58 @@ final class RawSession: @unchecked Sendable {
         treeId = tree.treeId
     }
 
+    private func finish(_ error: any Error) {
+        let all = lock.withLock { () -> [CheckedContinuation<Message, any Error>] in
+            ended = error
+            defer { waiting.removeAll() }
+            return Array(waiting.values)
+        }
+        all.forEach { $0.resume(throwing: error) }
+    }
+
     /// Sends a request and returns the whole reply message.
     func call(_ r: Request) async throws -> Message {
-        let id = nextId
-        nextId += 1
-        try await channel.send(try Message.request(r, messageId: id, sessionId: sessionId).encode())
-        while true {
-            guard let bytes = try await replies.next() else { throw TestbedError.missing("a reply to \(r.command)") }
-            let m = try Message.decode(bytes)
-            if m.messageId == id { return m }  // callbacks are skipped here
+        let id = lock.withLock { () -> UInt64 in
+            defer { nextId += 1 }
+            return nextId
+        }
+        let bytes = try Message.request(r, messageId: id, sessionId: sessionId).encode()
+        return try await withCheckedThrowingContinuation { cont in
+            let failed = lock.withLock { () -> (any Error)? in
+                if let ended { return ended }
+                waiting[id] = cont
+                return nil
+            }
+            if let failed { cont.resume(throwing: failed); return }
+            Task {
+                do { try await channel.send(bytes) } catch {
+                    let c = lock.withLock { waiting.removeValue(forKey: id) }
+                    c?.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    /// Acknowledges a recall (status OK: "seen, returning").
+    func acknowledge(_ messageId: UInt64, _ recall: LayoutRecall) async throws {
+        let reply = Message(messageId: messageId, sessionId: sessionId,
+                            body: .callbackReply(status: .ok, .layoutRecall(LayoutRecallAck(recallId: recall.recallId))))
+        try await channel.send(try reply.encode())
+    }
+
+    /// The well-behaved answer to every recall: acknowledge, commit `dirty`
+    /// ranges of the layout (if any), return it.
+    func answerRecalls(dirty: @escaping @Sendable (LayoutRecall) async -> [ByteRange] = { _ in [] }) {
+        Task { [self] in
+            for await (id, recall) in recalls {
+                try? await acknowledge(id, recall)
+                let ranges = await dirty(recall)
+                if !ranges.isEmpty {
+                    _ = try? await request(.layoutCommit(LayoutCommitRequest(
+                        stateid: recall.stateid, newSize: ranges.map(\.end).max(), ranges: ranges)))
+                }
+                _ = try? await request(.layoutReturn(LayoutReturnRequest(stateid: recall.stateid, recallId: recall.recallId)))
+            }
         }
     }
 

@@ -11,14 +11,17 @@ final class ServerProcess: @unchecked Sendable {
     let logFile: String
     private let output = Pipe()
 
-    static let binDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    /// Where `daxshared` and `daxshare` are: $DAXSHARE_BIN_DIR if set (a build in another
+    /// scratch path), else the repository's `.build/debug`.
+    static let binDir = ProcessInfo.processInfo.environment["DAXSHARE_BIN_DIR"].flatMap { $0.isEmpty ? nil : $0 }
+        ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(".build/debug").path
 
     /// Ports are per test so servers of different tests never meet.
     /// `restarting` starts a new server on the export, secret and port of one
     /// that was stopped or killed.
     init(name: String, port: UInt16, readOnly: Bool = false, extraExports: [String] = [], secret: String = "s3cret-\(UUID())",
-         restarting previous: ServerProcess? = nil) throws {
+         restarting previous: ServerProcess? = nil, arguments: [String] = []) throws {
         self.port = port
         exportDir = try previous?.exportDir ?? Testbed.pmemPath("export-\(name)")
         try FileManager.default.createDirectory(atPath: exportDir, withIntermediateDirectories: true)
@@ -34,7 +37,7 @@ final class ServerProcess: @unchecked Sendable {
         process.arguments = [
             "--listen", "\(try Testbed.address):\(port)", "--export", "data=\(exportDir)\(readOnly ? ":ro" : "")",
             "--secret-file", secretFile, "--log-level", "info",
-        ] + extraExports.flatMap { ["--export", $0] }
+        ] + extraExports.flatMap { ["--export", $0] } + arguments
         process.standardOutput = output
         process.standardError = FileHandle(forWritingAtPath: logFile)
         try process.run()

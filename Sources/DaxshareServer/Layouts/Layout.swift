@@ -9,6 +9,8 @@ import DaxshareWire
 final class Layout: @unchecked Sendable {
     let id: UInt64
     var seqid: UInt32 = 1
+    /// The recall this layout is answering, if any.
+    var recallId: UInt32?
     let fileId: UInt64
     let file: OpenFile
     let iomode: LayoutIOMode
@@ -28,6 +30,11 @@ final class Layout: @unchecked Sendable {
     }
 
     var stateid: LayoutStateid { LayoutStateid(id: id, seqid: seqid) }
+
+    /// Whether the extent shares a byte with `range`.
+    func overlaps(_ range: ByteRange) -> Bool {
+        range.offset < extent.fileOffset + extent.length && extent.fileOffset < range.end
+    }
 
     /// Whether `[offset, offset + length)` lies inside the extent.
     func contains(offset: UInt64, length: UInt64) -> Bool {
