@@ -129,7 +129,8 @@ final class LayoutRegistry: Sendable {
         }
         counters.subtract(ServerCounter.recallsInProgress)
         let took = ContinuousClock.now - started
-        logger.notice("recall (\(reason)) of \(targets.first!.layout.file.path) \(range.map { "\($0.offset)+\($0.length)" } ?? "whole file"): \(targets.count) layout(s), \(targets.count - pending.count) returned, \(pending.count) fenced, took \(took)")
+        let holders = Set(targets.map(\.owner.peer)).sorted().joined(separator: ", ")
+        logger.notice("recall (\(reason)) of \(targets.first!.layout.file.path) \(range.map { "\($0.offset)+\($0.length)" } ?? "whole file") from \(holders): \(targets.count) layout(s), \(targets.count - pending.count) returned, \(pending.count) fenced, took \(took)")
         let release = files.withLock { f -> FileDescriptor? in
             f[key]?.recalling -= 1
             guard let s = f[key], s.holders.isEmpty, s.recalling == 0 else { return nil }
