@@ -96,7 +96,16 @@ import Testing
         await #expect {
             try await a.channel.connection.write(from: [into.region.segment(length: 4096)], to: extent.remote)
         } throws: { ($0 as? VerbsError)?.isRemoteAccessError == true }
-        #expect(Array(try Data(contentsOf: URL(fileURLWithPath: server.exportDir + "/r.bin"))) == data)
+        // The file is untouched; read it once the layout (and with it the
+        // server's lease, which makes a non-blocking open fail) is gone.
+        _ = try? await a.request(.layoutReturn(LayoutReturnRequest(stateid: layout.stateid)))
+        a.close()
+        var onDisk: Data?
+        for _ in 0..<50 where onDisk == nil {
+            onDisk = try? Data(contentsOf: URL(fileURLWithPath: server.exportDir + "/r.bin"))
+            if onDisk == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(onDisk.map(Array.init) == data)
     }
 
     @Test func anotherClientsRkeyIsUselessOnItsConnection() async throws {
