@@ -7,7 +7,8 @@ import Testing
 /// a local process opening the file, or another client truncating it, makes
 /// the server recall the layouts first and fence whoever does not answer.
 @Suite(.serialized) struct RecallTests {
-    static let deadlineMs = 2000
+    // Long enough that a cooperative return under emulation never looks like a fence.
+    static let deadlineMs = 3000
 
     func server(_ name: String, port: UInt16) throws -> ServerProcess {
         try ServerProcess(name: name, port: port, arguments: ["--recall-deadline-ms", "\(Self.deadlineMs)", "--log-level", "info"])
