@@ -7,10 +7,16 @@ public struct ClientConfiguration: Sendable {
     public var transport = TransportConfig()
     /// Which of the server's secrets to use; empty for its default secret.
     public var identity = ""
-    /// What this client supports. LAYOUTS, ODP and CALLBACKS are not advertised until the
-    /// layout engine exists: a server grants layouts only to a client that says it handles
-    /// recalls.
-    public var capabilities: Capabilities = [.punchHole, .dax, .serverStats]
+    /// What this client supports. LAYOUTS, ODP and CALLBACKS are advertised only while
+    /// `useLayouts` is set (a server grants layouts only to a client that says it handles
+    /// recalls).
+    public var capabilities: Capabilities = .allV1
+    /// Move file data one-sided through layouts (PROTOCOL.md §5) when the server agrees to
+    /// LAYOUTS and CALLBACKS; false forces the two-sided path (`--two-sided`).
+    public var useLayouts = true
+    /// The one-sided path: queue depth, work request size, layout window, retries, and the
+    /// test-only switch that makes the client ignore recalls.
+    public var layouts = LayoutSettings()
     /// 16 bytes, the same for every session of this process (the server's logs and limits
     /// recognise a reconnecting client by it).
     public var clientId: [UInt8] = ClientConfiguration.processClientId
@@ -21,11 +27,21 @@ public struct ClientConfiguration: Sendable {
     public var bounceBufferBytes = 4 << 20
     /// Entries asked for per LIST page (the server may send fewer).
     public var listPageSize: UInt16 = 1024
-    /// How CB_LAYOUTRECALL is acknowledged. Without layouts the client holds nothing a server
-    /// could recall, so the answer is BAD_STATEID ("I hold no such layout").
+    /// How CB_LAYOUTRECALL is acknowledged while the session holds no layouts: it holds
+    /// nothing a server could recall, so the answer is BAD_STATEID ("I hold no such layout").
+    /// A session that takes layouts installs the layout engine's acknowledger instead.
     public var recallAcknowledger: RecallAcknowledger = { _ in .badStateid }
 
     public init() {}
+
+    /// The capabilities NEGOTIATE advertises: without `useLayouts`, none of the layout bits.
+    public var advertisedCapabilities: Capabilities {
+        useLayouts ? capabilities : capabilities.subtracting([.layouts, .callbacks, .odp])
+    }
+
+    /// The environment variable that sets `layouts.ignoreRecallsForTesting` in the CLI. TEST
+    /// ONLY: a client that ignores recalls gets fenced and loses its uncommitted writes.
+    public static let ignoreRecallsVariable = "DAXSHARE_TEST_IGNORE_RECALLS"
 
     /// Random per process.
     public static let processClientId: [UInt8] = {

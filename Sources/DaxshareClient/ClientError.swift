@@ -28,6 +28,11 @@ public enum ClientError: Error, Sendable, Hashable, CustomStringConvertible {
     case invalidArgument(String)
     /// A local file could not be opened, read or written.
     case localIO(path: String, reason: String)
+    /// A layout was revoked (LAYOUT_REVOKED) or a one-sided operation through it failed (a
+    /// remote access error, which also breaks the connection): `unwrittenBytes` bytes that
+    /// earlier calls reported written one-sided, not yet covered by an acknowledged
+    /// LAYOUTCOMMIT, are not written (PROTOCOL.md §5.6). Re-send them, e.g. two-sided.
+    case layoutLost(reason: String, unwrittenBytes: UInt64)
 
     public var description: String {
         switch self {
@@ -40,6 +45,9 @@ public enum ClientError: Error, Sendable, Hashable, CustomStringConvertible {
         case let .badURL(reason): return "bad URL: \(reason)"
         case let .invalidArgument(reason): return reason
         case let .localIO(path, reason): return "\(path): \(reason)"
+        case let .layoutLost(reason, unwritten):
+            return unwritten == 0 ? "one-sided I/O failed: \(reason)"
+                : "one-sided I/O failed: \(reason); \(unwritten) bytes reported written were not written"
         }
     }
 

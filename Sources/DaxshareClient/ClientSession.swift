@@ -20,7 +20,8 @@ public final class ClientSession: Sendable {
     /// The server's NEGOTIATE answer: capabilities and limits.
     public let server: NegotiateResponse
     public let configuration: ClientConfiguration
-    /// How open files move their bytes (two-sided today; see `DataPath`).
+    /// How open files move their bytes: `LayoutDataPath` (one-sided, falling back to two-sided
+    /// per I/O) when both sides agreed to layouts, else `TwoSidedDataPath`. See `DataPath`.
     public let dataPath: any DataPath
     let dispatcher: RequestDispatcher
 
@@ -56,6 +57,7 @@ public final class ClientSession: Sendable {
             throw ClientError(transportFailure: error)
         }
         return try await establish(over: channel, registrar: VerbsBufferRegistrar(domain: channel.connection.domain),
+                                   remoteAccess: VerbsRemoteAccess(connection: channel.connection),
                                    export: export, secret: secret, config: configuration)
     }
 
@@ -70,18 +72,23 @@ public final class ClientSession: Sendable {
     }
 
     /// Runs the upper-layer handshake over an established transport (the real channel, or a
-    /// test's fake). On failure the transport is closed.
+    /// test's fake). On failure the transport is closed. Without `remoteAccess` (how to post
+    /// one-sided RDMA on this connection) the session never takes layouts.
     public static func establish(
-        over transport: any MessageTransport, registrar: any BufferRegistrar, export: String, secret: SessionSecret,
+        over transport: any MessageTransport, registrar: any BufferRegistrar, remoteAccess: (any RemoteMemoryAccess)? = nil,
+        export: String, secret: SessionSecret,
         config configuration: ClientConfiguration = .init()
     ) async throws(ClientError) -> ClientSession {
         guard configuration.queueDepth >= 1 else { throw .invalidArgument("queue depth must be at least 1") }
+        guard configuration.layouts.queueDepth >= 1, configuration.layouts.maxWorkRequest >= 1,
+              configuration.layouts.window >= UInt64(ChunkPlan.pageSize), configuration.layouts.window % UInt64(ChunkPlan.pageSize) == 0
+        else { throw .invalidArgument("layout queue depth, work request size and window must be positive (the window whole pages)") }
         let dispatcher = RequestDispatcher(transport: transport, acknowledger: configuration.recallAcknowledger)
         dispatcher.start()
         do throws(ClientError) {
             // NEGOTIATE: dialect, capabilities, the server's limits.
             guard case let .negotiate(server) = try await dispatcher.call(
-                .negotiate(NegotiateRequest(capabilities: configuration.capabilities, clientId: configuration.clientId)))
+                .negotiate(NegotiateRequest(capabilities: configuration.advertisedCapabilities, clientId: configuration.clientId)))
             else { throw ClientError.protocol("NEGOTIATE answered with another body") }
             guard server.dialect == Limits.version1 else {
                 throw ClientError.protocol("the server chose dialect 0x\(String(server.dialect, radix: 16)), not 1.0")
@@ -118,7 +125,16 @@ public final class ClientSession: Sendable {
                                                     budget: configuration.bounceBufferBytes,
                                                     queueDepth: configuration.queueDepth)
             let pool = BouncePool(registrar: registrar, slotSize: geometry.slotSize, slotCount: geometry.slotCount)
-            let dataPath = TwoSidedDataPath(dispatcher: dispatcher, pool: pool, queueDepth: configuration.queueDepth)
+            let twoSided = TwoSidedDataPath(dispatcher: dispatcher, pool: pool, queueDepth: configuration.queueDepth)
+            var dataPath: any DataPath = twoSided
+            if configuration.useLayouts, let remoteAccess, server.capabilities.isSuperset(of: [.layouts, .callbacks]) {
+                let settings = configuration.layouts
+                let staging = BouncePool(registrar: registrar, slotSize: settings.maxWorkRequest, slotCount: settings.queueDepth)
+                let layouts = LayoutDataPath(dispatcher: dispatcher, twoSided: twoSided, access: remoteAccess,
+                                             staging: staging, settings: settings)
+                dispatcher.setAcknowledger { [weak layouts] recall in layouts?.acknowledge(recall) ?? .badStateid }
+                dataPath = layouts
+            }
             return ClientSession(export: export, treeId: tree.treeId, treeFlags: tree.flags, sessionId: sessionId,
                                  server: server, configuration: configuration, dataPath: dataPath, dispatcher: dispatcher)
         } catch {

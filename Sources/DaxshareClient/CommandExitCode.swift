@@ -27,7 +27,7 @@ public enum CommandExitCode: Int32, Sendable, CaseIterable, CustomStringConverti
             default: self = .server
             }
         case .authentication: self = .denied
-        case .transport, .protocol: self = .connection
+        case .transport, .protocol, .layoutLost: self = .connection
         case .badURL, .invalidArgument: self = .usage
         case .localIO: self = .localIO
         }

@@ -15,6 +15,10 @@
 //   RemoteFile             an open file: read, write, flush, set size, close
 //   DataPath               the seam between a RemoteFile and how its bytes move
 //   TwoSidedDataPath       SMB Direct-style READ/WRITE through bounce buffers (BouncePool)
+//   LayoutDataPath         one-sided RDMA through layouts (LAYOUTGET/COMMIT/RETURN, recalls),
+//                          falling back to two-sided per I/O; RemoteMemoryAccess posts the RDMA
+//   LayoutPlan             its pure arithmetic: windows, extents to work requests, DirtyRanges,
+//                          CommitPlan, LayoutRefusal (what a refused LAYOUTGET leads to)
 //   ChunkPlan, Pipeline    splitting I/O by maxReadWriteSize; keeping several requests in flight
 //   LocalFile, Transfer    streaming get/put between local files and the server, with SHA-256
 //   ClientError, CommandExitCode, ByteCount, EntryFormat, JSONText, CivilTime
@@ -27,5 +31,8 @@
 //     let result = try await session.get("data/f", toPath: "f")   // result.sha256Hex
 //     await session.close()
 //
-// Layouts (one-sided I/O, PROTOCOL.md §5) are a later addition: they arrive as another
-// `DataPath` chosen per open file, fed by the callbacks the dispatcher already publishes.
+// Layouts (one-sided I/O, PROTOCOL.md §5) are used when both sides agree to LAYOUTS and
+// CALLBACKS in NEGOTIATE and `ClientConfiguration.useLayouts` is set (the default; the CLI's
+// `--two-sided` clears it). `TransferResult.dataPath` and `RemoteFile.usage` tell which path
+// moved the bytes. The durability point of one-sided writes is the LAYOUTCOMMIT reply, sent by
+// `RemoteFile.flush`/`commit`/`close` and at the end of `put`.

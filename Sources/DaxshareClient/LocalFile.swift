@@ -47,6 +47,13 @@ public final class LocalFile: Sendable {
         return UInt64(st.st_size)
     }
 
+    /// Moves back to the start of a regular file, to read it again. False for pipes and the
+    /// like (nothing to re-read) or when seeking fails.
+    public func rewind() -> Bool {
+        guard size != nil else { return false }
+        return lseek(descriptor, 0, SEEK_SET) == 0
+    }
+
     /// Fills `buffer` unless the end of the file comes first. Returns the bytes read: fewer
     /// than `buffer.count` only at the end.
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws(ClientError) -> Int {

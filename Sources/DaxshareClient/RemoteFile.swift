@@ -27,6 +27,7 @@ public final class RemoteFile: Sendable {
         self.flags = flags
         self.attributesAtOpen = attributes
         state = Mutex((attributes.size, false))
+        session.dataPath.opened(fileId: fileId, flags: flags, size: attributes.size)
     }
 
     /// The size as last known to this client: at open, then after its own writes, set-size and
@@ -60,6 +61,20 @@ public final class RemoteFile: Sendable {
         return Array(buffer[0..<n])
     }
 
+    /// How this file's bytes moved so far ("one-sided via layout", "two-sided", or both).
+    public var usage: DataPathUsage { dataPath.usage(fileId: fileId) }
+
+    /// A hint that writes will reach `end` (a put of a file that size): the layout path asks
+    /// for one layout covering them rather than a whole window.
+    public func expectWrites(upTo end: UInt64) {
+        dataPath.expectWrites(fileId: fileId, upTo: end)
+    }
+
+    /// Moves no more of this file's bytes one-sided.
+    public func disableOneSided(reason: String) {
+        dataPath.disableOneSided(fileId: fileId, reason: reason)
+    }
+
     /// Writes all of `source` at `offset`.
     public func write(from source: UnsafeRawBufferPointer, at offset: UInt64, writeThrough: Bool = false) async throws(ClientError) {
         try checkOpen()
@@ -81,27 +96,47 @@ public final class RemoteFile: Sendable {
     /// Truncates or extends (with zeros); durable when it returns.
     public func setSize(_ size: UInt64) async throws(ClientError) -> FileAttributes {
         try checkOpen()
+        // One-sided writes are committed first: the server returns our own layouts past a
+        // smaller size without committing them.
+        try await dataPath.commit(fileId: fileId)
         guard case let .setSize(a) = try await session.dispatcher.call(.setSize(SetSizeRequest(fileId: fileId, size: size)))
         else { throw .protocol("SET_SIZE answered with another body") }
+        dataPath.sizeChanged(fileId: fileId, to: a.size)
         state.withLock { $0.size = a.size }
         return a
     }
 
     /// Makes acknowledged writes in the range (length 0: to the end), the size and the times
-    /// durable.
+    /// durable: LAYOUTCOMMIT of what was written one-sided (with the new size), then FLUSH for
+    /// what was written two-sided. Throws `.layoutLost` if bytes written one-sided were lost
+    /// with a revoked layout.
     public func flush(offset: UInt64 = 0, length: UInt64 = 0) async throws(ClientError) {
         try checkOpen()
+        try await dataPath.commit(fileId: fileId)
         _ = try await session.dispatcher.call(.flush(FlushRequest(fileId: fileId, offset: offset, length: length)))
     }
 
-    /// Closes the file id. Does not flush. A second close does nothing.
+    /// LAYOUTCOMMIT of what was written one-sided (with the new size): durable when it returns.
+    /// `flush` does this and FLUSH; this alone is enough when every two-sided write was
+    /// write-through. Nothing to do on the two-sided path.
+    public func commit() async throws(ClientError) {
+        try checkOpen()
+        try await dataPath.commit(fileId: fileId)
+    }
+
+    /// Closes the file id: commits what was written one-sided (LAYOUTCOMMIT) and returns the
+    /// file's layouts (LAYOUTRETURN), then CLOSE. Does not FLUSH two-sided writes. A second
+    /// close does nothing. A failed commit is thrown after the file is closed.
     public func close() async throws(ClientError) {
         let first = state.withLock { s -> Bool in
             defer { s.closed = true }
             return !s.closed
         }
         guard first else { return }
+        var failure: ClientError?
+        do throws(ClientError) { try await dataPath.closing(fileId: fileId) } catch { failure = error }
         _ = try await session.dispatcher.call(.close(CloseRequest(fileId: fileId)))
+        if let failure { throw failure }
     }
 
     private func checkOpen() throws(ClientError) {

@@ -15,12 +15,12 @@ final class RequestDispatcher: Sendable {
     let outstanding = AsyncSemaphore(permits: 1)
     let callbacks: AsyncStream<ServerCallback>
     private let callbackSink: AsyncStream<ServerCallback>.Continuation
-    private let acknowledger: RecallAcknowledger
+    private let acknowledger: Mutex<RecallAcknowledger>
     private let session = Mutex<UInt64>(0)
 
     init(transport: any MessageTransport, acknowledger: @escaping RecallAcknowledger) {
         self.transport = transport
-        self.acknowledger = acknowledger
+        self.acknowledger = Mutex(acknowledger)
         (callbacks, callbackSink) = AsyncStream.makeStream(of: ServerCallback.self, bufferingPolicy: .bufferingNewest(256))
     }
 
@@ -28,6 +28,12 @@ final class RequestDispatcher: Sendable {
     var sessionId: UInt64 {
         get { session.withLock { $0 } }
         set { session.withLock { $0 = newValue } }
+    }
+
+    /// Replaces how CB_LAYOUTRECALL is acknowledged (the layout engine installs its own once
+    /// the session can take layouts).
+    func setAcknowledger(_ acknowledger: @escaping RecallAcknowledger) {
+        self.acknowledger.withLock { $0 = acknowledger }
     }
 
     /// Starts the task that reads the connection. Call once.
@@ -102,7 +108,7 @@ final class RequestDispatcher: Sendable {
         case .response, .error:
             return router.deliver(message)
         case let .callback(.layoutRecall(recall)):
-            let status = acknowledger(recall)
+            let status = acknowledger.withLock { $0 }(recall)
             let reply = Message(messageId: message.messageId, sessionId: sessionId,
                                 body: .callbackReply(status: status, .layoutRecall(LayoutRecallAck(recallId: recall.recallId))))
             // Sent from its own task: the reader must keep reading while the reply waits for a credit.

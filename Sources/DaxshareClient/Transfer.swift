@@ -8,7 +8,8 @@ public struct TransferResult: Sendable, Hashable {
     public var bytes: UInt64
     /// SHA-256 of the bytes moved, in order.
     public var sha256: [UInt8]
-    /// Which data path moved them ("two-sided" today).
+    /// Which data path moved them: "one-sided via layout", "two-sided", or both (with byte
+    /// counts and why it fell back); see `DataPathUsage`.
     public var dataPath: String
     public var sha256Hex: String { StreamDigest.hex(sha256) }
 }
@@ -35,18 +36,25 @@ public struct PutOptions: Sendable, Hashable {
 /// (queueDepth chunks, each ≤ maxReadWriteSize, in flight at once), double-buffered so the
 /// local read or write of one batch overlaps the network transfer of the next.
 extension ClientSession {
-    /// Bytes one batch moves: every bounce slot in use once.
+    /// Bytes one batch moves: every bounce slot in use once (two-sided), or every one-sided
+    /// work request of the queue depth (layouts).
     public var transferBatchSize: Int {
         let g = ChunkPlan.bounceGeometry(maxReadWriteSize: maxReadWriteSize, budget: configuration.bounceBufferBytes,
                                          queueDepth: configuration.queueDepth)
+        if let layouts = dataPath as? LayoutDataPath { return max(g.slotSize * g.slotCount, layouts.batchSize) }
         return g.slotSize * g.slotCount
     }
+
+    /// False once the connection has ended (closed, broken by the server or by a failed
+    /// one-sided operation).
+    public var isConnected: Bool { dispatcher.router.closedError == nil }
 
     /// Copies a remote file to `local` from start to end of file.
     public func get(_ remotePath: String, to local: LocalFile, progress: TransferProgress? = nil) async throws(ClientError) -> TransferResult {
         let file = try await open(remotePath, flags: [.read])
         do throws(ClientError) {
-            let result = try await Self.download(file, to: local, batch: transferBatchSize, progress: progress)
+            var result = try await Self.download(file, to: local, batch: transferBatchSize, progress: progress)
+            result.dataPath = file.usage.description
             try await file.close()
             return result
         } catch {
@@ -62,9 +70,10 @@ extension ClientSession {
         let file = try await open(remotePath, flags: [.read])
         do throws(ClientError) {
             let local = try LocalFile.create(localPath)
-            let result: TransferResult
+            var result: TransferResult
             do throws(ClientError) {
                 result = try await Self.download(file, to: local, batch: transferBatchSize, progress: progress)
+                result.dataPath = file.usage.description
                 local.close()
             } catch {
                 local.close()
@@ -80,17 +89,35 @@ extension ClientSession {
     }
 
     /// Copies `local` (to its end) to a remote file, created or truncated, and makes it durable
-    /// (FLUSH, or write-through) before returning.
+    /// before returning: LAYOUTCOMMIT of what moved one-sided, FLUSH of what moved two-sided (or
+    /// every write durable with write-through).
+    ///
+    /// If a layout is revoked before its bytes were committed (`.layoutLost`) and the
+    /// connection still works, the file is sent again from the start two-sided — possible when
+    /// `local` is a regular file (it is read again); from a pipe the error is thrown: the
+    /// remote file is incomplete and must not be trusted.
     public func put(_ local: LocalFile, to remotePath: String, options: PutOptions = .init(),
                     progress: TransferProgress? = nil) async throws(ClientError) -> TransferResult {
         var flags: OpenFlags = [.write, .create, .truncate]
         if options.exclusive { flags.insert(.exclusive) }
         if options.writeThrough { flags.insert(.writeThrough) }
         let file = try await open(remotePath, flags: flags, mode: options.mode)
+        if let size = local.size { file.expectWrites(upTo: size) }
         do throws(ClientError) {
-            let result = try await Self.upload(local, to: file, batch: transferBatchSize,
+            var result: TransferResult
+            do throws(ClientError) {
+                result = try await Self.upload(local, to: file, batch: transferBatchSize,
                                                writeThrough: options.writeThrough, progress: progress)
-            if !options.writeThrough { try await file.flush() }
+                // The commit (and FLUSH) is the durability point: success only after it.
+                if options.writeThrough { try await file.commit() } else { try await file.flush() }
+            } catch {
+                guard case .layoutLost = error, isConnected, local.rewind() else { throw error }
+                file.disableOneSided(reason: "\(error); sent again two-sided")
+                result = try await Self.upload(local, to: file, batch: transferBatchSize,
+                                               writeThrough: options.writeThrough, progress: progress)
+                if !options.writeThrough { try await file.flush() }
+            }
+            result.dataPath = file.usage.description
             try await file.close()
             return result
         } catch {

@@ -76,12 +76,42 @@ struct TransferOptions: ParsableArguments {
     }
 }
 
+/// How file data moves: shared by get, put and cat.
+struct DataPathOptions: ParsableArguments {
+    @Flag(name: .customLong("two-sided"),
+          help: "Move the data with two-sided READ/WRITE requests instead of one-sided RDMA through layouts.")
+    var twoSided = false
+
+    @Flag(name: [.customShort("v"), .customLong("verbose")],
+          help: "Print on stderr how the data moved (\"one-sided via layout\" or \"two-sided\") and how much.")
+    var verbose = false
+
+    func apply(to config: inout ClientConfiguration) {
+        if twoSided { config.useLayouts = false }
+        // TEST ONLY (the recall tests' fencing case): acknowledge recalls but never return.
+        if Console.environment(ClientConfiguration.ignoreRecallsVariable) == "1" {
+            config.layouts.ignoreRecallsForTesting = true
+        }
+    }
+
+    /// The `-v` line: "daxshare: get URL: N bytes, one-sided via layout".
+    func report(_ verb: String, _ subject: String, _ result: TransferResult) {
+        if verbose { Console.error("daxshare: \(verb) \(subject): \(result.bytes) bytes, \(result.dataPath)") }
+    }
+}
+
 /// Runs one command against the server: parse the URL, connect, run `body`, disconnect.
 /// Any failure is printed as `daxshare: VERB SUBJECT: reason` and ends the process with the
 /// exit code of its kind (see `CommandExitCode`).
 enum CLI {
+    ///
+    /// With `retryTwoSided`, a command whose one-sided I/O failed (`.layoutLost`: a layout
+    /// revoked before its bytes were committed, or a one-sided operation that broke the
+    /// connection) runs once more on a new connection, two-sided; `body` must then be safe to
+    /// run again (get to a file, put from a regular file).
     static func run<T>(
         _ verb: String, _ urlText: String, _ options: ConnectionOptions, queueDepth: Int? = nil,
+        dataPath: DataPathOptions? = nil, retryTwoSided: Bool = false,
         _ body: (ClientSession, DaxshareURL) async throws(ClientError) -> T
     ) async throws -> T {
         do throws(ClientError) {
@@ -90,17 +120,32 @@ enum CLI {
             var config = ClientConfiguration()
             if let identity = options.identity { config.identity = identity }
             if let queueDepth { config.queueDepth = queueDepth }
-            let session = try await ClientSession.connect(to: url, secret: secret, config: config)
+            dataPath?.apply(to: &config)
             do throws(ClientError) {
-                let result = try await body(session, url)
-                await session.close()
-                return result
+                return try await once(url, secret, config, body)
             } catch {
-                await session.close()
-                throw error
+                guard case .layoutLost = error, retryTwoSided, config.useLayouts else { throw error }
+                Console.error("daxshare: \(verb) \(urlText): \(error); retrying two-sided")
+                config.useLayouts = false
+                return try await once(url, secret, config, body)
             }
         } catch {
             throw fail(verb, urlText, error)
+        }
+    }
+
+    private static func once<T>(
+        _ url: DaxshareURL, _ secret: SessionSecret, _ config: ClientConfiguration,
+        _ body: (ClientSession, DaxshareURL) async throws(ClientError) -> T
+    ) async throws(ClientError) -> T {
+        let session = try await ClientSession.connect(to: url, secret: secret, config: config)
+        do throws(ClientError) {
+            let result = try await body(session, url)
+            await session.close()
+            return result
+        } catch {
+            await session.close()
+            throw error
         }
     }
 

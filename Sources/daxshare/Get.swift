@@ -14,17 +14,22 @@ struct Get: AsyncParsableCommand {
 
             --digest prints "SHA256HEX  LOCAL" (sha256sum's format) on stdout when the copy is \
             complete, or on stderr when the data itself went to stdout.
+
+            The data moves one-sided (RDMA READ through layouts) when the server grants \
+            layouts, else two-sided; --two-sided forces the latter, -v tells which was used.
             """)
 
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var transfer: TransferOptions
+    @OptionGroup var dataPath: DataPathOptions
     @Argument(help: "daxshare://HOST[:PORT]/EXPORT/PATH") var url: String
     @Argument(help: ArgumentHelp("Where to write: a file, a directory, or - for stdout.", valueName: "LOCAL|-"))
     var local: String?
 
     mutating func run() async throws {
-        let (local, transfer) = (local, transfer)
-        try await CLI.run("get", url, connection, queueDepth: transfer.queueDepth) { session, url throws(ClientError) in
+        let (local, transfer, dataPath, urlText) = (local, transfer, dataPath, url)
+        try await CLI.run("get", url, connection, queueDepth: transfer.queueDepth, dataPath: dataPath,
+                          retryTwoSided: local != "-") { session, url throws(ClientError) in
             guard let name = url.lastComponent else {
                 throw .invalidArgument("the URL names the export root; name a file to get")
             }
@@ -44,6 +49,7 @@ struct Get: AsyncParsableCommand {
                 throw error
             }
             bar?.finish(result.bytes, result.bytes)
+            dataPath.report("get", urlText, result)
             if transfer.digest {
                 let line = "\(result.sha256Hex)  \(destination)"
                 if toStdout { Console.error(line) } else { CLI.output(line) }

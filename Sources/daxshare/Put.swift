@@ -12,10 +12,17 @@ struct Put: AsyncParsableCommand {
             with --write-through).
 
             --digest prints "SHA256HEX  LOCAL" (sha256sum's format) on stdout.
+
+            The data moves one-sided (RDMA WRITE through a layout, then LAYOUTCOMMIT as the \
+            durability point) when the server grants layouts, else two-sided; --two-sided \
+            forces the latter, -v tells which was used. If a layout is revoked before its \
+            bytes are committed, a regular file is sent again two-sided; from stdin the put \
+            fails instead.
             """)
 
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var transfer: TransferOptions
+    @OptionGroup var dataPath: DataPathOptions
     @Flag(name: .customLong("write-through"), help: "Make every write durable before its reply.")
     var writeThrough = false
     @Flag(name: [.customShort("n"), .customLong("no-clobber")], help: "Fail if the remote file exists.")
@@ -24,7 +31,7 @@ struct Put: AsyncParsableCommand {
     @Argument(help: "daxshare://HOST[:PORT]/EXPORT[/PATH]") var url: String
 
     mutating func run() async throws {
-        let (localPath, transfer, urlText) = (local, transfer, url)
+        let (localPath, transfer, urlText, dataPath) = (local, transfer, url, dataPath)
         let options = PutOptions(writeThrough: writeThrough, exclusive: noClobber)
         let source: LocalFile
         do throws(ClientError) {
@@ -38,7 +45,10 @@ struct Put: AsyncParsableCommand {
             throw CLI.fail("put", urlText, error)
         }
         defer { source.close() }
-        try await CLI.run("put", urlText, connection, queueDepth: transfer.queueDepth) { session, url throws(ClientError) in
+        try await CLI.run("put", urlText, connection, queueDepth: transfer.queueDepth, dataPath: dataPath,
+                          retryTwoSided: source.size != nil) { session, url throws(ClientError) in
+            // A second run (two-sided, after a revoked layout) reads the file again from its start.
+            _ = source.rewind()
             let name: String? = localPath == "-" ? nil : Console.basename(localPath)
             var path = url.path
             if path.isEmpty {
@@ -57,6 +67,7 @@ struct Put: AsyncParsableCommand {
                 throw error
             }
             bar?.finish(result.bytes, result.bytes)
+            dataPath.report("put", urlText, result)
             if transfer.digest { CLI.output("\(result.sha256Hex)  \(localPath)") }
         }
     }

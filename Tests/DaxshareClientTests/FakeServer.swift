@@ -50,7 +50,7 @@ final class FakeTransport: MessageTransport {
         sent.withLock { $0.append(message) }
         Task { [server, sink] in
             for reply in await server.handle(message) {
-                sink.yield(try! reply.encode())
+                do { sink.yield(try reply.encode()) } catch { fatalError("the fake server cannot encode its \(reply.command) reply: \(error)") }
             }
         }
     }
@@ -105,6 +105,8 @@ final class FakeServer: Sendable {
     }
     let options: Options
     let state = Mutex(State())
+    /// Layouts (see FakeLayouts.swift).
+    let layoutState = Mutex(FakeLayoutState())
 
     init(options: Options = Options()) { self.options = options }
 
@@ -265,6 +267,9 @@ final class FakeServer: Sendable {
                 return true
             }
             return done ? ok(.write(WriteResponse(bytesWritten: w.length))) : fail(.staleFile)
+        case let .layoutGet(g): return layoutGet(g, header: h)
+        case let .layoutCommit(c): return layoutCommit(c, header: h)
+        case let .layoutReturn(r): return layoutReturn(r, header: h)
         default:
             return fail(.notSupported)
         }
@@ -298,7 +303,9 @@ struct Harness {
     let registrar: HostRegistrar
     let session: ClientSession
 
-    static func make(_ options: FakeServer.Options = .init(), maxReadWriteSize: Int = 1 << 20,
+    /// With `oneSided`, the session can post fake RDMA against the fake server's layout regions
+    /// (and so takes layouts when the configuration allows).
+    static func make(_ options: FakeServer.Options = .init(), maxReadWriteSize: Int = 1 << 20, oneSided: Bool = false,
                      configure: (inout ClientConfiguration) -> Void = { _ in }) async throws -> Harness {
         let server = FakeServer(options: options)
         let transport = FakeTransport(server: server, maxReadWriteSize: maxReadWriteSize)
@@ -306,7 +313,7 @@ struct Harness {
         var config = ClientConfiguration()
         configure(&config)
         let session = try await ClientSession.establish(
-            over: transport, registrar: registrar, export: "pmem",
+            over: transport, registrar: registrar, remoteAccess: oneSided ? FakeRemoteAccess(server: server) : nil, export: "pmem",
             secret: try SessionSecret(fileContents: options.secret), config: config)
         return Harness(server: server, transport: transport, registrar: registrar, session: session)
     }

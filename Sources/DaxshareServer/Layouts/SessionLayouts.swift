@@ -73,7 +73,9 @@ final class SessionLayouts: @unchecked Sendable {
         }
 
         let (mapping, pastEnd) = try file.shared.prepareLayout(end: Int(end), writable: writable)
-        guard let base = mapping.baseAddress, Int(end) <= mapping.length else {
+        // mmap maps whole pages, so the last partial page of the file is mapped too.
+        let mapped = (UInt64(mapping.length) + page - 1) / page * page
+        guard let base = mapping.baseAddress, end <= mapped else {
             if pastEnd { file.shared.layoutEnded(pastEnd: true) }
             throw RequestFailure(status: .ioError, reason: "mapping does not cover the layout")
         }

@@ -1,0 +1,553 @@
+import DaxshareWire
+import Synchronization
+
+/// How the one-sided path sizes its work. See `ClientConfiguration` for the defaults.
+public struct LayoutSettings: Sendable, Hashable {
+    /// One-sided RDMA operations kept in flight per read or write.
+    public var queueDepth = 16
+    /// Bytes per RDMA READ or WRITE work request; larger I/O is split.
+    public var maxWorkRequest = 1 << 20
+    /// Layouts are asked for per aligned window of this size (READ: the whole window, clipped
+    /// by the server at the end of file; RW: up to the expected end of the writes).
+    public var window: UInt64 = 64 << 20
+    /// LAYOUTGET attempts on TRY_LATER before the I/O goes two-sided.
+    public var tryLaterAttempts = 3
+    /// After a recall, the file's I/O goes two-sided this long before asking for a new layout
+    /// (the server answers TRY_LATER until its recall is over, and a conflicting client should
+    /// get its turn).
+    public var recallBackoffMs = 500
+    /// TEST ONLY: acknowledge CB_LAYOUTRECALL but keep using the layout and never return it, so
+    /// that tests can watch the server fence a misbehaving client. Never set it otherwise.
+    public var ignoreRecallsForTesting = false
+
+    public init() {}
+}
+
+/// The one-sided data path (PROTOCOL.md §5, issue 5): per open file, layouts from LAYOUTGET,
+/// RDMA READ/WRITE issued by the client straight into the server's pmem mapping, LAYOUTCOMMIT
+/// as the durability point, LAYOUTRETURN on close and on recall.
+///
+/// - An I/O is cut at layout windows; each window's layout is asked for once and cached per
+///   file. Its extents map the I/O to work requests of at most `maxWorkRequest` bytes, up to
+///   `queueDepth` in flight, each through a slot of registered staging memory (one region
+///   registered once per session, `BouncePool`).
+/// - What no layout covers — refused (NOT_SUPPORTED, ACCESS_DENIED, TRY_LATER past the retry
+///   budget...), recalled meanwhile, or past the visible size for reads — moves two-sided
+///   through the session's `TwoSidedDataPath`, per I/O.
+/// - Written ranges are tracked per layout as dirty until a LAYOUTCOMMIT covering them is
+///   acknowledged. `commit` (flush, close, write-through) sends them with NEW_SIZE.
+/// - CB_LAYOUTRECALL: acknowledged OK at once (on the connection's reader), then a task stops
+///   new operations on that layout, waits for those in flight, commits what is dirty and sends
+///   LAYOUTRETURN with the recall id; I/O continues two-sided for a while, then asks again.
+/// - Revocation: LAYOUT_REVOKED on LAYOUTCOMMIT, or a one-sided operation failing with a remote
+///   access error (which also breaks the connection), loses the bytes written through that
+///   layout since its last acknowledged commit. They are never reported as written: the next
+///   `commit` (or the failing write itself) throws `.layoutLost` with their count, and `put`
+///   re-sends them two-sided.
+final class LayoutDataPath: DataPath {
+    let name = DataPathUsage.oneSidedName
+    let dispatcher: RequestDispatcher
+    let twoSided: TwoSidedDataPath
+    let access: any RemoteMemoryAccess
+    let staging: BouncePool
+    let settings: LayoutSettings
+
+    struct Held: Sendable {
+        var stateid: LayoutStateid
+        var iomode: LayoutIOMode
+        var extents: [LayoutExtent]
+        /// Set by CB_LAYOUTRECALL: no new operations; being committed and returned.
+        var recallId: UInt32?
+        var revoked = false
+        var inFlight = 0
+        var drainWaiters: [CheckedContinuation<Void, Never>] = []
+        var dirty = DirtyRanges()
+        var active: Bool { recallId == nil && !revoked }
+    }
+
+    struct FileState: Sendable {
+        var flags: OpenFlags
+        /// The visible size as far as this client knows (open, commits, set-size, reads).
+        var size: UInt64
+        /// One past the last byte this client wrote one-sided (readable back through RW layouts).
+        var writtenEnd: UInt64 = 0
+        var expectedEnd: UInt64?
+        var layouts: [UInt64: Held] = [:]
+        /// Layouts refused for good: everything two-sided.
+        var disabled: String?
+        /// No LAYOUTGET before this (TRY_LATER past the budget, or just after a recall).
+        var notBefore: ContinuousClock.Instant?
+        /// Bytes lost with revoked layouts, not yet reported to the caller.
+        var lost = DirtyRanges()
+        var usage: DataPathUsage
+        let getLock = AsyncSemaphore(permits: 1)
+        let commitLock = AsyncSemaphore(permits: 1)
+    }
+
+    private struct State {
+        var files: [UInt64: FileState] = [:]
+        /// Set when a one-sided operation failed: the connection is unusable.
+        var broken: String?
+    }
+    private let state = Mutex(State())
+
+    init(dispatcher: RequestDispatcher, twoSided: TwoSidedDataPath, access: any RemoteMemoryAccess, staging: BouncePool,
+         settings: LayoutSettings) {
+        self.dispatcher = dispatcher
+        self.twoSided = twoSided
+        self.access = access
+        self.staging = staging
+        self.settings = settings
+    }
+
+    /// Bytes one transfer batch should hold to keep the queue full.
+    var batchSize: Int { settings.queueDepth * settings.maxWorkRequest }
+
+    // MARK: File lifecycle
+
+    func opened(fileId: UInt64, flags: OpenFlags, size: UInt64) {
+        state.withLock { $0.files[fileId] = FileState(flags: flags, size: size, usage: DataPathUsage(defaultPath: name)) }
+    }
+
+    func expectWrites(fileId: UInt64, upTo end: UInt64) {
+        state.withLock { $0.files[fileId]?.expectedEnd = end }
+    }
+
+    func disableOneSided(fileId: UInt64, reason: String) {
+        state.withLock { s in
+            s.files[fileId]?.disabled = reason
+            s.files[fileId]?.usage.fallbackReason = reason
+        }
+    }
+
+    func usage(fileId: UInt64) -> DataPathUsage {
+        state.withLock { $0.files[fileId]?.usage } ?? DataPathUsage(defaultPath: name)
+    }
+
+    func sizeChanged(fileId: UInt64, to size: UInt64) {
+        state.withLock { s in
+            guard var f = s.files[fileId] else { return }
+            if size < f.size || size < f.writtenEnd {
+                // The server returned this session's layouts reaching past the new size.
+                f.layouts = f.layouts.filter { $0.value.extents.allSatisfy { $0.fileOffset + $0.length <= size } }
+                f.writtenEnd = min(f.writtenEnd, size)
+            }
+            f.size = size
+            s.files[fileId] = f
+        }
+    }
+
+    func commit(fileId: UInt64) async throws(ClientError) {
+        guard let lock = state.withLock({ $0.files[fileId]?.commitLock }) else { return }
+        await lock.acquire()
+        defer { lock.release() }
+        var firstError: ClientError?
+        let ids = state.withLock { s in s.files[fileId]?.layouts.filter { !$0.value.dirty.isEmpty && !$0.value.revoked }.keys.sorted() ?? [] }
+        for id in ids {
+            do throws(ClientError) { try await commitLayout(fileId: fileId, layoutId: id) } catch { firstError = firstError ?? error }
+        }
+        let lost = state.withLock { s in s.files[fileId]?.lost.removeAll() } ?? DirtyRanges()
+        if !lost.isEmpty {
+            throw .layoutLost(reason: firstError.map { "\($0)" } ?? "the layout was revoked", unwrittenBytes: lost.byteCount)
+        }
+        if let firstError { throw firstError }
+    }
+
+    func closing(fileId: UInt64) async throws(ClientError) {
+        var failure: ClientError?
+        do throws(ClientError) { try await commit(fileId: fileId) } catch { failure = error }
+        let (held, broken) = state.withLock { s in
+            ((s.files[fileId]?.layouts.values.filter { $0.recallId == nil }.map(\.stateid)) ?? [], s.broken != nil)
+        }
+        if !broken {
+            for stateid in held {
+                _ = try? await dispatcher.call(.layoutReturn(LayoutReturnRequest(stateid: stateid)))
+            }
+        }
+        _ = state.withLock { $0.files.removeValue(forKey: fileId) }
+        if let failure { throw failure }
+    }
+
+    // MARK: Reads and writes
+
+    func read(fileId: UInt64, at offset: UInt64, into destination: SharedBuffer) async throws(ClientError) -> Int {
+        let n = destination.count
+        guard let limit = state.withLock({ s -> UInt64? in
+            guard let f = s.files[fileId], f.disabled == nil, f.flags.contains(.read), s.broken == nil else { return nil }
+            return max(f.size, f.writtenEnd)
+        }) else {
+            return try await twoSidedRead(fileId, offset, destination, 0, n)
+        }
+        var done = 0
+        let end = min(offset + UInt64(n), limit)
+        if end > offset {
+            let length = Int(end - offset)
+            let gaps = try await transfer(fileId: fileId, iomode: .read, offset: offset, length: length, buffer: destination)
+            for g in LayoutPlan.coalesce(gaps) {
+                let got = try await twoSidedRead(fileId, g.fileOffset, destination, g.bufferOffset, g.length)
+                if got < g.length { return g.bufferOffset + got }  // the file shrank meanwhile
+            }
+            done = length
+        }
+        // Past the size this client knows: two-sided, which sees the server's current end of
+        // file (usually nothing there). One chunk first, the rest only if the file grew.
+        while done < n {
+            let want = min(n - done, twoSided.chunkSize)
+            let got = try await twoSidedRead(fileId, offset + UInt64(done), destination, done, want)
+            done += got
+            if got < want { break }
+        }
+        state.withLock { s in
+            if let size = s.files[fileId]?.size, offset + UInt64(done) > size { s.files[fileId]?.size = offset + UInt64(done) }
+        }
+        return done
+    }
+
+    func write(fileId: UInt64, at offset: UInt64, from source: SharedBuffer, writeThrough: Bool) async throws(ClientError) {
+        let (usable, durableEach) = state.withLock { s in
+            (s.files[fileId].map { $0.disabled == nil && $0.flags.contains(.write) } == true && s.broken == nil,
+             s.files[fileId]?.flags.contains(.writeThrough) == true)
+        }
+        guard usable else {
+            try await twoSidedWrite(fileId, offset, source, 0, source.count, writeThrough: writeThrough)
+            return
+        }
+        let gaps = try await transfer(fileId: fileId, iomode: .readWrite, offset: offset, length: source.count, buffer: source)
+        for g in LayoutPlan.coalesce(gaps) {
+            try await twoSidedWrite(fileId, g.fileOffset, source, g.bufferOffset, g.length, writeThrough: writeThrough)
+        }
+        // Write-through (per call or per open file): durable before returning.
+        if writeThrough || durableEach { try await commit(fileId: fileId) }
+    }
+
+    private func twoSidedRead(_ fileId: UInt64, _ offset: UInt64, _ buffer: SharedBuffer, _ at: Int, _ length: Int) async throws(ClientError) -> Int {
+        if length == 0 { return 0 }
+        let got = try await twoSided.read(fileId: fileId, at: offset, into: SharedBuffer(buffer.slice(at, length)))
+        state.withLock { $0.files[fileId]?.usage.twoSidedBytes += UInt64(got) }
+        return got
+    }
+
+    private func twoSidedWrite(_ fileId: UInt64, _ offset: UInt64, _ buffer: SharedBuffer, _ at: Int, _ length: Int,
+                               writeThrough: Bool) async throws(ClientError) {
+        if length == 0 { return }
+        try await twoSided.write(fileId: fileId, at: offset, from: SharedBuffer(buffer.slice(at, length)), writeThrough: writeThrough)
+        state.withLock { s in
+            s.files[fileId]?.usage.twoSidedBytes += UInt64(length)
+            if let size = s.files[fileId]?.size { s.files[fileId]?.size = max(size, offset + UInt64(length)) }
+        }
+    }
+
+    /// Moves what layouts cover one-sided; returns the chunks left for the two-sided path.
+    private func transfer(fileId: UInt64, iomode: LayoutIOMode, offset: UInt64, length: Int,
+                          buffer: SharedBuffer) async throws(ClientError) -> [Chunk] {
+        let end = offset + UInt64(length)
+        var pos = offset
+        var planned: [(UInt64, OneSidedPiece)] = []
+        var gaps: [Chunk] = []
+        while pos < end {
+            let window = LayoutPlan.window(containing: pos, window: settings.window)
+            let stop = min(end, window.upperBound)
+            if let granted = try await layout(fileId: fileId, iomode: iomode, window: window, ioStart: pos, ioEnd: stop) {
+                let (id, extents) = granted
+                let split = LayoutPlan.split(offset: pos, length: Int(stop - pos), bufferOffset: Int(pos - offset),
+                                             extents: extents, maxPiece: settings.maxWorkRequest)
+                planned += split.pieces.map { (id, $0) }
+                gaps += split.gaps
+            } else {
+                gaps.append(Chunk(fileOffset: pos, bufferOffset: Int(pos - offset), length: Int(stop - pos)))
+            }
+            pos = stop
+        }
+        let work = planned
+        let skipped = try await runPipelined(count: work.count, depth: settings.queueDepth) { [self] i in
+            await runPiece(fileId: fileId, iomode: iomode, layoutId: work[i].0, piece: work[i].1, buffer: buffer)
+        }.get()
+        return gaps + skipped.compactMap { $0 }
+    }
+
+    /// One RDMA operation through a staging slot. Returns the piece as a chunk when its layout
+    /// is no longer usable (recalled meanwhile): the caller moves it two-sided.
+    private func runPiece(fileId: UInt64, iomode: LayoutIOMode, layoutId: UInt64, piece: OneSidedPiece,
+                          buffer: SharedBuffer) async -> Result<Chunk?, ClientError> {
+        let chunk = Chunk(fileOffset: piece.fileOffset, bufferOffset: piece.bufferOffset, length: piece.length)
+        let slot: BounceSlot
+        do throws(ClientError) { slot = try await staging.acquire() } catch { return .failure(error) }
+        defer { staging.release(slot) }
+        enum Admission { case go, skip, broken(String) }
+        let admission = state.withLock { s -> Admission in
+            if let b = s.broken { return .broken(b) }
+            guard var h = s.files[fileId]?.layouts[layoutId], h.active else { return .skip }
+            h.inFlight += 1
+            s.files[fileId]!.layouts[layoutId] = h
+            return .go
+        }
+        switch admission {
+        case .skip: return .success(chunk)
+        case let .broken(reason): return .failure(.layoutLost(reason: reason, unwrittenBytes: 0))
+        case .go: break
+        }
+        let remote = RemoteSpan(address: piece.remoteAddress, rkey: piece.rkey, length: UInt64(piece.length))
+        var failure: OneSidedFailure?
+        if iomode == .read {
+            do throws(OneSidedFailure) { try await access.read(into: slot.memory, offset: slot.offset, from: remote) } catch { failure = error }
+            if failure == nil {
+                buffer.slice(piece.bufferOffset, piece.length)
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: slot.bytes[0..<piece.length]))
+            }
+        } else {
+            slot.bytes.copyMemory(from: UnsafeRawBufferPointer(buffer.slice(piece.bufferOffset, piece.length)))
+            do throws(OneSidedFailure) { try await access.write(from: slot.memory, offset: slot.offset, to: remote) } catch { failure = error }
+        }
+        let (waiters, lostBytes) = state.withLock { s -> ([CheckedContinuation<Void, Never>], UInt64) in
+            guard var f = s.files[fileId] else { return ([], 0) }
+            var waiters: [CheckedContinuation<Void, Never>] = []
+            if var h = f.layouts[layoutId] {
+                h.inFlight -= 1
+                if failure == nil && iomode == .readWrite {
+                    h.dirty.insert(offset: piece.fileOffset, length: UInt64(piece.length))
+                    f.writtenEnd = max(f.writtenEnd, piece.fileOffset + UInt64(piece.length))
+                }
+                if h.inFlight == 0 {
+                    waiters = h.drainWaiters
+                    h.drainWaiters = []
+                }
+                f.layouts[layoutId] = h
+            }
+            if failure == nil { f.usage.oneSidedBytes += UInt64(piece.length) }
+            s.files[fileId] = f
+            guard let failure else { return (waiters, 0) }
+            // The connection is gone with the queue pair: every layout's uncommitted bytes are lost.
+            if s.broken == nil { s.broken = "\(iomode == .read ? "RDMA READ" : "RDMA WRITE") through layout \(layoutId): \(failure)" }
+            var lost: UInt64 = 0
+            for (fid, var file) in s.files {
+                for (lid, var held) in file.layouts where !held.dirty.isEmpty {
+                    file.lost.formUnion(held.dirty.removeAll())
+                    held.revoked = true
+                    file.layouts[lid] = held
+                }
+                file.usage.fallbackReason = s.broken
+                if fid == fileId { lost = file.lost.byteCount }
+                s.files[fid] = file
+            }
+            return (waiters, lost)
+        }
+        waiters.forEach { $0.resume() }
+        if let failure {
+            let reason = state.withLock { $0.broken } ?? "\(failure)"
+            dispatcher.shutdown(.transport("the connection broke: \(reason)"), reason: "a one-sided operation failed: \(reason)")
+            return .failure(.layoutLost(reason: reason, unwrittenBytes: lostBytes))
+        }
+        return .success(nil)
+    }
+
+    // MARK: Getting layouts
+
+    /// A usable layout covering `[ioStart, ioEnd)` for `iomode` (an RW layout serves reads
+    /// too): from the cache, or from LAYOUTGET. nil: move this part two-sided.
+    private func layout(fileId: UInt64, iomode: LayoutIOMode, window: Range<UInt64>, ioStart: UInt64,
+                        ioEnd: UInt64) async throws(ClientError) -> (UInt64, [LayoutExtent])? {
+        if let hit = cached(fileId, iomode, ioStart, ioEnd) { return hit }
+        guard let lock = state.withLock({ $0.files[fileId]?.getLock }) else { return nil }
+        await lock.acquire()
+        defer { lock.release() }
+        if let hit = cached(fileId, iomode, ioStart, ioEnd) { return hit }
+        var attempt = 0
+        var evicted = false
+        while true {
+            let expected: UInt64?? = state.withLock { s in
+                guard let f = s.files[fileId], f.disabled == nil, s.broken == nil else { return .none }
+                if let t = f.notBefore, ContinuousClock.now < t { return .none }
+                return .some(f.expectedEnd)
+            }
+            guard case let .some(expectedEnd) = expected else { return nil }
+            let r = LayoutPlan.request(window: window, ioStart: ioStart, ioEnd: ioEnd, iomode: iomode, expectedEnd: expectedEnd)
+            do throws(ClientError) {
+                let request = LayoutGetRequest(fileId: fileId, offset: r.offset, length: r.length, minLength: r.minLength, iomode: iomode)
+                guard case let .layoutGet(reply) = try await dispatcher.call(.layoutGet(request)) else {
+                    throw .protocol("LAYOUTGET answered with another body")
+                }
+                let id = reply.stateid.id
+                state.withLock { s in
+                    s.files[fileId]?.layouts[id] = Held(stateid: reply.stateid, iomode: reply.iomode, extents: reply.extents)
+                    s.files[fileId]?.notBefore = nil
+                }
+                return (id, reply.extents)
+            } catch {
+                switch LayoutRefusal.decide(error, attempt: attempt, maxAttempts: settings.tryLaterAttempts) {
+                case let .retry(ms):
+                    attempt += 1
+                    try? await Task.sleep(for: .milliseconds(Int(ms)))
+                case let .twoSidedFor(ms):
+                    state.withLock { s in
+                        s.files[fileId]?.notBefore = ContinuousClock.now + .milliseconds(Int(ms))
+                        s.files[fileId]?.usage.fallbackReason = "LAYOUTGET: \(error)"
+                    }
+                    return nil
+                case .twoSidedThisIO:
+                    if error.status == .tooMany && !evicted {
+                        evicted = true
+                        if await evictIdleLayouts(fileId: fileId) > 0 { continue }
+                    }
+                    state.withLock { $0.files[fileId]?.usage.fallbackReason = "LAYOUTGET: \(error)" }
+                    return nil
+                case let .twoSidedForFile(reason):
+                    disableOneSided(fileId: fileId, reason: reason)
+                    return nil
+                case .fail:
+                    throw error
+                }
+            }
+        }
+    }
+
+    private func cached(_ fileId: UInt64, _ iomode: LayoutIOMode, _ start: UInt64, _ end: UInt64) -> (UInt64, [LayoutExtent])? {
+        state.withLock { s in
+            guard s.broken == nil, let f = s.files[fileId], f.disabled == nil else { return nil }
+            let hit = f.layouts.values.first { h in
+                h.active && (iomode == .read || h.iomode == .readWrite) && LayoutPlan.covers(h.extents, start, end)
+            }
+            return hit.map { ($0.stateid.id, $0.extents) }
+        }
+    }
+
+    /// Commits and returns this file's layouts nothing is using (over the server's layout
+    /// limit). Returns how many were returned.
+    private func evictIdleLayouts(fileId: UInt64) async -> Int {
+        try? await commit(fileId: fileId)
+        let idle = state.withLock { s in
+            s.files[fileId]?.layouts.values.filter { $0.active && $0.inFlight == 0 && $0.dirty.isEmpty }.map(\.stateid) ?? []
+        }
+        for stateid in idle {
+            state.withLock { _ = $0.files[fileId]?.layouts.removeValue(forKey: stateid.id) }
+            _ = try? await dispatcher.call(.layoutReturn(LayoutReturnRequest(stateid: stateid)))
+        }
+        return idle.count
+    }
+
+    // MARK: Committing
+
+    /// LAYOUTCOMMIT of one layout's dirty ranges. The caller holds the file's commit lock.
+    private func commitLayout(fileId: UInt64, layoutId: UInt64) async throws(ClientError) {
+        guard let taken = state.withLock({ s -> (LayoutStateid, DirtyRanges, UInt64)? in
+            guard var f = s.files[fileId], var h = f.layouts[layoutId] else { return nil }
+            let d = h.dirty.removeAll()
+            f.layouts[layoutId] = h
+            s.files[fileId] = f
+            return (h.stateid, d, f.size)
+        }) else { return }
+        let (stateid, dirty, size) = taken
+        let requests = CommitPlan.requests(stateid: stateid, dirty: dirty, knownSize: size)
+        var remaining = dirty
+        for var request in requests {
+            request.stateid = state.withLock { $0.files[fileId]?.layouts[layoutId]?.stateid } ?? request.stateid
+            do throws(ClientError) {
+                guard case let .layoutCommit(reply) = try await dispatcher.call(.layoutCommit(request)) else {
+                    throw .protocol("LAYOUTCOMMIT answered with another body")
+                }
+                remaining = DirtyRanges(remaining.ranges.filter { r in !request.ranges.contains(r) })
+                state.withLock { s in
+                    guard var f = s.files[fileId] else { return }
+                    if var h = f.layouts[layoutId], reply.stateid.id == h.stateid.id {
+                        h.stateid.seqid = max(h.stateid.seqid, reply.stateid.seqid)
+                        f.layouts[layoutId] = h
+                    }
+                    f.size = max(f.size, reply.size)
+                    s.files[fileId] = f
+                }
+            } catch {
+                let revoked = error.status == .layoutRevoked
+                state.withLock { s in
+                    guard var f = s.files[fileId] else { return }
+                    if revoked {
+                        f.lost.formUnion(remaining)
+                        f.layouts[layoutId]?.revoked = true
+                        f.usage.fallbackReason = "layout \(layoutId) was revoked"
+                    } else {
+                        f.layouts[layoutId]?.dirty.formUnion(remaining)
+                    }
+                    s.files[fileId] = f
+                }
+                if revoked {
+                    // The server forgets a revoked stateid when it is returned.
+                    _ = try? await dispatcher.call(.layoutReturn(LayoutReturnRequest(stateid: request.stateid)))
+                    state.withLock { _ = $0.files[fileId]?.layouts.removeValue(forKey: layoutId) }
+                }
+                throw error
+            }
+        }
+    }
+
+    // MARK: Recalls
+
+    /// The acknowledgement of CB_LAYOUTRECALL (runs on the connection's reader: only marks
+    /// the layout and starts the return).
+    func acknowledge(_ recall: LayoutRecall) -> Status {
+        let start = state.withLock { s -> Bool? in
+            guard var h = s.files[recall.fileId]?.layouts[recall.stateid.id] else { return nil }
+            if settings.ignoreRecallsForTesting { return false }
+            guard h.recallId == nil else { return false }
+            h.recallId = recall.recallId
+            h.stateid.seqid = max(h.stateid.seqid, recall.stateid.seqid)
+            s.files[recall.fileId]!.layouts[recall.stateid.id] = h
+            // No new layout while the recall runs (the server would answer TRY_LATER).
+            s.files[recall.fileId]!.notBefore = ContinuousClock.now + .milliseconds(settings.recallBackoffMs)
+            return true
+        }
+        guard let start else { return .badStateid }
+        if start { Task { await self.returnRecalled(recall) } }
+        return .ok
+    }
+
+    /// Steps 2–5 of PROTOCOL.md §5.5: drain, commit, return, carry on two-sided.
+    func returnRecalled(_ recall: LayoutRecall) async {
+        let fileId = recall.fileId, layoutId = recall.stateid.id
+        await drain(fileId: fileId, layoutId: layoutId)
+        if let lock = state.withLock({ $0.files[fileId]?.commitLock }) {
+            await lock.acquire()
+            do throws(ClientError) {
+                try await commitLayout(fileId: fileId, layoutId: layoutId)
+            } catch {
+                // Not committed: returned anyway (the deadline); those bytes are lost.
+                state.withLock { s in
+                    guard var f = s.files[fileId] else { return }
+                    if let d = f.layouts[layoutId]?.dirty, !d.isEmpty {
+                        f.lost.formUnion(d)
+                        f.layouts[layoutId]?.dirty = DirtyRanges()
+                    }
+                    s.files[fileId] = f
+                }
+            }
+            lock.release()
+        }
+        guard let stateid = state.withLock({ $0.files[fileId]?.layouts[layoutId]?.stateid }) else { return }
+        _ = try? await dispatcher.call(.layoutReturn(LayoutReturnRequest(stateid: stateid, recallId: recall.recallId)))
+        state.withLock { s in
+            guard var f = s.files[fileId] else { return }
+            f.layouts.removeValue(forKey: layoutId)
+            f.usage.recalls += 1
+            f.notBefore = ContinuousClock.now + .milliseconds(settings.recallBackoffMs)
+            s.files[fileId] = f
+        }
+    }
+
+    private func drain(fileId: UInt64, layoutId: UInt64) async {
+        await withCheckedContinuation { (k: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                guard var h = s.files[fileId]?.layouts[layoutId], h.inFlight > 0 else { return true }
+                h.drainWaiters.append(k)
+                s.files[fileId]!.layouts[layoutId] = h
+                return false
+            }
+            if now { k.resume() }
+        }
+    }
+
+    // MARK: For tests
+
+    /// Layouts held for a file: stateid, iomode, dirty ranges.
+    func held(fileId: UInt64) -> [(LayoutStateid, LayoutIOMode, DirtyRanges)] {
+        state.withLock { s in
+            (s.files[fileId]?.layouts.values.map { ($0.stateid, $0.iomode, $0.dirty) } ?? []).sorted { $0.0.id < $1.0.id }
+        }
+    }
+}

@@ -1,0 +1,228 @@
+import DaxshareWire
+
+// The arithmetic of the one-sided data path (PROTOCOL.md §5), kept pure so it is tested on its
+// own: which range to ask LAYOUTGET for, how an I/O maps onto a layout's extents and work
+// requests, which written ranges are dirty, how they become LAYOUTCOMMITs, and what to do
+// when the server refuses a layout.
+
+/// One RDMA READ or WRITE of the one-sided path: file bytes `[fileOffset, fileOffset+length)`
+/// at `remoteAddress` (with `rkey`), to or from the caller's buffer at `bufferOffset`.
+public struct OneSidedPiece: Sendable, Hashable {
+    public var fileOffset: UInt64
+    public var bufferOffset: Int
+    public var length: Int
+    public var remoteAddress: UInt64
+    public var rkey: UInt32
+
+    public init(fileOffset: UInt64, bufferOffset: Int, length: Int, remoteAddress: UInt64, rkey: UInt32) {
+        self.fileOffset = fileOffset
+        self.bufferOffset = bufferOffset
+        self.length = length
+        self.remoteAddress = remoteAddress
+        self.rkey = rkey
+    }
+}
+
+/// What LAYOUTGET asks for.
+public struct LayoutRequestRange: Sendable, Hashable {
+    public var offset: UInt64
+    public var length: UInt64
+    public var minLength: UInt64
+}
+
+public enum LayoutPlan {
+    /// The window an I/O at `offset` falls in: `[start, start + window)`, `start` a multiple of
+    /// `window`. Layouts are asked for per window, so one layout serves many I/Os (a whole
+    /// `put` of up to a window) and an I/O crossing a window boundary is split there.
+    public static func window(containing offset: UInt64, window: UInt64) -> Range<UInt64> {
+        let start = offset - offset % window
+        let end = start > UInt64(Int64.max) - window ? UInt64(Int64.max) : start + window
+        return start..<end
+    }
+
+    /// The LAYOUTGET range for the part `[ioStart, ioEnd)` of an I/O inside `window`.
+    ///
+    /// A READ layout asks for the whole window (the server clips it at the visible size). An
+    /// RW layout asks for the window up to the furthest byte the client expects to write
+    /// (`expectedEnd`, e.g. the size of the file being put), rounded up to a page, so a 4 KiB
+    /// put does not make the server allocate a whole window past the end of the file.
+    /// `minLength` is what this I/O needs, counted from the request's offset.
+    public static func request(window: Range<UInt64>, ioStart: UInt64, ioEnd: UInt64, iomode: LayoutIOMode,
+                               expectedEnd: UInt64?, pageSize: UInt64 = 4096) -> LayoutRequestRange {
+        precondition(window.contains(ioStart) && ioEnd > ioStart && ioEnd <= window.upperBound)
+        var end = window.upperBound
+        if iomode == .readWrite, let expected = expectedEnd {
+            let wanted = roundUp(max(expected, ioEnd), pageSize)
+            end = min(window.upperBound, max(wanted, ioEnd))
+        }
+        return LayoutRequestRange(offset: window.lowerBound, length: end - window.lowerBound,
+                                  minLength: ioEnd - window.lowerBound)
+    }
+
+    /// True when the extents cover every byte of `[start, end)`.
+    public static func covers(_ extents: [LayoutExtent], _ start: UInt64, _ end: UInt64) -> Bool {
+        var pos = start
+        for e in extents.sorted(by: { $0.fileOffset < $1.fileOffset }) {
+            if e.fileOffset > pos { break }
+            let eEnd = e.fileOffset + e.length
+            if eEnd > pos { pos = eEnd }
+            if pos >= end { return true }
+        }
+        return pos >= end
+    }
+
+    /// Maps `[offset, offset + length)` (the caller's buffer from `bufferOffset`) onto the
+    /// extents: the pieces inside extents, each at most `maxPiece` bytes and never crossing an
+    /// extent boundary, and the gaps no extent covers (as chunks for the two-sided path).
+    public static func split(offset: UInt64, length: Int, bufferOffset: Int = 0, extents: [LayoutExtent],
+                             maxPiece: Int) -> (pieces: [OneSidedPiece], gaps: [Chunk]) {
+        precondition(maxPiece > 0 && length >= 0)
+        var pieces: [OneSidedPiece] = []
+        var gaps: [Chunk] = []
+        let end = offset + UInt64(length)
+        var pos = offset
+        func gap(to stop: UInt64) {
+            guard stop > pos else { return }
+            gaps.append(Chunk(fileOffset: pos, bufferOffset: bufferOffset + Int(pos - offset), length: Int(stop - pos)))
+            pos = stop
+        }
+        for e in extents.sorted(by: { $0.fileOffset < $1.fileOffset }) where pos < end {
+            let eEnd = e.fileOffset + e.length
+            if eEnd <= pos { continue }
+            if e.fileOffset >= end { break }
+            gap(to: e.fileOffset)
+            let stop = min(end, eEnd)
+            while pos < stop {
+                let n = Int(min(UInt64(maxPiece), stop - pos))
+                pieces.append(OneSidedPiece(fileOffset: pos, bufferOffset: bufferOffset + Int(pos - offset), length: n,
+                                            remoteAddress: e.remoteAddress + (pos - e.fileOffset), rkey: e.rkey))
+                pos += UInt64(n)
+            }
+        }
+        gap(to: end)
+        return (pieces, gaps)
+    }
+
+    /// Joins chunks that continue one another in both the file and the buffer, so the
+    /// two-sided path gets few large requests rather than many small ones.
+    public static func coalesce(_ chunks: [Chunk]) -> [Chunk] {
+        var out: [Chunk] = []
+        for c in chunks.sorted(by: { $0.fileOffset < $1.fileOffset }) {
+            if var last = out.last, last.fileOffset + UInt64(last.length) == c.fileOffset,
+               last.bufferOffset + last.length == c.bufferOffset {
+                last.length += c.length
+                out[out.count - 1] = last
+            } else {
+                out.append(c)
+            }
+        }
+        return out
+    }
+
+    static func roundUp(_ x: UInt64, _ to: UInt64) -> UInt64 {
+        let r = x % to
+        return r == 0 ? x : x + (to - r)
+    }
+}
+
+/// The ranges of a layout written one-sided since its last acknowledged LAYOUTCOMMIT, kept
+/// sorted and merged (touching or overlapping ranges become one).
+public struct DirtyRanges: Sendable, Hashable {
+    public private(set) var ranges: [ByteRange] = []
+
+    public init() {}
+    public init(_ ranges: [ByteRange]) { for r in ranges { insert(r) } }
+
+    public var isEmpty: Bool { ranges.isEmpty }
+    /// One past the last dirty byte (0 when clean).
+    public var end: UInt64 { ranges.last.map { $0.offset + $0.length } ?? 0 }
+    public var byteCount: UInt64 { ranges.reduce(0) { $0 + $1.length } }
+
+    public mutating func insert(offset: UInt64, length: UInt64) {
+        insert(ByteRange(offset: offset, length: length))
+    }
+
+    public mutating func insert(_ r: ByteRange) {
+        guard r.length > 0 else { return }
+        var start = r.offset
+        var stop = r.offset + r.length
+        // First range that ends at or after `start` (could merge).
+        var lo = 0, hi = ranges.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if ranges[mid].offset + ranges[mid].length < start { lo = mid + 1 } else { hi = mid }
+        }
+        var k = lo
+        while k < ranges.count && ranges[k].offset <= stop {
+            start = min(start, ranges[k].offset)
+            stop = max(stop, ranges[k].offset + ranges[k].length)
+            k += 1
+        }
+        ranges.replaceSubrange(lo..<k, with: [ByteRange(offset: start, length: stop - start)])
+    }
+
+    /// Adds every range of `other` (a failed commit puts its ranges back).
+    public mutating func formUnion(_ other: DirtyRanges) {
+        for r in other.ranges { insert(r) }
+    }
+
+    /// Takes all ranges out, leaving this empty.
+    public mutating func removeAll() -> DirtyRanges {
+        defer { ranges = [] }
+        return self
+    }
+}
+
+public enum CommitPlan {
+    /// The LAYOUTCOMMIT requests that make `dirty` durable: at most `Limits.maxCommitRanges`
+    /// ranges each, in file order, NEW_SIZE (the end of the last dirty byte, if it passes
+    /// `knownSize`) only on the last, so the size grows only once every byte before it is durable.
+    /// No requests when nothing is dirty.
+    public static func requests(stateid: LayoutStateid, dirty: DirtyRanges, knownSize: UInt64,
+                                maxRanges: Int = Limits.maxCommitRanges) -> [LayoutCommitRequest] {
+        guard !dirty.isEmpty else { return [] }
+        let batches = stride(from: 0, to: dirty.ranges.count, by: maxRanges).map {
+            Array(dirty.ranges[$0..<min($0 + maxRanges, dirty.ranges.count)])
+        }
+        let newSize: UInt64? = dirty.end > knownSize ? dirty.end : nil
+        return batches.enumerated().map { i, ranges in
+            LayoutCommitRequest(stateid: stateid, newSize: i == batches.count - 1 ? newSize : nil, ranges: ranges)
+        }
+    }
+}
+
+/// What the client does when LAYOUTGET does not give it a layout.
+public enum LayoutRefusal: Sendable, Hashable {
+    /// Ask again after `milliseconds` (TRY_LATER, within the retry budget).
+    case retry(afterMilliseconds: UInt32)
+    /// Move this I/O two-sided, and do not ask again for this file before `milliseconds`
+    /// (TRY_LATER past the budget: a recall is taking long).
+    case twoSidedFor(milliseconds: UInt32)
+    /// Move this I/O two-sided; ask again for the next one (a transient limit or a race with
+    /// the file's size).
+    case twoSidedThisIO
+    /// Never ask again for this file: the server will not grant one (not supported, denied,
+    /// read-only, an unexpected status).
+    case twoSidedForFile(reason: String)
+    /// Not a refusal: the session is broken; fail the I/O.
+    case fail
+
+    /// The decision for LAYOUTGET failing with `error` on attempt `attempt` (0-based) of
+    /// `maxAttempts`.
+    public static func decide(_ error: ClientError, attempt: Int, maxAttempts: Int,
+                              maxRetryDelayMs: UInt32 = 1000) -> LayoutRefusal {
+        guard case let .status(status, _, retryAfterMs) = error else { return .fail }
+        switch status {
+        case .tryLater:
+            let delay = max(retryAfterMs, 1)
+            if attempt + 1 < maxAttempts && delay <= maxRetryDelayMs { return .retry(afterMilliseconds: delay) }
+            return .twoSidedFor(milliseconds: max(delay, 100))
+        case .tooMany, .invalidArgument, .noSpace:
+            return .twoSidedThisIO
+        case .notAuthenticated, .shuttingDown, .staleFile:
+            return .fail
+        default:
+            return .twoSidedForFile(reason: "LAYOUTGET: \(status.summary)")
+        }
+    }
+}

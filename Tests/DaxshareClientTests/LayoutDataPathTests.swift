@@ -1,0 +1,287 @@
+@testable import DaxshareClient
+import DaxshareWire
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The one-sided path end to end against the fake server, whose layout "memory regions" are
+/// heap buffers the fake RDMA copies to and from (checking rkeys, bounds and modes as a NIC
+/// would): layouts per file, pipelined work requests, LAYOUTCOMMIT with the new size,
+/// LAYOUTRETURN, recalls, refusals and revocation.
+@Suite("One-sided data path over a fake server")
+struct LayoutDataPathTests {
+    func commands(_ h: Harness) -> [Command] { h.transport.sent.withLock { $0.map(\.command) } }
+    func count(_ h: Harness, _ c: Command) -> Int { commands(h).filter { $0 == c }.count }
+
+    @Test func putAndGetMoveEveryByteOneSided() async throws {
+        let h = try await Harness.make(oneSided: true)
+        #expect(h.session.dataPath is LayoutDataPath)
+        let sent = h.transport.sent.withLock { $0.first }
+        guard case let .request(.negotiate(n))? = sent?.body else { Issue.record("no NEGOTIATE"); return }
+        #expect(n.capabilities.isSuperset(of: [.layouts, .callbacks, .odp]))
+
+        let data = patternBytes(5 << 20 + 123, seed: 7)
+        let src = temporaryPath("src"), back = temporaryPath("back")
+        defer { _ = unlink(src); _ = unlink(back) }
+        try writeLocal(src, data)
+        let put = try await h.session.put(try LocalFile.openForReading(src), to: "f")
+        #expect(put.dataPath == "one-sided via layout")
+        #expect(h.server.file("f") == data)
+        #expect(count(h, .write) == 0)
+        // One RW layout sized by the put, committed with the new size, returned on close.
+        let gets = h.server.layoutState.withLock { $0.gets }
+        #expect(gets.count == 1)
+        #expect(gets.first?.iomode == .readWrite)
+        #expect(gets.first?.length == LayoutPlan.roundUp(UInt64(data.count), 4096))
+        let commits = h.server.layoutState.withLock { $0.commits }
+        #expect(commits.count == 1)
+        #expect(commits.first?.newSize == UInt64(data.count))
+        #expect(commits.first?.ranges == [ByteRange(offset: 0, length: UInt64(data.count))])
+        #expect(h.server.layoutState.withLock { $0.returns.map(\.recallId) } == [0])
+        #expect(h.server.liveLayouts.isEmpty)
+
+        let get = try await h.session.get("f", toPath: back)
+        #expect(get.dataPath == "one-sided via layout")
+        #expect(get.sha256 == put.sha256)
+        #expect(try readLocal(back) == data)
+        #expect(count(h, .read) == 1)  // only the probe past the end of file, which moves nothing
+        #expect(h.server.layoutState.withLock { ($0.gets.last?.iomode, $0.bytesRead) } == (.read, data.count))
+        #expect(h.server.liveLayouts.isEmpty)
+        #expect(h.server.state.withLock { $0.open.isEmpty })
+        // The staging memory is registered once, beside the two-sided bounce buffer.
+        #expect(h.registrations == 2)
+        await h.session.close()
+    }
+
+    @Test func largeIOKeepsManyWorkRequestsInFlightAcrossExtents() async throws {
+        let h = try await Harness.make(oneSided: true) { c in
+            c.layouts.queueDepth = 8
+            c.layouts.maxWorkRequest = 64 << 10
+        }
+        h.server.layoutState.withLock { $0.extentSize = 300 << 10 }  // extents not aligned to work requests
+        let file = try await h.session.open("big", flags: [.read, .write, .create])
+        let data = patternBytes(3 << 20, seed: 3)
+        file.expectWrites(upTo: UInt64(data.count))
+        try await file.write(at: 0, data)
+        let inFlight = h.server.layoutState.withLock { $0.maxInFlight }
+        #expect(inFlight > 1 && inFlight <= 8, "max in flight \(inFlight)")
+        // Read back before the commit: the client's own RW layout serves it.
+        #expect(try await file.read(at: 0, count: data.count) == data)
+        #expect(h.server.file("big") == [])  // nothing visible on the server before LAYOUTCOMMIT
+        try await file.flush()
+        #expect(h.server.file("big") == data)
+        #expect(count(h, .write) == 0 && count(h, .read) <= 1)
+        try await file.close()
+        await h.session.close()
+    }
+
+    @Test func aRefusedLayoutFallsBackTwoSidedForTheFile() async throws {
+        let h = try await Harness.make(oneSided: true)
+        h.server.layoutState.withLock { $0.refusals = [.notSupported] }
+        let file = try await h.session.open("f", flags: [.read, .write, .create])
+        try await file.write(at: 0, patternBytes(100_000))
+        try await file.write(at: 100_000, patternBytes(100_000, seed: 2))
+        try await file.flush()
+        #expect(h.server.file("f") == patternBytes(100_000) + patternBytes(100_000, seed: 2))
+        #expect(h.server.layoutState.withLock { $0.gets.count } == 1)  // not asked again
+        let usage = file.usage
+        #expect(usage.oneSidedBytes == 0 && usage.twoSidedBytes == 200_000)
+        #expect(usage.description.hasPrefix("two-sided (fell back to two-sided: LAYOUTGET: "))
+        try await file.close()
+        await h.session.close()
+    }
+
+    @Test func tryLaterIsRetriedThenGranted() async throws {
+        let h = try await Harness.make(oneSided: true)
+        h.server.layoutState.withLock { $0.refusals = [.tryLater, .tryLater] }
+        let file = try await h.session.open("f", flags: [.write, .create])
+        try await file.write(at: 0, patternBytes(8192))
+        #expect(h.server.layoutState.withLock { $0.gets.count } == 3)
+        #expect(file.usage.description == "one-sided via layout")
+        try await file.close()  // commits
+        #expect(h.server.file("f") == patternBytes(8192))
+        await h.session.close()
+    }
+
+    @Test func tryLaterPastTheBudgetGoesTwoSidedForNow() async throws {
+        let h = try await Harness.make(oneSided: true)
+        h.server.layoutState.withLock { $0.refusals = [.tryLater, .tryLater, .tryLater] }
+        let file = try await h.session.open("f", flags: [.write, .create])
+        try await file.write(at: 0, patternBytes(8192))
+        #expect(h.server.layoutState.withLock { $0.gets.count } == 3)
+        #expect(count(h, .write) == 1)
+        try await file.flush()
+        #expect(h.server.file("f") == patternBytes(8192))
+        try await file.close()
+        await h.session.close()
+    }
+
+    @Test func aLongTryLaterHintIsHonouredWithoutWaiting() async throws {
+        let h = try await Harness.make(oneSided: true)
+        h.server.layoutState.withLock { s in
+            s.refusals = [.tryLater]
+            s.retryAfterMs = 60_000
+        }
+        let file = try await h.session.open("f", flags: [.write, .create])
+        try await file.write(at: 0, patternBytes(8192))
+        try await file.write(at: 8192, patternBytes(8192, seed: 4))  // within the hint: not asked again
+        #expect(h.server.layoutState.withLock { $0.gets.count } == 1)
+        #expect(count(h, .write) == 2)
+        try await file.flush()
+        #expect(h.server.file("f") == patternBytes(8192) + patternBytes(8192, seed: 4))
+        #expect(file.usage.description.contains("retry after 60000 ms"))
+        try await file.close()
+        await h.session.close()
+    }
+
+    @Test func aRecallIsAcknowledgedCommittedAndReturned() async throws {
+        let h = try await Harness.make(oneSided: true) { $0.layouts.recallBackoffMs = 60_000 }
+        let file = try await h.session.open("f", flags: [.read, .write, .create])
+        let first = patternBytes(1 << 20, seed: 1)
+        try await file.write(at: 0, first)
+        let layout = try #require(h.server.liveLayouts.first)
+        h.transport.inject(try #require(h.server.recall(layoutId: layout, recallId: 31)))
+        // Acknowledged OK, dirty bytes committed, returned with the recall id.
+        try await waitFor { h.server.layoutState.withLock { $0.returns.contains { $0.recallId == 31 } } }
+        let acks = h.transport.sent.withLock { $0.filter { $0.command == .cbLayoutRecall } }
+        #expect(acks.map(\.status) == [.ok])
+        let commits = h.server.layoutState.withLock { $0.commits }
+        #expect(commits.count == 1)
+        #expect(commits.first?.stateid.seqid == 2)  // the seqid the recall carried
+        #expect(h.server.file("f") == first)  // durable through the recall's commit
+        #expect(h.server.liveLayouts.isEmpty)
+        // Carries on two-sided.
+        let second = patternBytes(4096, seed: 2)
+        try await file.write(at: UInt64(first.count), second)
+        #expect(count(h, .write) == 1)
+        try await file.flush()
+        #expect(h.server.file("f") == first + second)
+        #expect(file.usage.recalls == 1)
+        try await file.close()
+        await h.session.close()
+    }
+
+    @Test func aRecallOfAnUnknownLayoutIsBadStateid() async throws {
+        let h = try await Harness.make(oneSided: true)
+        let recall = LayoutRecall(stateid: LayoutStateid(id: 555, seqid: 2), fileId: 9, range: ByteRange(offset: 0, length: 1),
+                                  recallId: 8, deadlineMs: 100, reason: .administrative)
+        h.transport.inject(Message(messageId: 1, sessionId: 0x42, body: .callback(.layoutRecall(recall))))
+        try await waitFor { h.transport.sent.withLock { $0.contains { $0.command == .cbLayoutRecall } } }
+        #expect(h.transport.sent.withLock { $0.last?.status } == .badStateid)
+        await h.session.close()
+    }
+
+    @Test func ignoringRecallsForTestingKeepsTheLayout() async throws {
+        let h = try await Harness.make(oneSided: true) { $0.layouts.ignoreRecallsForTesting = true }
+        let file = try await h.session.open("f", flags: [.write, .create])
+        try await file.write(at: 0, patternBytes(4096))
+        let layout = try #require(h.server.liveLayouts.first)
+        h.transport.inject(try #require(h.server.recall(layoutId: layout)))
+        try await waitFor { h.transport.sent.withLock { $0.contains { $0.command == .cbLayoutRecall } } }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(h.server.layoutState.withLock { $0.returns.isEmpty && $0.commits.isEmpty })
+        try await file.write(at: 4096, patternBytes(4096, seed: 9))  // still one-sided
+        #expect(count(h, .write) == 0)
+        try await file.close()
+        await h.session.close()
+    }
+
+    @Test func aLayoutRevokedBeforeItsCommitIsReportedNotWritten() async throws {
+        let h = try await Harness.make(oneSided: true)
+        let file = try await h.session.open("f", flags: [.write, .create])
+        try await file.write(at: 0, patternBytes(10_000))
+        h.server.layoutState.withLock { $0.revokeOnNextCommit = true }
+        await #expect(throws: ClientError.layoutLost(reason: "\(ClientError.status(.layoutRevoked, .layoutCommit))",
+                                                     unwrittenBytes: 10_000)) {
+            try await file.flush()
+        }
+        #expect(h.server.file("f") == [])
+        // The revoked stateid was returned (the server forgets it) and the file carries on.
+        #expect(h.server.liveLayouts.isEmpty)
+        try await file.close()
+        await h.session.close()
+    }
+
+    @Test func putSendsAgainTwoSidedWhenItsLayoutIsRevoked() async throws {
+        let h = try await Harness.make(oneSided: true)
+        h.server.layoutState.withLock { $0.revokeOnNextCommit = true }
+        let data = patternBytes(3 << 20, seed: 11)
+        let src = temporaryPath("src")
+        defer { _ = unlink(src) }
+        try writeLocal(src, data)
+        let put = try await h.session.put(try LocalFile.openForReading(src), to: "f")
+        #expect(h.server.file("f") == data)
+        #expect(put.bytes == UInt64(data.count))
+        #expect(put.dataPath.contains("two-sided") && put.dataPath.contains("revoked"))
+        #expect(count(h, .write) > 0 && count(h, .flush) >= 1)
+        await h.session.close()
+    }
+
+    @Test func aFencedLayoutFailsTheWriteAndBreaksTheConnection() async throws {
+        let h = try await Harness.make(oneSided: true)
+        let file = try await h.session.open("f", flags: [.write, .create])
+        try await file.write(at: 0, patternBytes(4096))
+        h.server.fence(layoutId: try #require(h.server.liveLayouts.first))
+        do {
+            try await file.write(at: 4096, patternBytes(4096))
+            Issue.record("a write through a fenced layout succeeded")
+        } catch {
+            guard case let .layoutLost(reason, unwritten) = error else { Issue.record("\(error)"); return }
+            #expect(reason.contains("remote access error"))
+            #expect(unwritten == 4096)  // the first write, never committed
+        }
+        #expect(!h.session.isConnected)
+        #expect(h.transport.closedReason.withLock { $0 } != nil)
+        await h.session.close()
+    }
+
+    @Test func twoSidedWhenAskedOrWhenTheServerHasNoLayouts() async throws {
+        let h = try await Harness.make(oneSided: true) { $0.useLayouts = false }
+        #expect(h.session.dataPath is TwoSidedDataPath)
+        guard case let .request(.negotiate(n))? = h.transport.sent.withLock({ $0.first?.body }) else { return }
+        #expect(n.capabilities.isDisjoint(with: [.layouts, .callbacks, .odp]))
+        let file = try await h.session.open("f", flags: [.write, .create])
+        try await file.write(at: 0, patternBytes(4096))
+        #expect(file.usage.description == "two-sided")
+        try await file.close()
+        #expect(h.server.layoutState.withLock { $0.gets.isEmpty })
+        await h.session.close()
+        // No RDMA access (as over a transport that cannot post one-sided work): two-sided.
+        let plain = try await Harness.make()
+        #expect(plain.session.dataPath is TwoSidedDataPath)
+        await plain.session.close()
+    }
+
+    @Test func writeThroughCommitsEveryWrite() async throws {
+        let h = try await Harness.make(oneSided: true)
+        let file = try await h.session.open("f", flags: [.write, .create])
+        try await file.write(at: 0, patternBytes(4096), writeThrough: true)
+        #expect(h.server.file("f") == patternBytes(4096))
+        #expect(h.server.layoutState.withLock { $0.commits.count } == 1)
+        try await file.close()
+        #expect(h.server.layoutState.withLock { $0.commits.count } == 1)  // nothing left to commit
+        await h.session.close()
+    }
+
+    @Test func shrinkingCommitsFirstAndForgetsLayoutsPastTheNewSize() async throws {
+        let h = try await Harness.make(oneSided: true)
+        let file = try await h.session.open("f", flags: [.read, .write, .create])
+        try await file.write(at: 0, patternBytes(8192))
+        _ = try await file.setSize(100)
+        #expect(h.server.layoutState.withLock { $0.commits.count } == 1)
+        #expect((h.session.dataPath as! LayoutDataPath).held(fileId: file.fileId).isEmpty)
+        #expect(try await file.read(at: 0, count: 200) == Array(patternBytes(8192)[0..<100]))
+        try await file.close()
+        await h.session.close()
+    }
+}
+
+/// Polls `condition` until it holds (or fails the test after ~2 s).
+func waitFor(_ condition: @Sendable () -> Bool) async throws {
+    for _ in 0..<400 {
+        if condition() { return }
+        try await Task.sleep(for: .milliseconds(5))
+    }
+    Issue.record("condition not met in time")
+}
