@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 20
 # One VM run's bound; a boot that hangs under emulation is retried once.
 VM_TIMEOUT ?= 1500
 
-.PHONY: all deps build test test-host test-vm test-vm-inner fuzz fuzz-short demo clean
+.PHONY: all deps build build-release test test-host test-vm test-vm-inner fuzz fuzz-short demo bench bench-peers clean
 
 
 all: build
@@ -32,12 +32,14 @@ build: deps
 # Host unit tests, a short fuzz run, then the VM suite in one boot of the testbed.
 test: build
 	@mkdir -p $(LOGS)
-	@$(MAKE) --no-print-directory test-host
-	@$(MAKE) --no-print-directory fuzz-short
-	@$(MAKE) --no-print-directory test-vm
-	@echo "== summary"
-	@scripts/test-summary $(LOGS)/host.log host
-	@scripts/test-summary $(LOGS)/vm.log vm
+	@status=0; \
+	$(MAKE) --no-print-directory test-host || status=1; \
+	$(MAKE) --no-print-directory fuzz-short || status=1; \
+	$(MAKE) --no-print-directory test-vm || status=1; \
+	echo "== summary"; \
+	scripts/test-summary $(LOGS)/host.log host || status=1; \
+	scripts/test-summary $(LOGS)/vm.log vm || status=1; \
+	exit $$status
 
 test-host:
 	@mkdir -p $(LOGS)
@@ -55,9 +57,26 @@ test-vm:
 	done; exit $$status
 
 test-vm-inner:
-	@test -n "$$DAXSHARE_TEST_ADDR" || { echo "test-vm-inner runs inside the testbed VM (make test-vm)"; exit 2; }
-	@# The test bundle directly: `swift test` would plan a build first, which is slow under emulation.
-	.build/debug/daxsharePackageTests.xctest --testing-library swift-testing --filter IntegrationTests
+	@# The test bundle directly (`swift test` would plan a build first, slow under
+	@# emulation), one suite at a time, each bounded.
+	@scripts/run-vm-suites
+
+# Benchmarks run a release build: a debug build would measure Swift's debug code, not the paths.
+build-release: deps
+	$(SWIFT) build -c release $(SWIFT_BUILD_FLAGS)
+
+# The standard sweep with its same-run baselines -> Bench/results/ and Bench/RESULTS.md.
+bench: build-release
+	@if ls /sys/class/infiniband/* >/dev/null 2>&1 && [ -n "$$DAXSHARE_PMEM" ]; then \
+		DAXSHARE_TEST_ADDR=$${DAXSHARE_TEST_ADDR:?set DAXSHARE_TEST_ADDR to the RDMA address} scripts/bench; \
+	else \
+		echo "== no RDMA device here: running the benchmarks in the testbed VM (rxe + emulated pmem)"; \
+		DAXSHARE_TESTBED_TIMEOUT=3600 $(TESTBED) run scripts/bench; \
+	fi
+
+# daxshare beside perftest and the kernel's NFS server over RDMA, in one boot of the testbed.
+bench-peers: build-release
+	DAXSHARE_TESTBED_NFS=1 DAXSHARE_TESTBED_TIMEOUT=3600 $(TESTBED) run scripts/bench-peers
 
 fuzz:
 	Fuzz/run.sh 300

@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(
@@ -96,11 +97,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The benchmarks' pure logic (statistics, rows, ratios, table, JSON, SVG), unit-tested on the host.
+        .target(
+            name: "DaxshareBench",
+            dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift")],
+            path: "Bench/DaxshareBench"
+        ),
         .executableTarget(
             name: "daxshare-bench",
             dependencies: [
-                "DaxshareClient", "DaxshareVerbs",
+                "DaxshareBench", "DaxshareClient", "DaxshareVerbs", "DaxsharePmem", "DaxshareWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             path: "Bench/daxshare-bench"
         ),
@@ -109,6 +117,7 @@ let package = Package(
         .testTarget(name: "DaxsharePmemTests", dependencies: ["DaxsharePmem"]),
         .testTarget(name: "DaxshareServerTests", dependencies: ["DaxshareServer", "DaxshareWire"]),
         .testTarget(name: "DaxshareClientTests", dependencies: ["DaxshareClient"]),
+        .testTarget(name: "BenchTests", dependencies: ["DaxshareBench"]),
         // Runs only inside the testbed VM (real rxe, real fsdax): `make test-vm`.
         .testTarget(
             name: "IntegrationTests",

@@ -41,7 +41,8 @@ final class ClientConnection: @unchecked Sendable {
         self.sessionBox = sessionBox
         self.layouts = SessionLayouts(
             domain: channel.connection.domain, registry: server.layouts, counters: server.counters, logger: logger,
-            maxLayouts: server.configuration.maxLayouts, peer: "\(channel.connection.peerAddress)"
+            maxLayouts: server.configuration.maxLayouts,
+            prefetch: server.configuration.layoutPrefetch, peer: "\(channel.connection.peerAddress)"
         ) { [channel, logger] messageId, callback in
             let message = Message(messageId: messageId, sessionId: sessionBox.id, body: .callback(callback))
             do { try await channel.send(try message.encode()) } catch {

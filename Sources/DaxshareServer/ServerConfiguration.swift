@@ -50,6 +50,9 @@ public struct ServerConfiguration: Sendable {
     public var recallDeadlineMs: UInt32 = 5000
     /// Hold an OS write lease on files with layouts, so local opens recall them.
     public var fileLeases = true
+    /// Prefetch (`ibv_advise_mr`) each layout's range at LAYOUTGET, so the client's first
+    /// access does not take an ODP fault (an RNR NAK and a retry). Off only to measure it.
+    public var layoutPrefetch = true
     /// Failed authentications tolerated per connection before it is closed.
     public var maxAuthFailures = 3
 

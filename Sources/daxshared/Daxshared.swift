@@ -49,6 +49,9 @@ struct Daxshared: AsyncParsableCommand {
     @Option(name: .long, help: "Milliseconds a client has to return a recalled layout before it is fenced.")
     var recallDeadlineMs: UInt32 = 5000
 
+    @Flag(inversion: .prefixedNo, help: "Prefetch each layout's pages at LAYOUTGET (ibv_advise_mr), so first accesses take no ODP fault.")
+    var layoutPrefetch = true
+
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("unknown log level '\(logLevel)'")
@@ -71,6 +74,7 @@ struct Daxshared: AsyncParsableCommand {
         config.maxConnections = maxConnections
         config.maxOpenFiles = maxOpenFiles
         config.recallDeadlineMs = recallDeadlineMs
+        config.layoutPrefetch = layoutPrefetch
 
         let server: Server
         do { server = try Server(configuration: config, logger: logger) } catch {

@@ -53,6 +53,7 @@ export DAXSHARE_TEST_ADDR="$addr" DAXSHARE_PMEM=/mnt/pmem
 cd "$(cat "$ctl/repo")" || fail "cannot cd to the repo"
 
 say "running the command"
+echo started >"$ctl/started"   # from here on a crash is the command's, not the boot's
 if [ "$(cat "$ctl/mode")" = shell ]; then
     [ -n "${TESTBED_TTY_SIZE:-}" ] && stty rows "${TESTBED_TTY_SIZE% *}" cols "${TESTBED_TTY_SIZE#* }" </dev/ttyS0
     unset TESTBED_TTY_SIZE

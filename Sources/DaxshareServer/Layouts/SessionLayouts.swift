@@ -15,6 +15,7 @@ final class SessionLayouts: @unchecked Sendable {
     private let counters: ServerCounters
     private let logger: Logger
     private let maxLayouts: Int
+    private let prefetch: Bool
     private let sendCallback: @Sendable (UInt64, Callback) async -> Void
     let peer: String
     private struct State {
@@ -27,13 +28,14 @@ final class SessionLayouts: @unchecked Sendable {
 
     init(
         domain: ProtectionDomain, registry: LayoutRegistry, counters: ServerCounters, logger: Logger, maxLayouts: Int,
-        peer: String, sendCallback: @escaping @Sendable (_ messageId: UInt64, Callback) async -> Void
+        prefetch: Bool = true, peer: String, sendCallback: @escaping @Sendable (_ messageId: UInt64, Callback) async -> Void
     ) {
         self.domain = domain
         self.registry = registry
         self.counters = counters
         self.logger = logger
         self.maxLayouts = maxLayouts
+        self.prefetch = prefetch
         self.peer = peer
         self.sendCallback = sendCallback
     }
@@ -89,8 +91,10 @@ final class SessionLayouts: @unchecked Sendable {
             throw RequestFailure(status: .ioError, reason: "registering the layout failed: \(error)")
         }
         // Fault the range in now, so the client's first access is not an RNR NAK.
-        do { try region.prefetch(forWrite: writable) } catch {
-            logger.debug("prefetch of layout failed (best effort): \(error)")
+        if prefetch {
+            do { try region.prefetch(forWrite: writable) } catch {
+                logger.debug("prefetch of layout failed (best effort): \(error)")
+            }
         }
         var flags: ExtentFlags = writable ? [] : [.readOnly]
         if pastEnd { flags.insert(.pastEndOfFile) }

@@ -1,0 +1,51 @@
+/// The targets issue #7 sets, checked against one run's rows (ratios only: same run, same device).
+public enum Targets {
+    public struct Check: Sendable, Equatable {
+        public var target: String
+        /// The row it was read from, e.g. "read seq 1M qd1".
+        public var point: String
+        public var value: Double
+        public var limit: Double
+        /// Whether bigger is better (ratios of throughput) or smaller (latency, CPU).
+        public var atLeast: Bool
+        public var met: Bool { atLeast ? value >= limit : value <= limit }
+        /// How far from the limit, as a fraction of it (negative: short of it).
+        public var margin: Double { atLeast ? value / limit - 1 : limit / value - 1 }
+    }
+
+    public static func check(_ rows: [BenchRow]) -> [Check] {
+        var out: [Check] = []
+        func label(_ r: BenchRow) -> String {
+            "\(r.point.op.rawValue) \(r.point.pattern.rawValue) \(ByteSize.format(r.point.size)) qd\(r.point.qd)"
+                + (r.point.clients > 1 ? " x\(r.point.clients)" : "")
+        }
+        for r in rows where r.mode == "one-sided" {
+            if r.point.op == .read, r.point.size >= 64 << 10, let ratio = r.ratio {
+                out.append(Check(target: "one-sided read >= 0.95x raw-odp (>= 64 KiB)", point: label(r), value: ratio,
+                                 limit: 0.95, atLeast: true))
+            }
+            if r.point.op == .write, let ratio = r.ratio {
+                out.append(Check(target: "one-sided write + commit >= 0.9x raw-odp write", point: label(r), value: ratio,
+                                 limit: 0.9, atLeast: true))
+            }
+            if r.point.op == .read, r.point.size == 4096, r.point.qd == 1, r.point.clients == 1, let p = r.p50Ratio {
+                out.append(Check(target: "4 KiB read p50 <= 1.15x raw-odp", point: label(r), value: p, limit: 1.15, atLeast: false))
+            }
+            if r.point.size >= 64 << 10, let core = r.serverCoreFraction {
+                out.append(Check(target: "server CPU while streaming one-sided <= 2% of a core", point: label(r),
+                                 value: core * 100, limit: 2, atLeast: false))
+            }
+        }
+        return out
+    }
+
+    /// A Markdown table of the checks.
+    public static func markdown(_ checks: [Check]) -> String {
+        var s = "| target | point | value | limit | met | margin |\n| --- | --- | --- | --- | --- | --- |\n"
+        for c in checks {
+            s += "| \(c.target) | \(c.point) | \(TableFormat.fixed(c.value, 3)) | \(c.atLeast ? ">=" : "<=") \(TableFormat.fixed(c.limit, 2)) "
+            s += "| \(c.met ? "yes" : "**no**") | \(c.margin >= 0 ? "+" : "")\(TableFormat.fixed(c.margin * 100, 1))% |\n"
+        }
+        return s
+    }
+}

@@ -1,0 +1,78 @@
+import ArgumentParser
+import DaxshareBench
+import Foundation
+
+/// `daxshare-bench report`: Bench/RESULTS.md from the JSON a run wrote.
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Write RESULTS.md from the JSON files of a run (data, control, peers).")
+
+    @Option(help: "Rows of `daxshare-bench data --json-file`.")
+    var data: String?
+    @Option(help: "Rows of `daxshare-bench control --json-file`.")
+    var control: String?
+    @Option(help: "Rows of the peer run (daxshare-bench data rows plus `fio-row` rows).")
+    var peers: [String] = []
+    @Option(help: "Text describing the machine and kernel.")
+    var environment: String?
+    @Option(help: "Markdown appended verbatim (the analysis).")
+    var notes: String?
+    @Option(help: "Path of the plot, relative to the output.")
+    var plot: String?
+    @Option(help: "Where to write the document.")
+    var out: String
+
+    func run() throws {
+        func text(_ path: String?) throws -> String { try path.map { try String(contentsOfFile: $0, encoding: .utf8) } ?? "" }
+        func rows(_ path: String?) throws -> [BenchRow] {
+            guard let path, FileManager.default.fileExists(atPath: path) else { return [] }
+            return try JSONRows.parse(try text(path))
+        }
+        let controlRows: [ControlRow] = try control.flatMap { path in
+            FileManager.default.fileExists(atPath: path)
+                ? try JSONDecoder().decode([ControlRow].self, from: Data(try text(path).utf8)) : nil
+        } ?? []
+        let doc = ResultsReport.markdown(data: try rows(data), control: controlRows, peers: try peers.flatMap { try rows($0) },
+                                         environment: try text(environment), notes: try text(notes), plot: plot)
+        try doc.write(toFile: out, atomically: true, encoding: .utf8)
+    }
+}
+
+/// `daxshare-bench fio-row`: one fio JSON report as a row (`make bench-peers`).
+struct FioRowCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fio-row",
+        abstract: "Turn fio --output-format=json reports into rows (JSON) for `report --peers`.")
+
+    @Option(help: "The mode name the rows get.")
+    var mode = "nfs-rdma"
+    @Option(help: "The mode they are compared with.")
+    var baseline = "perftest"
+    @Option(help: "Where to write the rows.")
+    var out: String
+    @Argument(help: "OP:SIZE:QD=FILE for each fio report, e.g. read:1M:8=fio-read-1M-8.json.")
+    var reports: [String]
+
+    func run() throws {
+        var rows: [BenchRow] = []
+        for spec in reports {
+            let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
+            let key = parts.first?.split(separator: ":").map(String.init) ?? []
+            guard parts.count == 2, key.count == 3, let op = BenchOp(rawValue: key[0]), let qd = Int(key[2]) else {
+                throw ValidationError("'\(spec)' is not OP:SIZE:QD=FILE")
+            }
+            let size: Int
+            do { size = try ByteSize.parse(key[1]) } catch { throw ValidationError("\(error)") }
+            let point = PointKey(op: op, pattern: .seq, size: size, qd: qd, clients: 1)
+            do {
+                rows.append(try Fio.row(json: try String(contentsOfFile: parts[1], encoding: .utf8), mode: mode, point: point,
+                                        baseline: baseline))
+            } catch {
+                FileHandle.standardError.write(Data("daxshare-bench: \(spec): \(error)\n".utf8))
+            }
+        }
+        try JSONRows.render(rows).write(toFile: out, atomically: true, encoding: .utf8)
+        if rows.isEmpty { throw ExitCode(1) }
+    }
+}

@@ -1,0 +1,83 @@
+import DaxshareBench
+import Testing
+
+@Suite("Targets and fio reports")
+struct TargetsTests {
+    func row(_ mode: String, _ op: BenchOp, _ size: Int, ratio: Double?, p50Ratio: Double? = nil, core: Double? = nil) -> BenchRow {
+        BenchRow(mode: mode, point: PointKey(op: op, pattern: .seq, size: size, qd: 1, clients: 1), mbps: 1, iops: 1,
+                 serverCoreFraction: core, baseline: "raw-odp", ratio: ratio, p50Ratio: p50Ratio)
+    }
+
+    @Test func checksEachTargetOnTheRowsItConcerns() {
+        let checks = Targets.check([
+            row("one-sided", .read, 1 << 20, ratio: 0.97, core: 0.01),
+            row("one-sided", .read, 4096, ratio: 0.5, p50Ratio: 1.3),
+            row("one-sided", .write, 65536, ratio: 0.85),
+            row("two-sided", .read, 1 << 20, ratio: 0.1),
+        ])
+        #expect(checks.count == 5)
+        let read = checks.first { $0.target.hasPrefix("one-sided read") }!
+        #expect(read.met && read.point == "read seq 1M qd1")
+        let cpu = checks.first { $0.target.hasPrefix("server CPU") }!
+        #expect(cpu.met && cpu.value == 1)
+        let p50 = checks.first { $0.target.hasPrefix("4 KiB") }!
+        #expect(!p50.met && abs(p50.margin - (1.15 / 1.3 - 1)) < 1e-9)
+        let write = checks.first { $0.target.contains("write") }!
+        #expect(!write.met && abs(write.margin - (0.85 / 0.9 - 1)) < 1e-9)
+        #expect(Targets.markdown(checks).contains("**no**"))
+    }
+
+    static let fioJSON = """
+    note: both iodepth >= 1 and synchronous I/O engine are selected
+    {
+      "fio version" : "fio-3.33",
+      "jobs" : [ { "jobname" : "seq", "error" : 0,
+        "read" : { "io_bytes" : 104857600, "bw_bytes" : 52428800, "iops" : 50.0,
+                   "clat_ns" : { "percentile" : { "50.000000" : 19000000, "99.000000" : 25000000, "99.900000" : 30000000 } } },
+        "write" : { "io_bytes" : 0, "bw_bytes" : 0, "iops" : 0.0 } } ]
+    }
+    """
+
+    @Test func readsFioBandwidthAndLatency() throws {
+        let point = PointKey(op: .read, pattern: .seq, size: 1 << 20, qd: 1, clients: 1)
+        let r = try Fio.row(json: Self.fioJSON, mode: "nfs-rdma", point: point, baseline: "perftest")
+        #expect(r.mbps == 52.4288)
+        #expect(r.iops == 50)
+        #expect(r.latency == LatencySummary(p50: 19000, p99: 25000, p999: 30000))
+        #expect(r.baseline == "perftest")
+    }
+
+    @Test func rejectsAFailedOrEmptyFioReport() {
+        let point = PointKey(op: .read, pattern: .seq, size: 4096, qd: 1, clients: 1)
+        #expect(throws: Fio.ParseError.self) { try Fio.row(json: "fio: file not found", mode: "nfs", point: point, baseline: nil) }
+        #expect(throws: Fio.ParseError.self) {
+            try Fio.row(json: #"{"jobs":[{"error":5,"read":{"bw_bytes":0,"iops":0}}]}"#, mode: "nfs", point: point, baseline: nil)
+        }
+    }
+}
+
+@Suite("RESULTS.md")
+struct ResultsReportTests {
+    @Test func peerTablePivotsModesAgainstPerftest() {
+        let p = PointKey(op: .read, pattern: .seq, size: 1 << 20, qd: 8, clients: 1)
+        let rows = [BenchRow(mode: "nfs-rdma", point: p, mbps: 30, iops: 1),
+                    BenchRow(mode: "perftest", point: p, mbps: 40, iops: 1),
+                    BenchRow(mode: "one-sided", point: p, mbps: 38, iops: 1)]
+        let table = ResultsReport.peerTable(rows)
+        let lines = table.split(separator: "\n")
+        #expect(lines[0] == "| op | size | qd | perftest MB/s | vs perftest | nfs-rdma MB/s | vs perftest | one-sided MB/s | vs perftest |")
+        #expect(lines[2] == "| read | 1M | 8 | 40.00 | 1.00x | 30.00 | 0.75x | 38.00 | 0.95x |")
+    }
+
+    @Test func documentHasEverySectionThatHasRows() {
+        let p = PointKey(op: .read, pattern: .seq, size: 1 << 20, qd: 1, clients: 1)
+        let data = [BenchRow(mode: "one-sided", point: p, mbps: 9, iops: 9, baseline: "raw-odp", ratio: 0.9)]
+        let control = [ControlRow(figure: "fence", variant: "deadline 1000 ms", clients: 1, microseconds: [1_000_500])]
+        let doc = ResultsReport.markdown(data: data, control: control, peers: [], environment: "kernel 7.2\n",
+                                         notes: "## Notes\nwhy", plot: "results/throughput.svg")
+        #expect(doc.contains("## Targets") && doc.contains("## Data path") && doc.contains("## Control path"))
+        #expect(!doc.contains("NFS server over RDMA"))
+        #expect(doc.contains("kernel 7.2") && doc.hasSuffix("## Notes\nwhy\n"))
+        #expect(doc.contains("![throughput against I/O size](results/throughput.svg)"))
+    }
+}
