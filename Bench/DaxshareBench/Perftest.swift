@@ -3,11 +3,11 @@ public enum Perftest {
     /// The tool for an operation.
     public static func tool(for op: BenchOp) -> String { op == .read ? "ib_read_bw" : "ib_write_bw" }
 
-    /// Arguments for one side: rdma_cm, ODP, the device, size, duration and depth; the client
+    /// Arguments for one side: rdma_cm, ODP (unless `odp` is false), the device, size, duration and depth; the client
     /// side also gets the server's address. Both sides take the same flags.
     public static func arguments(device: String, size: Int, seconds: Int, txDepth: Int, port: Int,
-                                 server: String? = nil) -> [String] {
-        var a = ["-R", "--odp", "-d", device, "-s", "\(size)", "-D", "\(max(1, seconds))", "-t", "\(max(1, txDepth))",
+                                 server: String? = nil, odp: Bool = true) -> [String] {
+        var a = ["-R"] + (odp ? ["--odp"] : []) + ["-d", device, "-s", "\(size)", "-D", "\(max(1, seconds))", "-t", "\(max(1, txDepth))",
                  "-p", "\(port)", "-F"]
         if let server { a.append(server) }
         return a

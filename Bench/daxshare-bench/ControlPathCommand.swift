@@ -30,7 +30,7 @@ struct ControlPathCommand: AsyncParsableCommand {
     @Option(help: "Samples per LAYOUTGET/LAYOUTCOMMIT figure.")
     var samples = 40
     @Option(help: "Local opens per recall figure.")
-    var recalls = 5
+    var recalls = 8
     @Option(help: "Local opens for the fence figure (each with a fresh silent client).")
     var fences = 2
     @Option(help: "Comma-separated numbers of clients holding layouts during a recall.")
@@ -157,15 +157,18 @@ struct ControlPathCommand: AsyncParsableCommand {
         }
         var us: [Double] = []
         var regrantFailures = 0
+        let before = try await counters(setup)
         for _ in 0..<recalls {
             if try await !holdLayouts(files, setup: setup, count: n) { regrantFailures += 1 }
             us.append(try localOpen(server.exportDirectory! + "/" + name))
         }
+        let after = try await counters(setup)
+        let recalled = files.reduce(0) { $0 + $1.usage.recalls }
         for f in files { try? await f.close() }
         for s in sessions { await s.close() }
         await setup.close()
-        let recalled = files.reduce(0) { $0 + $1.usage.recalls }
-        var notes = ["\(recalled) recalls answered"]
+        var notes = ["server: \(after["layouts_recalled", default: 0] - before["layouts_recalled", default: 0]) recalled, "
+                     + "\(after["layouts_revoked", default: 0] - before["layouts_revoked", default: 0]) revoked; clients answered \(recalled)"]
         if regrantFailures > 0 { notes.append("\(regrantFailures) opens with fewer than \(n) layouts held") }
         return ControlRow(figure: "recall", variant: "local open", clients: n, microseconds: us,
                           baseline: "local-open no layouts", note: notes.joined(separator: "; "))
@@ -177,6 +180,7 @@ struct ControlPathCommand: AsyncParsableCommand {
         let setup = try await connect(server) { $0.useLayouts = false }
         _ = try await setup.truncate(name, to: 1 << 20, create: true)
         var us: [Double] = []
+        let before = try await counters(setup)
         for _ in 0..<fences {
             let s = try await connect(server) { $0.layouts.ignoreRecallsForTesting = true }
             let f = try await s.open(name, flags: [.read])
@@ -184,9 +188,16 @@ struct ControlPathCommand: AsyncParsableCommand {
             us.append(try localOpen(server.exportDirectory! + "/" + name))
             await s.close()
         }
+        let revoked = try await counters(setup)["layouts_revoked", default: 0] - before["layouts_revoked", default: 0]
         await setup.close()
         return ControlRow(figure: "fence", variant: "deadline \(deadlineMs) ms", clients: 1, microseconds: us,
-                          baseline: "local-open no layouts")
+                          baseline: "local-open no layouts", note: "server: \(revoked) revoked")
+    }
+
+    func counters(_ session: ClientSession) async throws -> [String: UInt64] {
+        var out: [String: UInt64] = [:]
+        for c in try await session.serverStats() { out[c.name] = c.value }
+        return out
     }
 
     /// Reads through each file until the server counts `count` live layouts (the clients
