@@ -10,7 +10,7 @@ public enum Targets {
         public var atLeast: Bool
         public var met: Bool { atLeast ? value >= limit : value <= limit }
         /// How far from the limit, as a fraction of it (negative: short of it).
-        public var margin: Double { atLeast ? value / limit - 1 : limit / value - 1 }
+        public var margin: Double { atLeast ? value / limit - 1 : 1 - value / limit }
     }
 
     public static func check(_ rows: [BenchRow]) -> [Check] {

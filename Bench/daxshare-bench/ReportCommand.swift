@@ -24,7 +24,10 @@ struct ReportCommand: ParsableCommand {
     var out: String
 
     func run() throws {
-        func text(_ path: String?) throws -> String { try path.map { try String(contentsOfFile: $0, encoding: .utf8) } ?? "" }
+        func text(_ path: String?) throws -> String {
+            guard let path, FileManager.default.fileExists(atPath: path) else { return "" }
+            return try String(contentsOfFile: path, encoding: .utf8)
+        }
         func rows(_ path: String?) throws -> [BenchRow] {
             guard let path, FileManager.default.fileExists(atPath: path) else { return [] }
             return try JSONRows.parse(try text(path))
