@@ -74,9 +74,15 @@ public enum LayoutPlan {
     /// Maps `[offset, offset + length)` (the caller's buffer from `bufferOffset`) onto the
     /// extents: the pieces inside extents, each at most `maxPiece` bytes and never crossing an
     /// extent boundary, and the gaps no extent covers (as chunks for the two-sided path).
+    ///
+    /// With `alignment` > 1 every piece starts at a remote address that is a multiple of it
+    /// (the bytes before the first one are a gap) and pieces after it stay aligned (`maxPiece`
+    /// is rounded down to a multiple of it): see `LayoutSettings.remoteAlignment`.
     public static func split(offset: UInt64, length: Int, bufferOffset: Int = 0, extents: [LayoutExtent],
-                             maxPiece: Int) -> (pieces: [OneSidedPiece], gaps: [Chunk]) {
-        precondition(maxPiece > 0 && length >= 0)
+                             maxPiece: Int, alignment: Int = 1) -> (pieces: [OneSidedPiece], gaps: [Chunk]) {
+        precondition(maxPiece > 0 && length >= 0 && alignment > 0)
+        let align = UInt64(alignment)
+        let pieceLimit = UInt64(max(alignment, maxPiece / alignment * alignment))
         var pieces: [OneSidedPiece] = []
         var gaps: [Chunk] = []
         let end = offset + UInt64(length)
@@ -92,8 +98,10 @@ public enum LayoutPlan {
             if e.fileOffset >= end { break }
             gap(to: e.fileOffset)
             let stop = min(end, eEnd)
+            let address = e.remoteAddress + (pos - e.fileOffset)
+            if address % align != 0 { gap(to: min(stop, pos + (align - address % align))) }
             while pos < stop {
-                let n = Int(min(UInt64(maxPiece), stop - pos))
+                let n = Int(min(pieceLimit, stop - pos))
                 pieces.append(OneSidedPiece(fileOffset: pos, bufferOffset: bufferOffset + Int(pos - offset), length: n,
                                             remoteAddress: e.remoteAddress + (pos - e.fileOffset), rkey: e.rkey))
                 pos += UInt64(n)

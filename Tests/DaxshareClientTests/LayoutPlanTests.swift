@@ -155,4 +155,20 @@ struct LayoutPlanTests {
         #expect(CommandExitCode(for: e) == .connection)
         #expect(e.description.contains("4096 bytes reported written were not written"))
     }
+
+    @Test func alignedSplitMovesTheUnalignedHeadTwoSided() {
+        let extents = [LayoutExtent(fileOffset: 0, length: 1 << 20, remoteAddress: 0x7000_0000, rkey: 9)]
+        let s = LayoutPlan.split(offset: 5000, length: 20000, bufferOffset: 3, extents: extents, maxPiece: 10000, alignment: 4096)
+        #expect(s.gaps == [Chunk(fileOffset: 5000, bufferOffset: 3, length: 8192 - 5000)])
+        // maxPiece 10000 rounds down to 8192, so every piece stays aligned.
+        #expect(s.pieces.map(\.fileOffset) == [8192, 16384, 24576])
+        #expect(s.pieces.map(\.length) == [8192, 8192, 25000 - 24576])
+        #expect(s.pieces.allSatisfy { $0.remoteAddress % 4096 == 0 })
+        #expect(s.pieces[0].bufferOffset == 3 + 8192 - 5000)
+        // Inside one page: all of it two-sided. Aligned already: no gap.
+        let small = LayoutPlan.split(offset: 4100, length: 100, extents: extents, maxPiece: 1 << 20, alignment: 4096)
+        #expect(small.pieces.isEmpty && small.gaps == [Chunk(fileOffset: 4100, bufferOffset: 0, length: 100)])
+        let aligned = LayoutPlan.split(offset: 8192, length: 777, extents: extents, maxPiece: 1 << 20, alignment: 4096)
+        #expect(aligned.gaps.isEmpty && aligned.pieces.map(\.length) == [777])
+    }
 }
