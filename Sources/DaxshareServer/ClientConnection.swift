@@ -22,6 +22,7 @@ final class ClientConnection: @unchecked Sendable {
     private var authenticated = false
     private var pendingAuth: (sessionId: UInt64, serverNonce: [UInt8], clientNonce: [UInt8], identity: String)?
     private var authFailures = 0
+    private var negotiated = false
     private var trees: [UInt32: Export] = [:]
     private var nextTree: UInt32 = 1
     private var bounce: RegisteredBuffer?
@@ -103,7 +104,9 @@ final class ClientConnection: @unchecked Sendable {
             guard let header = try? MessageHeader.decode(bytes) else {
                 throw ConnectionFault(description: "undecodable message (\(bytes.count) bytes): \(error)")
             }
-            if case .unknownCommand = error {
+            // Only a request may name a command this server does not know (PROTOCOL.md §3.8);
+            // a response or callback reply that does is malformed.
+            if case .unknownCommand = error, header.flags.isDisjoint(with: [.response, .callback]) {
                 try await reply(.error(.notSupported, to: header))
                 return true
             }
@@ -129,7 +132,9 @@ final class ClientConnection: @unchecked Sendable {
             let response = try await dispatch(request, header: header)
             try await reply(response)
         } catch let failure as RequestFailure {
-            logger.debug("\(request.command) failed: \(failure.status): \(failure.reason)")
+            // Limits and refusals an operator should see; the rest is the client's business.
+            let level: Logger.Level = [.tooMany, .noSpace, .accessDenied, .readOnly].contains(failure.status) ? .notice : .debug
+            logger.log(level: level, "\(request.command) failed: \(failure.status): \(failure.reason)")
             try await reply(.error(failure.status, to: header, retryAfterMs: failure.retryAfterMs))
         } catch let error as FileSystemError {
             logger.debug("\(request.command) failed: \(error)")
@@ -149,6 +154,9 @@ final class ClientConnection: @unchecked Sendable {
         func ok(_ r: Response) -> Message { .response(r, to: header) }
         switch request {
         case .negotiate:
+            // Once per connection (PROTOCOL.md §3.4).
+            guard !negotiated else { throw RequestFailure(status: .invalidArgument, reason: "a second NEGOTIATE") }
+            negotiated = true
             return ok(.negotiate(server.negotiateResponse))
         case let .sessionSetup(setup):
             return try await sessionSetup(setup, header: header)

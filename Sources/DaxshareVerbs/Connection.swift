@@ -190,10 +190,17 @@ public final class Connection: @unchecked Sendable {
         wr.wr_id = id | Self.receiveBit
         wr.num_sge = 1
         var bad: UnsafeMutablePointer<ibv_recv_wr>?
-        let rc = withUnsafeMutablePointer(to: &sge) { p in
-            wr.sg_list = p
-            return ibv_post_recv(qp, &wr, &bad)
+        // Under the lock: `tearDown` marks the connection closed under it before destroying
+        // the queue pair, so a post never reaches a freed QP (a peer's second message racing
+        // its connection's teardown must cost an error, not the server process).
+        let rc = lock.withLock { () -> Int32? in
+            guard state != .closed else { return nil }
+            return withUnsafeMutablePointer(to: &sge) { p in
+                wr.sg_list = p
+                return ibv_post_recv(qp, &wr, &bad)
+            }
         }
+        guard let rc else { throw .disconnected }
         try check("ibv_post_recv", rc)
     }
 
@@ -227,30 +234,32 @@ public final class Connection: @unchecked Sendable {
         }
         try await acquireSlot()
         return try await withCheckedThrowingContinuation { (cont: CheckedContinuation<WorkCompletion, any Error>) in
-            let id: UInt64 = lock.withLock {
-                let id = nextID
-                nextID = (nextID + 1) & ~Self.receiveBit
-                pending[id] = cont
-                return id
-            }
             var sges = segments.map(\.c)
             var wr = ibv_send_wr()
-            wr.wr_id = id
             wr.opcode = opcode
             wr.num_sge = Int32(sges.count)
             if let remote {
                 wr.wr.rdma.remote_addr = remote.address
                 wr.wr.rdma.rkey = remote.rkey
             }
-            var bad: UnsafeMutablePointer<ibv_send_wr>?
-            let rc = sges.withUnsafeMutableBufferPointer { buf in
-                wr.sg_list = buf.baseAddress
-                return ibv_post_send(qp, &wr, &bad)
+            // Posted under the lock, as receives are: never onto a destroyed queue pair.
+            let failure: VerbsError? = lock.withLock {
+                guard state != .closed else { return .disconnected }
+                let id = nextID
+                nextID = (nextID + 1) & ~Self.receiveBit
+                wr.wr_id = id
+                var bad: UnsafeMutablePointer<ibv_send_wr>?
+                let rc = sges.withUnsafeMutableBufferPointer { buf in
+                    wr.sg_list = buf.baseAddress
+                    return ibv_post_send(qp, &wr, &bad)
+                }
+                if rc != 0 { return .call("ibv_post_send", Errno(rawValue: rc)) }
+                pending[id] = cont
+                return nil
             }
-            if rc != 0 {
-                let c = lock.withLock { pending.removeValue(forKey: id) }
+            if let failure {
                 releaseSlot()
-                c?.resume(throwing: VerbsError.call("ibv_post_send", Errno(rawValue: rc)))
+                cont.resume(throwing: failure)
             }
         }
     }

@@ -52,6 +52,8 @@ struct Daxshared: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Prefetch each layout's pages at LAYOUTGET (ibv_advise_mr), so first accesses take no ODP fault.")
     var layoutPrefetch = true
 
+    static let stopGraceSeconds = 10
+
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("unknown log level '\(logLevel)'")
@@ -88,6 +90,12 @@ struct Daxshared: AsyncParsableCommand {
             source.setEventHandler {
                 logger.notice("received \(sig == SIGINT ? "SIGINT" : "SIGTERM")")
                 server.stop()
+                // Connections are closed at once; one still in rdma_cm set-up (a peer that never
+                // completed the handshake) must not keep the process alive past this bound.
+                DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(Self.stopGraceSeconds)) {
+                    logger.warning("still stopping after \(Self.stopGraceSeconds) s (a connection stuck in set-up); exiting")
+                    Glibc.exit(0)
+                }
             }
             source.resume()
             sources.append(source)

@@ -276,10 +276,19 @@ public final class SharedFile: @unchecked Sendable {
             let size = try currentSize()
             if size != currentMapping.length { try adjustMapping(to: size) }
             guard writable, end > (visibleOverride ?? size) else { return (currentMapping, false) }
-            if visibleOverride == nil { try setVisible(size) }
+            let firstPastEnd = visibleOverride == nil
+            if firstPastEnd { try setVisible(size) }
             if end > size {
-                try allocate(from: size, to: end)
-                try adjustMapping(to: end)
+                do throws(FileSystemError) {
+                    try allocate(from: size, to: end)
+                    try adjustMapping(to: end)
+                } catch {
+                    if firstPastEnd && pastEndLayouts == 0 {  // as if this layout was never asked for
+                        visibleOverride = nil
+                        _ = fremovexattr(file.descriptor.rawValue, Self.visibleSizeAttribute)
+                    }
+                    throw error
+                }
             }
             pastEndLayouts += 1
             return (currentMapping, true)
@@ -373,10 +382,17 @@ public final class SharedFile: @unchecked Sendable {
     }
 
     /// fallocate(size..<end): zeroed blocks, size becomes `end`. Holds ioLock exclusively.
+    /// A failed allocation (ENOSPC) is undone: what it allocated is freed and the size is
+    /// `size` again, so one oversized request cannot fill the device for every client.
     private func allocate(from size: Int, to end: Int) throws(FileSystemError) {
         do throws(PmemError) {
             try file.allocate(offset: size, length: end - size)
         } catch {
+            do throws(PmemError) {
+                try file.setSize(size)
+            } catch {
+                logger.error("could not trim \(origin) back to \(size) bytes after a failed fallocate: \(error)")
+            }
             throw FileSystemError(error, operation: "fallocate(\(origin), \(size)..<\(end))")
         }
         metadataDirty.store(true, ordering: .releasing)

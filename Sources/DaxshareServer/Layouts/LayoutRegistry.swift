@@ -112,10 +112,13 @@ final class LayoutRegistry: Sendable {
         files.withLock { $0[key]?.recalling += 1 }
         let started = ContinuousClock.now
         let deadline = started + .milliseconds(Int(deadlineMs))
+        // Each callback on its own task: a holder that stopped granting credits must not hold
+        // the others' recalls, or the deadline, up (it is fenced like any silent holder).
         for t in targets {
             let id = recallIds.add(1, ordering: .relaxed).newValue
             counters.add(ServerCounter.layoutsRecalled)
-            await t.owner.sendRecall(t.layout, recallId: id, deadlineMs: deadlineMs, reason: reason)
+            let deadlineMs = deadlineMs
+            Task { await t.owner.sendRecall(t.layout, recallId: id, deadlineMs: deadlineMs, reason: reason) }
         }
         counters.add(ServerCounter.recallsInProgress)
         var pending = targets
