@@ -2,7 +2,7 @@ import Foundation
 
 /// `--json`: a JSON array with one row object per line (valid JSON, and easy to grep).
 public enum JSONRows {
-    public static func render(_ rows: [BenchRow]) -> String {
+    public static func render<Row: Encodable>(_ rows: [Row]) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let lines = rows.map { row in

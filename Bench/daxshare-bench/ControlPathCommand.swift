@@ -83,16 +83,9 @@ struct ControlPathCommand: AsyncParsableCommand {
         if fences > 0 { add(try await fence(server)) }
         rows = ControlRow.applyRatios(rows)
 
-        let jsonText = Self.render(rows)
+        let jsonText = JSONRows.render(rows)
         if let jsonFile { try jsonText.write(toFile: jsonFile, atomically: true, encoding: .utf8) }
         print(json ? jsonText : ControlRow.table(rows), terminator: "")
-    }
-
-    static func render(_ rows: [ControlRow]) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let lines = rows.map { (try? encoder.encode($0)).map { String(decoding: $0, as: UTF8.self) } ?? "{}" }
-        return "[\n" + lines.joined(separator: ",\n") + (lines.isEmpty ? "" : "\n") + "]\n"
     }
 
     func note(_ s: String) { FileHandle.standardError.write(Data(("daxshare-bench: " + s + "\n").utf8)) }
