@@ -62,19 +62,7 @@ public struct ControlRow: Sendable, Equatable, Codable {
              TableFormat.fixed(r.p99_us / 1000, 3), TableFormat.fixed(r.max_us / 1000, 3), r.baseline ?? "-",
              r.ratio.map { TableFormat.fixed($0, 2) } ?? "-", r.note ?? ""]
         }
-        if markdown {
-            var out = "| " + headers.joined(separator: " | ") + " |\n|" + headers.map { _ in " --- " }.joined(separator: "|") + "|\n"
-            for b in body { out += "| " + b.joined(separator: " | ") + " |\n" }
-            return out
-        }
-        let all = [headers] + body
-        let widths = headers.indices.map { i in all.map { $0[i].count }.max() ?? 0 }
-        func line(_ cells: [String]) -> String {
-            cells.enumerated().map { i, c in
-                let pad = String(repeating: " ", count: widths[i] - c.count)
-                return [0, 1, 7, 9].contains(i) ? c + pad : pad + c
-            }.joined(separator: "  ").benchTrimmed(" ")
-        }
-        return ([line(headers), line(widths.map { String(repeating: "-", count: $0) })] + body.map(line)).joined(separator: "\n") + "\n"
+        return markdown ? TableFormat.markdown(headers: headers, rows: body)
+            : TableFormat.text(headers: headers, rows: body, leftAligned: [0, 1, 7, 9])
     }
 }

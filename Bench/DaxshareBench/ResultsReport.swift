@@ -11,20 +11,19 @@ public enum ResultsReport {
         }
         modes.sort { ($0 == reference ? 0 : 1, $0) < ($1 == reference ? 0 : 1, $1) }
         var index: [String: BenchRow] = [:]
-        for r in rows { index["\(r.mode)|\(Baselines.key("", r.point))"] = r }
-        var s = "| op | size | qd | " + modes.map { "\($0) MB/s | vs \(reference)" }.joined(separator: " | ") + " |\n"
-        s += "|" + Array(repeating: " --- |", count: 3 + 2 * modes.count).joined() + "\n"
-        for p in points {
-            let ref = index["\(reference)|\(Baselines.key("", p))"]
+        for r in rows { index[Baselines.key(r.mode, r.point)] = r }
+        let headers = ["op", "size", "qd"] + modes.flatMap { ["\($0) MB/s", "vs \(reference)"] }
+        let lines = points.map { p -> [String] in
+            let ref = index[Baselines.key(reference, p)]
             var cells = [p.op.rawValue, ByteSize.format(p.size), "\(p.qd)"]
             for m in modes {
-                guard let r = index["\(m)|\(Baselines.key("", p))"] else { cells += ["-", "-"]; continue }
+                guard let r = index[Baselines.key(m, p)] else { cells += ["-", "-"]; continue }
                 cells.append(TableFormat.fixed(r.mbps, 2))
                 if let ref, ref.mbps > 0 { cells.append(TableFormat.fixed(r.mbps / ref.mbps, 2) + "x") } else { cells.append("-") }
             }
-            s += "| " + cells.joined(separator: " | ") + " |\n"
+            return cells
         }
-        return s
+        return TableFormat.markdown(headers: headers, rows: lines)
     }
 
     /// The whole document.

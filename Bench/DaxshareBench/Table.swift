@@ -12,26 +12,34 @@ public enum TableFormat {
 
     /// Text columns left-aligned, figures right-aligned, two spaces apart.
     public static func render(_ rows: [BenchRow]) -> String {
-        let body = rows.map(cells)
-        let all = [headers] + body
+        text(headers: headers, rows: rows.map(cells), leftAligned: [0, 1, 2, 13])
+    }
+
+    /// The same rows as a Markdown table (RESULTS.md).
+    public static func markdown(_ rows: [BenchRow]) -> String {
+        markdown(headers: headers, rows: rows.map(cells))
+    }
+
+    /// Any table as aligned text: the columns in `leftAligned` padded on the right, the others
+    /// on the left, two spaces apart, with a rule under the headers.
+    public static func text(headers: [String], rows: [[String]], leftAligned: Set<Int>) -> String {
+        let all = [headers] + rows
         let widths = headers.indices.map { i in all.map { $0[i].count }.max() ?? 0 }
-        let leftAligned: Set<Int> = [0, 1, 2, 13]
         func line(_ cells: [String]) -> String {
             cells.enumerated().map { i, c in
                 let pad = String(repeating: " ", count: widths[i] - c.count)
                 return leftAligned.contains(i) ? c + pad : pad + c
             }.joined(separator: "  ").benchTrimmed(" ")
         }
-        var out = [line(headers), line(widths.map { String(repeating: "-", count: $0) })]
-        out += body.map(line)
-        return out.joined(separator: "\n") + "\n"
+        return ([line(headers), line(widths.map { String(repeating: "-", count: $0) })] + rows.map(line))
+            .joined(separator: "\n") + "\n"
     }
 
-    /// The same rows as a Markdown table (RESULTS.md).
-    public static func markdown(_ rows: [BenchRow]) -> String {
+    /// Any table in Markdown.
+    public static func markdown(headers: [String], rows: [[String]]) -> String {
         var out = "| " + headers.joined(separator: " | ") + " |\n"
         out += "|" + headers.map { _ in " --- " }.joined(separator: "|") + "|\n"
-        for r in rows { out += "| " + cells(r).joined(separator: " | ") + " |\n" }
+        for r in rows { out += "| " + r.joined(separator: " | ") + " |\n" }
         return out
     }
 
