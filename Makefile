@@ -8,6 +8,8 @@ FUZZ_SECONDS ?= 20
 # One VM run's bound (the whole integration suite, reliability included, takes ~35 min under
 # emulation); a VM that fails to set up is booted again once, a run that times out is not.
 VM_TIMEOUT ?= 3300
+# Whether `demo` and `bench` can run on this machine itself rather than in the testbed VM.
+HOST_HAS_RDMA_AND_DAX = ls /sys/class/infiniband/* >/dev/null 2>&1 && [ -n "$$DAXSHARE_PMEM" ]
 
 .PHONY: all deps build build-release test test-host test-vm test-vm-inner fuzz fuzz-short demo bench bench-peers reliability clean
 
@@ -17,7 +19,7 @@ all: build
 # The main job: server and client moving a file. On a machine with an RDMA
 # device and a DAX mount it runs here; otherwise in the testbed VM.
 demo: build
-	@if ls /sys/class/infiniband/* >/dev/null 2>&1 && [ -n "$$DAXSHARE_PMEM" ]; then \
+	@if $(HOST_HAS_RDMA_AND_DAX); then \
 		DAXSHARE_TEST_ADDR=$${DAXSHARE_TEST_ADDR:?set DAXSHARE_TEST_ADDR to the RDMA address} scripts/demo; \
 	else \
 		echo "== no RDMA device here: running the demo in the testbed VM (rxe + emulated pmem)"; \
@@ -68,7 +70,7 @@ build-release: deps
 
 # The standard sweep with its same-run baselines -> Bench/results/ and Bench/RESULTS.md.
 bench: build-release
-	@if ls /sys/class/infiniband/* >/dev/null 2>&1 && [ -n "$$DAXSHARE_PMEM" ]; then \
+	@if $(HOST_HAS_RDMA_AND_DAX); then \
 		DAXSHARE_TEST_ADDR=$${DAXSHARE_TEST_ADDR:?set DAXSHARE_TEST_ADDR to the RDMA address} scripts/bench; \
 	else \
 		echo "== no RDMA device here: running the benchmarks in the testbed VM (rxe + emulated pmem)"; \

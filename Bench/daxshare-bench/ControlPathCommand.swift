@@ -211,15 +211,8 @@ struct ControlPathCommand: AsyncParsableCommand {
         if create, !FileManager.default.fileExists(atPath: path) {
             _ = FileManager.default.createFile(atPath: path, contents: Data(count: 4096))
         }
-        let argv = ["/bin/sh", "-c", "exec 3<>\"$0\"", path]
-        var cArgs = argv.map { strdup($0) } + [nil]
-        defer { for a in cArgs { free(a) } }
-        var pid: pid_t = 0
         let t0 = monotonicNanoseconds()
-        let rc = posix_spawn(&pid, "/bin/sh", nil, nil, &cArgs, environ)
-        guard rc == 0 else { throw BenchFailure("posix_spawn /bin/sh: \(rc)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let status = ChildProcess.wait(try ChildProcess.spawn(["/bin/sh", "-c", "exec 3<>\"$0\"", path]))
         let t1 = monotonicNanoseconds()
         guard status == 0 else { throw BenchFailure("the local open of \(path) failed (status \(status))") }
         return Double(t1 - t0) / 1000

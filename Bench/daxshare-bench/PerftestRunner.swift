@@ -76,16 +76,12 @@ struct PerftestRunner {
         return (nil, text)
     }
 
-    /// A child started with posix_spawn, its stdout and stderr in a temporary file. perftest's
-    /// -D duration is a SIGALRM: the child gets an empty signal mask and default dispositions,
-    /// not whatever this thread of a Swift process had blocked (inherited, the alarm never came
-    /// and every timed run ended in `timeout`).
+    /// A child (`ChildProcess`), its stdout and stderr in a temporary file.
     struct Running {
         let pid: pid_t
         let output: String
         func finish() -> String {
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            _ = ChildProcess.wait(pid)
             defer { unlink(output) }
             return (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
         }
@@ -95,21 +91,7 @@ struct PerftestRunner {
         let output = NSTemporaryDirectory() + "daxshare-bench-perftest-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).out"
         let command = ([tool] + args).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
         let argv = ["/bin/sh", "-c", "exec \(command) </dev/null >'\(output)' 2>&1"]
-        var cArgs = argv.map { strdup($0) } + [nil]
-        defer { for a in cArgs { free(a) } }
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var empty = sigset_t(), defaults = sigset_t()
-        sigemptyset(&empty)
-        sigemptyset(&defaults)
-        for sig in [SIGALRM, SIGINT, SIGTERM, SIGPIPE, SIGCHLD, SIGHUP, SIGUSR1, SIGUSR2] { sigaddset(&defaults, sig) }
-        posix_spawnattr_setsigmask(&attr, &empty)
-        posix_spawnattr_setsigdefault(&attr, &defaults)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, "/bin/sh", nil, &attr, &cArgs, environ)
-        guard rc == 0 else { throw BenchFailure("posix_spawn /bin/sh: \(rc)") }
+        let pid = try ChildProcess.spawn(argv)
         return Running(pid: pid, output: output)
     }
 }
