@@ -6,7 +6,10 @@ import Testing
 // The test runner has threads this code did not start, which do not block
 // the lease signal; so each test here works on a thread of its own that
 // blocks it, and directs its leases' breaks to that thread (F_SETOWN_EX).
-@Suite struct LeaseTests {
+// Serialized: posix_spawn's child holds a copy of this process's descriptor table until it
+// execs, so a child spawned by the lease-break test while another test's second descriptor is
+// open keeps that file open a moment longer and its write lease fails with EAGAIN (seen once).
+@Suite(.serialized) struct LeaseTests {
     @Test func leaseBreakByAnotherProcessArrivesThroughSignalfd() async throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
