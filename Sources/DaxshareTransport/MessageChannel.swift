@@ -28,6 +28,9 @@ public final class MessageChannel: Sendable {
         var creditWaiters: [CheckedContinuation<Void, any Error>] = []
         var closedReason: TransportError?
         var grantPending = false
+        /// Keepalive (§2.9): when a message last arrived, and when a keepalive went unanswered.
+        var lastReceived = ContinuousClock.now
+        var keepaliveSent: ContinuousClock.Instant?
     }
     private let state: Mutex<State>
     private let sink: AsyncThrowingStream<[UInt8], any Error>.Continuation
@@ -45,7 +48,8 @@ public final class MessageChannel: Sendable {
     /// The channel after a successful negotiate exchange; starts receiving.
     private init(
         connection: Connection, negotiated: NegotiatedTransport, receives: RegisteredBuffer,
-        receiveSize: Int, logger: Logger, incoming: sending AsyncStream<WorkCompletion>.Iterator
+        receiveSize: Int, config: TransportConfig, logger: Logger,
+        incoming: sending AsyncStream<WorkCompletion>.Iterator
     ) throws(VerbsError) {
         self.connection = connection
         self.negotiated = negotiated
@@ -59,6 +63,7 @@ public final class MessageChannel: Sendable {
             reassembler: Reassembler(maxMessageSize: Int(negotiated.maxIncomingMessageSize))))
         (messages, sink) = AsyncThrowingStream.makeStream(of: [UInt8].self)
         start(incoming)
+        watchKeepalive(interval: config.keepaliveInterval, timeout: config.keepaliveTimeout)
     }
 
     // MARK: Establishing
@@ -94,7 +99,7 @@ public final class MessageChannel: Sendable {
             }
             return try MessageChannel(
                 connection: connection, negotiated: negotiated, receives: buffers,
-                receiveSize: Int(config.maxReceiveSize), logger: logger, incoming: incoming)
+                receiveSize: Int(config.maxReceiveSize), config: config, logger: logger, incoming: incoming)
         } catch {
             connection.close()
             throw error
@@ -131,7 +136,7 @@ public final class MessageChannel: Sendable {
             }
             return try MessageChannel(
                 connection: connection, negotiated: negotiated, receives: buffers,
-                receiveSize: Int(config.maxReceiveSize), logger: logger, incoming: incoming)
+                receiveSize: Int(config.maxReceiveSize), config: config, logger: logger, incoming: incoming)
         } catch {
             connection.close()
             throw error
@@ -226,6 +231,8 @@ public final class MessageChannel: Sendable {
         do {
             (complete, wake) = try state.withLock { s throws(TransportViolation) in
                 try s.credits.received(data.header)
+                s.lastReceived = .now
+                s.keepaliveSent = nil
                 let complete = try s.reassembler.append(data)
                 defer { s.creditWaiters.removeAll() }
                 return (complete, s.creditWaiters)
@@ -281,12 +288,53 @@ public final class MessageChannel: Sendable {
         try await sendLocked(fragment)
     }
 
-    private func sendLocked(_ fragment: Fragment?) async throws {
+    /// Sends a keepalive: an empty message with RESPONSE_REQUESTED, if a credit allows one now
+    /// (a side without credit is already owed an answer by the peer, rule 7).
+    private func sendKeepalive() async throws {
+        await sendGate.enter()
+        defer { sendGate.leave() }
+        guard state.withLock({ $0.credits.canSend }) else { return }
+        try await sendLocked(nil, requestResponse: true)
+    }
+
+    /// §2.9: after `interval` of silence, a keepalive; if nothing at all arrives within
+    /// `timeout` of it, the peer or the link is gone and the channel ends (`keepaliveTimeout`).
+    /// This is how a side whose requests wait for answers learns that none will come.
+    private func watchKeepalive(interval: Duration, timeout: Duration) {
+        let tick = min(.seconds(1), interval / 4)
+        Task { [weak self] in
+            while true {
+                try? await Task.sleep(for: tick)
+                guard let self else { return }
+                enum Step { case stop, wait, send, expire }
+                let step = state.withLock { s -> Step in
+                    if s.closedReason != nil { return .stop }
+                    let now = ContinuousClock.now
+                    if let sent = s.keepaliveSent { return now - sent >= timeout ? .expire : .wait }
+                    guard now - s.lastReceived >= interval else { return .wait }
+                    s.keepaliveSent = now
+                    return .send
+                }
+                switch step {
+                case .stop: return
+                case .wait: continue
+                case .send: Task { try? await self.sendKeepalive() }
+                case .expire:
+                    end(.violation(.keepaliveTimeout), log: true)
+                    return
+                }
+            }
+        }
+    }
+
+    private func sendLocked(_ fragment: Fragment?, requestResponse: Bool = false) async throws {
         while true {
             let outgoing: CreditWindow.Outgoing? = try state.withLock { s throws(TransportError) -> CreditWindow.Outgoing? in
                 if let reason = s.closedReason { throw reason }
                 guard s.credits.canSend else { return nil }
-                do throws(TransportViolation) { return try s.credits.prepareSend() } catch { throw .violation(error) }
+                do throws(TransportViolation) { return try s.credits.prepareSend(requestResponse: requestResponse) } catch {
+                    throw .violation(error)
+                }
             }
             if let outgoing {
                 let message = fragment?.message(outgoing) ?? DataTransferMessage(

@@ -49,6 +49,9 @@ public final class Connection: @unchecked Sendable {
     private var freeSlots: Int
     private var slotWaiters: [CheckedContinuation<Void, any Error>] = []
     private var state = State.connecting
+    /// Set once a connect or accept went out: from then on ending the identifier sends a CM
+    /// message, which must wait for the port (`PortWait`).
+    private var sentConnect = false
     private var closeWaiters: [CheckedContinuation<Void, Never>] = []
 
     enum State { case connecting, established, disconnected, closed }
@@ -106,6 +109,11 @@ public final class Connection: @unchecked Sendable {
             _ = try await cm.mailbox.expect(RDMA_CM_EVENT_ADDR_RESOLVED)
             try checkErrno("rdma_resolve_route", rdma_resolve_route(cm.id, options.resolveTimeoutMilliseconds))
             _ = try await cm.mailbox.expect(RDMA_CM_EVENT_ROUTE_RESOLVED)
+            // A connect sent on a port that is down would wedge the device's CM (see PortWait).
+            if let context = cm.context {
+                let device = Device(borrowing: context)
+                if !PortWait.isActive(device, cm.id.pointee.port_num) { throw VerbsError.portDown(device.name) }
+            }
         } catch {
             cm.destroy()
             throw error
@@ -119,6 +127,7 @@ public final class Connection: @unchecked Sendable {
         param.initiator_depth = depth
         param.retry_count = options.retryCount
         param.rnr_retry_count = options.rnrRetryCount
+        connection.lock.withLock { connection.sentConnect = true }
         try privateData.withUnsafeBytes { raw in
             param.private_data = raw.baseAddress
             param.private_data_len = UInt8(clamping: raw.count)
@@ -136,6 +145,7 @@ public final class Connection: @unchecked Sendable {
         param.initiator_depth = try readDepth(peerOffers: peerResponderResources)
         param.retry_count = options.retryCount
         param.rnr_retry_count = options.rnrRetryCount
+        lock.withLock { sentConnect = true }
         try privateData.withUnsafeBytes { raw in
             param.private_data = raw.baseAddress
             param.private_data_len = UInt8(clamping: raw.count)
@@ -178,6 +188,10 @@ public final class Connection: @unchecked Sendable {
 
     /// True until a disconnect or close.
     public var isConnected: Bool { lock.withLock { state == .established } }
+
+    /// Whether the port this connection runs on is active (`ibv_query_port`). While it is not,
+    /// work requests fail after their retries and CM messages wait (`PortWait`).
+    public var portIsActive: Bool { PortWait.isActive(device, cm.id.pointee.port_num) }
 
     // MARK: Work requests
 
@@ -322,10 +336,19 @@ public final class Connection: @unchecked Sendable {
     }
 
     /// `rdma_disconnect`: the queue pair moves to the error state, posted work
-    /// requests complete as flushed, and the peer sees a disconnect.
+    /// requests complete as flushed, and the peer sees a disconnect. While the port is down the
+    /// DREQ waits for it (`PortWait`, at `close`); the queue pair is flushed now all the same.
     public func disconnect() {
         let wasEstablished = lock.withLock { state == .established }
-        if wasEstablished { _ = rdma_disconnect(cm.id) }
+        if wasEstablished {
+            if portIsActive {
+                _ = rdma_disconnect(cm.id)
+            } else {
+                var attr = ibv_qp_attr()
+                attr.qp_state = IBV_QPS_ERR
+                _ = ibv_modify_qp(qp, &attr, Int32(IBV_QP_STATE.rawValue))
+            }
+        }
         peerDisconnected()
     }
 
@@ -338,9 +361,9 @@ public final class Connection: @unchecked Sendable {
     }
 
     private func tearDown() {
-        let first = lock.withLock { () -> Bool in
+        let (first, sentConnect) = lock.withLock { () -> (Bool, Bool) in
             defer { state = .closed }
-            return state != .closed
+            return (state != .closed, self.sentConnect)
         }
         guard first else { return }
         let cq = self.cq, cm = self.cm
@@ -351,7 +374,11 @@ public final class Connection: @unchecked Sendable {
         }
         rdma_destroy_qp(cm.id)
         cq.destroy()
-        cm.destroy()
+        if sentConnect && !portIsActive {
+            PortWait.shared.park(cm, device: device, port: cm.id.pointee.port_num)
+        } else {
+            cm.destroy()
+        }
         let conts = lock.withLock { () -> [CheckedContinuation<WorkCompletion, any Error>] in
             defer { pending.removeAll() }
             return Array(pending.values)

@@ -26,6 +26,8 @@ public enum VerbsError: Error, Equatable, CustomStringConvertible {
     case badAddress(String)
     /// An argument outside what the call accepts (e.g. a range outside a memory region).
     case invalidArgument(String)
+    /// The device's port is down (link lost): no connection can be made until it is active.
+    case portDown(String)
 
     public var description: String {
         switch self {
@@ -39,6 +41,7 @@ public enum VerbsError: Error, Equatable, CustomStringConvertible {
         case .disconnected: return "connection is disconnected"
         case let .badAddress(a): return "bad address: \(a)"
         case let .invalidArgument(s): return "invalid argument: \(s)"
+        case let .portDown(device): return "the port of \(device) is down (no link)"
         }
     }
 

@@ -13,6 +13,11 @@ public struct TransportConfig: Sendable, Hashable {
     public var maxFragmentedSize: UInt32
     /// Server only: largest total RDMA transfer of one two-sided READ or WRITE.
     public var maxReadWriteSize: UInt32
+    /// Silence after which this side sends a keepalive (§2.9; local, not negotiated). A client
+    /// that must notice a lost link or server sooner sets it shorter.
+    public var keepaliveInterval: Duration = .seconds(TransportConfig.keepaliveIntervalSeconds)
+    /// How long this side waits for any message after a keepalive before disconnecting.
+    public var keepaliveTimeout: Duration = .seconds(TransportConfig.keepaliveTimeoutSeconds)
 
     public init(creditsRequested: UInt16 = 64, preferredSendSize: UInt32 = 8192, maxReceiveSize: UInt32 = 8192,
                 maxFragmentedSize: UInt32 = 1 << 20, maxReadWriteSize: UInt32 = 8 << 20) {

@@ -1,0 +1,60 @@
+import CRDMA
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// rdma_cm identifiers whose last CM message waits for their port to come back.
+///
+/// Disconnecting or destroying an identifier that sent a connect or accept sends a CM message
+/// (DREQ, DREP or REJ) on the device's GSI queue pair. On soft-RoCE (measured on Linux 7.2), a
+/// CM message sent while the port is down moves that queue pair to the error state for good:
+/// no connection on the device can be made or ended cleanly again until the device is
+/// re-created. So a connection torn down while its port is down destroys its queue pair at
+/// once (its memory regions can go), and its identifier is parked here, to be disconnected and
+/// destroyed when the port is active again. On hardware this only delays a DREQ that could not
+/// have arrived.
+final class PortWait: @unchecked Sendable {
+    static let shared = PortWait()
+
+    private struct Parked { let cm: CommunicationID; let device: Device; let port: UInt8 }
+    private let lock = PthreadLock()
+    private var parked: [Parked] = []
+    private var polling = false
+
+    /// How many identifiers wait for their port (for tests and logs).
+    var count: Int { lock.withLock { parked.count } }
+
+    func park(_ cm: CommunicationID, device: Device, port: UInt8) {
+        let start = lock.withLock { () -> Bool in
+            parked.append(Parked(cm: cm, device: device, port: port))
+            defer { polling = true }
+            return !polling
+        }
+        if start { Task.detached { await self.poll() } }
+    }
+
+    private func poll() async {
+        while true {
+            try? await Task.sleep(for: .milliseconds(200))
+            let ready = lock.withLock { () -> [Parked]? in
+                let (up, down) = parked.reduce(into: ([Parked](), [Parked]())) { acc, p in
+                    if Self.isActive(p.device, p.port) { acc.0.append(p) } else { acc.1.append(p) }
+                }
+                parked = down
+                if down.isEmpty { polling = false }
+                return up.isEmpty && !down.isEmpty ? [] : up
+            }
+            for p in ready ?? [] {
+                _ = rdma_disconnect(p.cm.id)
+                p.cm.destroy()
+            }
+            if lock.withLock({ !polling }) { return }
+        }
+    }
+
+    /// Whether `port` is active; a port that cannot be queried counts as active (nothing to
+    /// wait for then).
+    static func isActive(_ device: Device, _ port: UInt8) -> Bool {
+        (try? device.port(port).isActive) ?? true
+    }
+}
