@@ -49,6 +49,9 @@ struct Daxshared: AsyncParsableCommand {
     @Option(name: .long, help: "Milliseconds a client has to return a recalled layout before it is fenced.")
     var recallDeadlineMs: UInt32 = 5000
 
+    @Option(name: .long, help: "Seconds of silence on a connection before a keepalive; a peer that then sends nothing for 10 s is disconnected, and its layouts released.")
+    var keepaliveSeconds: Int = TransportConfig.keepaliveIntervalSeconds
+
     @Flag(inversion: .prefixedNo, help: "Prefetch each layout's pages at LAYOUTGET (ibv_advise_mr), so first accesses take no ODP fault.")
     var layoutPrefetch = true
 
@@ -59,7 +62,7 @@ struct Daxshared: AsyncParsableCommand {
             throw ValidationError("unknown log level '\(logLevel)'")
         }
         guard !exports.isEmpty else { throw ValidationError("give at least one --export NAME=DIR") }
-        guard maxConnections > 0, maxOpenFiles > 0, recallDeadlineMs > 0 else { throw ValidationError("limits must be positive") }
+        guard maxConnections > 0, maxOpenFiles > 0, recallDeadlineMs > 0, keepaliveSeconds > 0 else { throw ValidationError("limits must be positive") }
     }
 
     func run() async throws {
@@ -76,6 +79,7 @@ struct Daxshared: AsyncParsableCommand {
         config.maxConnections = maxConnections
         config.maxOpenFiles = maxOpenFiles
         config.recallDeadlineMs = recallDeadlineMs
+        config.transport.keepaliveInterval = .seconds(keepaliveSeconds)
         config.layoutPrefetch = layoutPrefetch
 
         let server: Server

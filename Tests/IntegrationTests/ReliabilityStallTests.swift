@@ -178,4 +178,38 @@ import Testing
         #expect(server.process.isRunning)
         Reliability.report("stall: local open beside a stalled layout holder took \(took)")
     }
+
+    /// A client that goes silent (a vanished host, a dead link: it answers nothing, not even
+    /// the transport) while holding a layout: the server's keepalive (§2.9) finds out, closes
+    /// the connection and releases the layout, with no other client needed to trigger a recall.
+    @Test(.timeLimit(.minutes(5))) func aSilentClientIsDisconnectedByKeepaliveAndItsLayoutReleased() async throws {
+        let server = try ServerProcess(name: "rel-silent", port: 5614, arguments: ["--keepalive-seconds", "1"])
+        defer { _ = stopBounded(server) }
+        FileManager.default.createFile(atPath: server.exportDir + "/held.bin", contents: Data(seededBytes(64 << 10, seed: 5)))
+        let silent = try await StalledClient(server, posted: 8)
+        defer { silent.close() }
+        guard case let .response(.open(o)) = try await silent.call(.open(OpenRequest(treeId: silent.treeId, flags: [.read, .write], path: "held.bin"))).body else {
+            throw TestbedError.missing("open")
+        }
+        guard case .response(.layoutGet) = try await silent.call(.layoutGet(LayoutGetRequest(
+            fileId: o.fileId, offset: 0, length: 64 << 10, minLength: 4096, iomode: .readWrite))).body else {
+            throw TestbedError.missing("a layout")
+        }
+        let observer = try await RawSession(host: try Testbed.address, port: server.port, export: "data", secret: try server.secret)
+        defer { observer.close() }
+        #expect(try await observer.counters()["layouts_live"] == 1)
+        // From here the client sends nothing and reposts nothing. The server keeps its other
+        // connection (the observer, which answers keepalives) and drops this one.
+        let started = ContinuousClock.now
+        let dropped = await silent.bare.disconnected(within: 40)
+        let took = ContinuousClock.now - started
+        #expect(dropped, "the server kept a silent connection for \(took)")
+        let released = await eventually(20) { try await observer.counters()["layouts_live"] == 0 }
+        let counters = (try? await observer.counters()) ?? [:]
+        #expect(released, "counters: \(counters)")
+        #expect(server.log.contains("keepalive timeout"), "log:\n\(server.log.suffix(5000))")
+        guard case let .echo(e) = try await observer.request(.echo(EchoMessage(data: [9]))) else { throw TestbedError.missing("echo") }
+        #expect(e.data == [9], "the observer, idle as long, is still served")
+        Reliability.report("stall: a silent client holding a layout was disconnected by keepalive after \(took)")
+    }
 }
