@@ -29,7 +29,7 @@ import Testing
 
     /// What the link is doing, as the clients see it.
     final class Phase: @unchecked Sendable {
-        enum Value { case before, outage, after, stop }
+        enum Value { case before, outage, between, after, stop }
         private let lock = NSLock()
         private var value = Value.before
         var current: Value { lock.withLock { value } }
@@ -97,7 +97,9 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(10))) func clientsReconnectAfterTheLinkComesBackAndLoseNothing() async throws {
-        let clients = 4
+        // At full scale (`make reliability`): more clients and three outages in a row.
+        let clients = Reliability.scale > 1 ? 8 : 4
+        let outages = Reliability.scale > 1 ? 3 : 1
         let outage: Duration = .seconds(6)
         let server = try ServerProcess(name: "rel-link", port: 5701, arguments: ["--recall-deadline-ms", "5000"])
         defer { _ = stopBounded(server) }
@@ -118,10 +120,17 @@ import Testing
         // Let every client get going, then take the link away.
         try await Task.sleep(for: .seconds(5))
         let layoutsBefore = try await serverCounters(server)["layouts_granted"] ?? 0
-        phase.set(.outage)
-        try link("down")
-        try await Task.sleep(for: outage)
-        try link("up")
+        for n in 1...outages {
+            phase.set(.outage)
+            try link("down")
+            try await Task.sleep(for: outage)
+            try link("up")
+            if n < outages {
+                // Back for a while between outages, so clients reconnect before the next one.
+                phase.set(.between)
+                try await Task.sleep(for: .seconds(15))
+            }
+        }
         let upAt = ContinuousClock.now
         phase.set(.after)
         // Carry on for a while after the link is back: long enough to reconnect and write more.
@@ -146,7 +155,7 @@ import Testing
         #expect(errors.isEmpty, "client errors:\n\(errors.joined(separator: "\n"))")
         #expect(reports.allSatisfy { $0.before > 0 && $0.after > 0 },
                 "every client wrote before and after the outage: \(reports.map { ($0.before, $0.after) })")
-        #expect(reports.allSatisfy { $0.reconnects >= 1 }, "every client reconnected: \(reports.map(\.reconnects))")
+        #expect(reports.allSatisfy { $0.reconnects >= outages }, "every client reconnected after each outage: \(reports.map(\.reconnects))")
         #expect(server.process.isRunning)
 
         // The layout clients took new layouts on their new sessions and moved bytes one-sided.
@@ -170,7 +179,7 @@ import Testing
         let status = await onThread { stopBounded(server) }
         #expect(status == "exit 0", "SIGTERM after the outage: \(status); log:\n\(server.log.suffix(8000))")
 
-        Reliability.report("link: \(clients) clients, link down for \(outage); \(reports.map(\.before).reduce(0, +)) durable writes before, \(reports.map(\.after).reduce(0, +)) after (within \(ContinuousClock.now - upAt) of the link coming back); reconnects \(reports.map(\.reconnects)); operations run again \(reports.map(\.retried).reduce(0, +)); \(lost.count) records lost; layouts granted \(layoutsBefore) before, \(after["layouts_granted"] ?? 0) at the end")
+        Reliability.report("link: \(clients) clients, link down \(outages) time(s) for \(outage); \(reports.map(\.before).reduce(0, +)) durable writes before, \(reports.map(\.after).reduce(0, +)) after (within \(ContinuousClock.now - upAt) of the link coming back); reconnects \(reports.map(\.reconnects)); operations run again \(reports.map(\.retried).reduce(0, +)); \(lost.count) records lost; layouts granted \(layoutsBefore) before, \(after["layouts_granted"] ?? 0) at the end")
     }
 
     /// `ip link set veth0 down|up` (the testbed's rxe runs on veth0; tests run as root there).
