@@ -111,9 +111,13 @@ public final class MessageChannel: Sendable {
         _ request: ConnectionRequest, config: TransportConfig = .init(),
         logger: Logger = Logger(label: "daxshare.transport")
     ) async throws -> MessageChannel {
-        if (try? ConnectPrivateData.decode(request.privateData))?.kind != .connect {
+        guard let hello = try? ConnectPrivateData.decode(request.privateData), hello.kind == .connect else {
             request.reject(privateData: (try? ConnectPrivateData(kind: .reject, reason: .badPrivateData).encode()) ?? [])
             throw TransportError.violation(.malformed(.badMagic(field: "privateData")))
+        }
+        guard (hello.minVersion...hello.maxVersion).contains(Limits.version1) else {
+            request.reject(privateData: (try? ConnectPrivateData(kind: .reject, reason: .versionNotSupported).encode()) ?? [])
+            throw TransportError.closed(reason: "the peer speaks transport versions \(hello.minVersion)...\(hello.maxVersion), not 0x0100")
         }
         let count = receiveCount(config)
         var receives: RegisteredBuffer?

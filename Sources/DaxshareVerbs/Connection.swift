@@ -18,6 +18,10 @@ public struct ConnectionOptions: Sendable {
     public var retryCount: UInt8 = 7
     /// rdma_cm address and route resolution timeout.
     public var resolveTimeoutMilliseconds: Int32 = 2000
+    /// How long a connect or accept waits for RDMA_CM_EVENT_ESTABLISHED. rdma_cm's own
+    /// retries can leave a half-made connection waiting far longer (a peer that sent a connect
+    /// request and went away), and that wait held up the server's shutdown.
+    public var establishTimeout: Duration = .seconds(30)
 
     public init() {}
 }
@@ -161,12 +165,19 @@ public final class Connection: @unchecked Sendable {
     }
 
     private func awaitEstablished() async throws -> CMEvent {
+        let expired = Expired()
+        let timer = Task { [mailbox = cm.mailbox, timeout = options.establishTimeout] in
+            try await Task.sleep(for: timeout)
+            expired.set()
+            mailbox.close()  // ends the wait below
+        }
+        defer { timer.cancel() }
         let event: CMEvent
         do {
             event = try await cm.mailbox.expect(RDMA_CM_EVENT_ESTABLISHED)
         } catch {
             close()
-            throw error
+            throw expired.isSet ? VerbsError.timedOut("RDMA_CM_EVENT_ESTABLISHED after \(options.establishTimeout)") : error
         }
         lock.withLock { state = .established }
         // After establishment the only events left are the disconnect kind.
@@ -387,4 +398,12 @@ public final class Connection: @unchecked Sendable {
         receiveSink.finish()
         peerDisconnected()
     }
+}
+
+/// Set once, read after: whether a timer fired.
+private final class Expired: @unchecked Sendable {
+    private let lock = PthreadLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
 }

@@ -21,9 +21,6 @@ final class PortWait: @unchecked Sendable {
     private var parked: [Parked] = []
     private var polling = false
 
-    /// How many identifiers wait for their port (for tests and logs).
-    var count: Int { lock.withLock { parked.count } }
-
     func park(_ cm: CommunicationID, device: Device, port: UInt8) {
         let start = lock.withLock { () -> Bool in
             parked.append(Parked(cm: cm, device: device, port: port))
@@ -36,19 +33,17 @@ final class PortWait: @unchecked Sendable {
     private func poll() async {
         while true {
             try? await Task.sleep(for: .milliseconds(200))
-            let ready = lock.withLock { () -> [Parked]? in
-                let (up, down) = parked.reduce(into: ([Parked](), [Parked]())) { acc, p in
-                    if Self.isActive(p.device, p.port) { acc.0.append(p) } else { acc.1.append(p) }
-                }
-                parked = down
-                if down.isEmpty { polling = false }
-                return up.isEmpty && !down.isEmpty ? [] : up
+            let (ready, done) = lock.withLock { () -> ([Parked], Bool) in
+                let ready = parked.filter { Self.isActive($0.device, $0.port) }
+                parked.removeAll { p in ready.contains { $0.cm === p.cm } }
+                if parked.isEmpty { polling = false }
+                return (ready, parked.isEmpty)
             }
-            for p in ready ?? [] {
+            for p in ready {
                 _ = rdma_disconnect(p.cm.id)
                 p.cm.destroy()
             }
-            if lock.withLock({ !polling }) { return }
+            if done { return }
         }
     }
 

@@ -28,6 +28,8 @@ public enum VerbsError: Error, Equatable, CustomStringConvertible {
     case invalidArgument(String)
     /// The device's port is down (link lost): no connection can be made until it is active.
     case portDown(String)
+    /// An rdma_cm step did not finish in time.
+    case timedOut(String)
 
     public var description: String {
         switch self {
@@ -42,6 +44,7 @@ public enum VerbsError: Error, Equatable, CustomStringConvertible {
         case let .badAddress(a): return "bad address: \(a)"
         case let .invalidArgument(s): return "invalid argument: \(s)"
         case let .portDown(device): return "the port of \(device) is down (no link)"
+        case let .timedOut(what): return "timed out waiting for \(what)"
         }
     }
 

@@ -442,7 +442,11 @@ import Testing
         for _ in 0..<(3 * Reliability.scale) {
             let (bytes, what) = mutator.mutate(pd)
             if bytes.count > 56 { continue }  // rdma_cm carries at most 56 bytes with an RC connect
-            let valid = (try? ConnectPrivateData.decode(bytes))?.kind == .connect
+            // The server sees what rdma_cm delivers: the bytes padded with zeros to 56.
+            let delivered = bytes + Array(repeating: 0, count: 56 - bytes.count)
+            let valid = (try? ConnectPrivateData.decode(delivered)).map {
+                $0.kind == .connect && ($0.minVersion...$0.maxVersion).contains(Limits.version1)
+            } ?? false
             tried += 1
             do {
                 let t = try await BareTransport(host: host, port: server.port, privateData: bytes)

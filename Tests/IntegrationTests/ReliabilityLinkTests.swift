@@ -1,4 +1,5 @@
 import DaxshareClient
+import DaxshareVerbs
 import DaxshareWire
 import Foundation
 import Testing
@@ -180,6 +181,33 @@ import Testing
         #expect(status == "exit 0", "SIGTERM after the outage: \(status); log:\n\(server.log.suffix(8000))")
 
         Reliability.report("link: \(clients) clients, link down \(outages) time(s) for \(outage); \(reports.map(\.before).reduce(0, +)) durable writes before, \(reports.map(\.after).reduce(0, +)) after (within \(ContinuousClock.now - upAt) of the link coming back); reconnects \(reports.map(\.reconnects)); operations run again \(reports.map(\.retried).reduce(0, +)); \(lost.count) records lost; layouts granted \(layoutsBefore) before, \(after["layouts_granted"] ?? 0) at the end")
+    }
+
+    /// The verbs layer's part, alone: a connect on a down port fails at once (it would send a
+    /// CM request), and a connection closed while the port is down says goodbye to its peer
+    /// (DREQ) only once the port is back; afterwards the device still connects.
+    @Test(.timeLimit(.minutes(3))) func cmMessagesWaitForThePort() async throws {
+        let (listener, server, client) = try await Testbed.connectedPair()
+        defer { listener.close() }
+        try link("down")
+        do {
+            defer { _ = try? link("up") }
+            #expect(!client.portIsActive)
+            await #expect(throws: VerbsError.portDown("rxe0")) {
+                _ = try await Connection.connect(host: try Testbed.address, port: listener.address.port)
+            }
+            client.close()
+            // The DREQ waits: the server side has heard nothing yet.
+            try await Task.sleep(for: .seconds(1))
+            #expect(server.isConnected, "a disconnect reached the peer while the port was down")
+        }
+        let heard = try await withDeadline(20, "the deferred disconnect") { await server.waitUntilDisconnected(); return true }
+        #expect(heard)
+        server.close()
+        // The device's CM still works: a fresh pair connects and moves a message.
+        let (l2, s2, c2) = try await Testbed.connectedPair()
+        defer { l2.close(); s2.close(); c2.close() }
+        #expect(c2.isConnected && s2.isConnected)
     }
 
     /// `ip link set veth0 down|up` (the testbed's rxe runs on veth0; tests run as root there).
