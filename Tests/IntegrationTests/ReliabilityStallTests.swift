@@ -71,6 +71,17 @@ import Testing
             }
         }
 
+        /// OPEN (read-write) and an RW LAYOUTGET on `[0, length)` (two answers, two receives).
+        func holdLayout(_ path: String, length: UInt64) async throws {
+            guard case let .response(.open(o)) = try await call(.open(OpenRequest(treeId: treeId, flags: [.read, .write], path: path))).body else {
+                throw TestbedError.missing("open")
+            }
+            guard case .response(.layoutGet) = try await call(.layoutGet(LayoutGetRequest(
+                fileId: o.fileId, offset: 0, length: length, minLength: 4096, iomode: .readWrite))).body else {
+                throw TestbedError.missing("a layout")
+            }
+        }
+
         func close() { bare.close() }
     }
 
@@ -118,13 +129,7 @@ import Testing
         FileManager.default.createFile(atPath: server.exportDir + "/held.bin", contents: Data(seededBytes(256 << 10, seed: 3)))
         let stalled = try await StalledClient(server, posted: 8)
         defer { stalled.close() }
-        guard case let .response(.open(o)) = try await stalled.call(.open(OpenRequest(treeId: stalled.treeId, flags: [.read, .write], path: "held.bin"))).body else {
-            throw TestbedError.missing("open")
-        }
-        guard case .response(.layoutGet) = try await stalled.call(.layoutGet(LayoutGetRequest(
-            fileId: o.fileId, offset: 0, length: 256 << 10, minLength: 4096, iomode: .readWrite))).body else {
-            throw TestbedError.missing("a layout")
-        }
+        try await stalled.holdLayout("held.bin", length: 256 << 10)
         // 6 answers taken of 7 granted: one credit left, spent on this ECHO's answer.
         try await stalled.sendUnread(2)
         try await Task.sleep(for: .milliseconds(500))
@@ -163,13 +168,7 @@ import Testing
         FileManager.default.createFile(atPath: server.exportDir + "/held.bin", contents: Data(seededBytes(64 << 10, seed: 4)))
         let stalled = try await StalledClient(server, posted: 8)
         defer { stalled.close() }
-        guard case let .response(.open(o)) = try await stalled.call(.open(OpenRequest(treeId: stalled.treeId, flags: [.read, .write], path: "held.bin"))).body else {
-            throw TestbedError.missing("open")
-        }
-        guard case .response(.layoutGet) = try await stalled.call(.layoutGet(LayoutGetRequest(
-            fileId: o.fileId, offset: 0, length: 64 << 10, minLength: 4096, iomode: .readWrite))).body else {
-            throw TestbedError.missing("a layout")
-        }
+        try await stalled.holdLayout("held.bin", length: 64 << 10)
         try await stalled.sendUnread(2)
         try await Task.sleep(for: .milliseconds(500))
         let (opened, took) = await localOpen(server.exportDir + "/held.bin", limit: 90)
@@ -188,13 +187,7 @@ import Testing
         FileManager.default.createFile(atPath: server.exportDir + "/held.bin", contents: Data(seededBytes(64 << 10, seed: 5)))
         let silent = try await StalledClient(server, posted: 8)
         defer { silent.close() }
-        guard case let .response(.open(o)) = try await silent.call(.open(OpenRequest(treeId: silent.treeId, flags: [.read, .write], path: "held.bin"))).body else {
-            throw TestbedError.missing("open")
-        }
-        guard case .response(.layoutGet) = try await silent.call(.layoutGet(LayoutGetRequest(
-            fileId: o.fileId, offset: 0, length: 64 << 10, minLength: 4096, iomode: .readWrite))).body else {
-            throw TestbedError.missing("a layout")
-        }
+        try await silent.holdLayout("held.bin", length: 64 << 10)
         let observer = try await RawSession(host: try Testbed.address, port: server.port, export: "data", secret: try server.secret)
         defer { observer.close() }
         #expect(try await observer.counters()["layouts_live"] == 1)
