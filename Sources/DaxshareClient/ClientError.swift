@@ -36,7 +36,10 @@ public enum ClientError: Error, Sendable, Hashable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .status(status, _, retry):
+        case let .status(status, command, retry):
+            if status == .tryLater && command == .sessionSetup {
+                return "the server refuses authentication from this address for now (too many failed attempts); retry after \(retry) ms"
+            }
             if status == .tryLater && retry > 0 { return "\(status.summary) (retry after \(retry) ms)" }
             return status.summary
         case let .transport(reason): return "connection error: \(reason)"

@@ -251,6 +251,14 @@ final class ClientConnection: @unchecked Sendable {
     // MARK: Session
 
     private func sessionSetup(_ setup: SessionSetupRequest, header: MessageHeader) async throws -> Message {
+        let address = channel.connection.peerAddress.host
+        if let wait = server.authLimiter.wait(for: address) {
+            pendingAuth = nil
+            server.counters.add(ServerCounter.authRefusals)
+            let ms = UInt32(clamping: Int64((wait / .milliseconds(1)).rounded(.up)))
+            logger.notice("authentication refused for \(ms) ms: too many failures from \(address)")
+            throw RequestFailure(status: .tryLater, reason: "too many failed authentications from \(address)", retryAfterMs: ms)
+        }
         switch setup {
         case let .begin(identity, clientNonce):
             var id: UInt64 = 0
@@ -267,9 +275,11 @@ final class ClientConnection: @unchecked Sendable {
                 proof, sessionId: p.sessionId, serverNonce: p.serverNonce, clientNonce: p.clientNonce, identity: p.identity)
             else {
                 authFailures += 1
+                server.counters.add(ServerCounter.authFailures)
+                server.authLimiter.recordFailure(from: address)
                 logger.warning("authentication failed for '\(p.identity)' (\(authFailures) of \(server.configuration.maxAuthFailures))")
-                // Slow down guessing: each failure costs the client more time.
-                try? await Task.sleep(for: .milliseconds(200 * authFailures))
+                // Slow down guessing (§4.4.4: at least 1 s); each failure costs the client more time.
+                try? await Task.sleep(for: .seconds(authFailures))
                 throw RequestFailure(status: .authFailed, reason: "bad proof")
             }
             if !authenticated { server.counters.add(ServerCounter.sessions) }

@@ -14,6 +14,7 @@ final class ServerContext: Sendable {
     let logger: Logger
     let negotiateResponse: NegotiateResponse
     let layouts: LayoutRegistry
+    let authLimiter: AuthRateLimiter
 
     init(configuration: ServerConfiguration, exports: [String: Export], counters: ServerCounters, logger: Logger) {
         self.configuration = configuration
@@ -22,6 +23,7 @@ final class ServerContext: Sendable {
         self.files = files
         self.counters = counters
         self.logger = logger
+        self.authLimiter = AuthRateLimiter(burst: configuration.authFailureBurst, refill: configuration.authFailureRefill)
         self.layouts = LayoutRegistry(
             deadlineMs: configuration.recallDeadlineMs, counters: counters, logger: logger,
             leases: configuration.fileLeases) { files.sharedFile(descriptor: $0) }

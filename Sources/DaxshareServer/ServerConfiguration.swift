@@ -55,6 +55,11 @@ public struct ServerConfiguration: Sendable {
     public var layoutPrefetch = true
     /// Failed authentications tolerated per connection before it is closed.
     public var maxAuthFailures = 3
+    /// Failed authentications an address may make (across connections) before its
+    /// SESSION_SETUPs get TRY_LATER (`AuthRateLimiter`).
+    public var authFailureBurst = 10
+    /// How fast an address earns back one failed authentication.
+    public var authFailureRefill: Duration = .seconds(6)
 
     public init(host: String, port: UInt16 = Limits.defaultPort, exports: [ExportSpec], secret: [UInt8]) {
         self.host = host

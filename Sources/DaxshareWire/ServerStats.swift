@@ -27,10 +27,12 @@ public enum ServerCounter {
     public static let sessions = "sessions"
     public static let recallsInProgress = "recalls_in_progress"
     public static let protocolViolations = "protocol_violations"
+    public static let authFailures = "auth_failures"
+    public static let authRefusals = "auth_refusals"
     public static let all: [String] = [
         bytesReadTwoSided, bytesWrittenTwoSided, bytesLayoutGranted, bytesCommittedOneSided,
         layoutsGranted, layoutsReturned, layoutsRecalled, layoutsRevoked, layoutsLive, mrsLive,
-        openFiles, connections, sessions, recallsInProgress, protocolViolations,
+        openFiles, connections, sessions, recallsInProgress, protocolViolations, authFailures, authRefusals,
     ]
 }
 

@@ -52,6 +52,12 @@ struct Daxshared: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds of silence on a connection before a keepalive; a peer that then sends nothing for 10 s is disconnected, and its layouts released.")
     var keepaliveSeconds: Int = TransportConfig.keepaliveIntervalSeconds
 
+    @Option(name: .long, help: "Failed authentications an address may make, across connections, before its session set-ups get TRY_LATER.")
+    var authFailureBurst: Int = 10
+
+    @Option(name: .long, help: "Seconds in which a rate-limited address earns back one failed authentication.")
+    var authFailureRefillSeconds: Double = 6
+
     @Flag(inversion: .prefixedNo, help: "Prefetch each layout's pages at LAYOUTGET (ibv_advise_mr), so first accesses take no ODP fault.")
     var layoutPrefetch = true
 
@@ -62,7 +68,8 @@ struct Daxshared: AsyncParsableCommand {
             throw ValidationError("unknown log level '\(logLevel)'")
         }
         guard !exports.isEmpty else { throw ValidationError("give at least one --export NAME=DIR") }
-        guard maxConnections > 0, maxOpenFiles > 0, recallDeadlineMs > 0, keepaliveSeconds > 0 else { throw ValidationError("limits must be positive") }
+        guard maxConnections > 0, maxOpenFiles > 0, recallDeadlineMs > 0, keepaliveSeconds > 0,
+              authFailureBurst > 0, authFailureRefillSeconds > 0 else { throw ValidationError("limits must be positive") }
     }
 
     func run() async throws {
@@ -81,6 +88,8 @@ struct Daxshared: AsyncParsableCommand {
         config.recallDeadlineMs = recallDeadlineMs
         config.transport.keepaliveInterval = .seconds(keepaliveSeconds)
         config.layoutPrefetch = layoutPrefetch
+        config.authFailureBurst = authFailureBurst
+        config.authFailureRefill = .milliseconds(Int64(authFailureRefillSeconds * 1000))
 
         let server: Server
         do { server = try Server(configuration: config, logger: logger) } catch {

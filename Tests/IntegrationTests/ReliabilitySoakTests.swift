@@ -24,6 +24,9 @@ import Testing
         var writes = 0, bytesAcknowledged = 0, reads = 0
         var errors: [String] = []
         var model: [UInt8] = []
+        /// Ranges of writes that failed and could not be read back: their bytes may or may not
+        /// have landed (a connection or server that died mid-write); nothing is promised there.
+        var uncertain: [Range<Int>] = []
         var usage = ""
     }
 
@@ -73,10 +76,15 @@ import Testing
                     // The bytes of a failed write are not acknowledged; the model is unchanged
                     // only if the write itself failed before landing, so re-read the range.
                     report.errors.append("write \(report.writes + 1) at \(offset)+\(length): \(error)")
-                    if case .transport = error { break }
-                    if let back = try? await file.read(at: UInt64(offset), count: length) {
-                        model.replaceSubrange(offset..<(offset + length), with: back)
+                    if case .transport = error {
+                        report.uncertain.append(offset..<(offset + length))
+                        break
                     }
+                    guard let back = try? await file.read(at: UInt64(offset), count: length) else {
+                        report.uncertain.append(offset..<(offset + length))
+                        break
+                    }
+                    model.replaceSubrange(offset..<(offset + length), with: back)
                 }
             }
             report.usage = "\(file.usage)"
