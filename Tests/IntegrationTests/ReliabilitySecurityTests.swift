@@ -30,7 +30,9 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(10))) func wrongSecretsAreRateLimitedPerAddressAcrossConnections() async throws {
-        let burst = 4, refillSeconds = 3
+        // Each guess costs the guesser at least 1 s (§4.4.4), so the refill must be slower than
+        // that for the burst to run out: 20 s, and the test waits out one token at the end.
+        let burst = 4, refillSeconds = 20
         let server = try ServerProcess(name: "rel-authlimit", port: 5641, arguments: [
             "--auth-failure-burst", "\(burst)", "--auth-failure-refill-seconds", "\(refillSeconds)",
         ])
