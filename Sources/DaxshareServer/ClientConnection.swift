@@ -251,6 +251,10 @@ final class ClientConnection: @unchecked Sendable {
     // MARK: Session
 
     private func sessionSetup(_ setup: SessionSetupRequest, header: MessageHeader) async throws -> Message {
+        // §4.4.4: one session per connection at a time; LOGOFF ends it.
+        guard !authenticated else {
+            throw RequestFailure(status: .invalidArgument, reason: "SESSION_SETUP on an established session")
+        }
         let address = channel.connection.peerAddress.host
         if let wait = server.authLimiter.wait(for: address) {
             pendingAuth = nil

@@ -261,8 +261,9 @@ import Testing
         Self.tally.add(tried: tried, closed: 0)
     }
 
-    @Test func aSecondNegotiateIsRefused() async throws {
-        // PROTOCOL.md §3.4: "A second NEGOTIATE gets INVALID_ARGUMENT."
+    @Test func aSecondNegotiateOrSessionSetupIsRefused() async throws {
+        // PROTOCOL.md §3.4: "A second NEGOTIATE gets INVALID_ARGUMENT." §4.4.4: so does "a
+        // SESSION_SETUP on an established session"; after LOGOFF one may start again.
         let server = try server("rel-renegotiate", port: 5603)
         defer { #expect(stopBounded(server) == "exit 0") }
         let s = try await ProbeSession(host: try Testbed.address, port: server.port)
@@ -270,7 +271,14 @@ import Testing
         try await s.authenticate(secret: try server.secret, tree: "data")
         let again = try await s.call(.negotiate(NegotiateRequest(capabilities: [.layouts], clientId: Array(repeating: 4, count: 16))))
         #expect(again.status == .invalidArgument, "a second NEGOTIATE got \(again.status)")
-        Self.tally.add(tried: 1, closed: 0)
+        let nonce = Array(repeating: UInt8(2), count: 32)
+        let resetup = try await s.call(.sessionSetup(.begin(identity: "again", clientNonce: nonce)))
+        #expect(resetup.status == .invalidArgument, "SESSION_SETUP on an established session got \(resetup.status)")
+        #expect(try await s.call(.serverStats).status == .ok, "the session survived both")
+        _ = try await s.call(.logoff)
+        let fresh = try await s.call(.sessionSetup(.begin(identity: "again", clientNonce: nonce)), sessionId: 0)
+        #expect(fresh.status == .ok, "SESSION_SETUP after LOGOFF got \(fresh.status)")
+        Self.tally.add(tried: 2, closed: 0)
     }
 
     @Test(.timeLimit(.minutes(30))) func transportAbuseClosesOnlyThatConnection() async throws {
