@@ -89,7 +89,7 @@ struct Daxshared: AsyncParsableCommand {
         config.transport.keepaliveInterval = .seconds(keepaliveSeconds)
         config.layoutPrefetch = layoutPrefetch
         config.authFailureBurst = authFailureBurst
-        config.authFailureRefill = .milliseconds(Int64(authFailureRefillSeconds * 1000))
+        config.authFailureRefill = .seconds(authFailureRefillSeconds)
 
         let server: Server
         do { server = try Server(configuration: config, logger: logger) } catch {

@@ -73,14 +73,12 @@ import Testing
                         report.errors.append("read of 16384 at \(at) after write \(report.writes) (\(offset)+\(length)) got \(back.count) bytes, first difference at +\(first.map(String.init) ?? "the end") (got \(first.map { String(back[$0]) } ?? "-"), acknowledged \(first.map { String(want[$0]) } ?? "-"))")
                     }
                 } catch {
-                    // The bytes of a failed write are not acknowledged; the model is unchanged
-                    // only if the write itself failed before landing, so re-read the range.
+                    // The bytes of a failed write are not acknowledged but may have landed: re-read
+                    // the range, unless the connection is gone. A range that cannot be re-read is
+                    // uncertain, and the session is done.
                     report.errors.append("write \(report.writes + 1) at \(offset)+\(length): \(error)")
-                    if case .transport = error {
-                        report.uncertain.append(offset..<(offset + length))
-                        break
-                    }
-                    guard let back = try? await file.read(at: UInt64(offset), count: length) else {
+                    let back: [UInt8]? = if case .transport = error { nil } else { try? await file.read(at: UInt64(offset), count: length) }
+                    guard let back else {
                         report.uncertain.append(offset..<(offset + length))
                         break
                     }

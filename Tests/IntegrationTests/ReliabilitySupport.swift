@@ -322,21 +322,28 @@ final class ProbeSession: @unchecked Sendable {
     @discardableResult
     func authenticate(secret: [UInt8], tree: String?) async throws -> UInt32 {
         _ = try await call(.negotiate(NegotiateRequest(capabilities: [.layouts, .callbacks], clientId: Array(repeating: 9, count: 16))))
-        let clientNonce = (0..<32).map { _ in UInt8.random(in: 0...255) }
-        let challenge = try await call(.sessionSetup(.begin(identity: "prober", clientNonce: clientNonce)))
-        guard case let .response(.sessionSetup(.challenge(serverNonce))) = challenge.body else {
-            throw TestbedError.missing("a challenge, got \(challenge.body)")
+        let confirmed = try await sessionSetup(secret: secret)
+        guard case .response(.sessionSetup(.confirmed)) = confirmed.body else {
+            if confirmed.status != .ok { throw StatusError(status: confirmed.status) }
+            throw TestbedError.missing("a session confirmation, got \(confirmed.body)")
         }
-        sessionId = challenge.sessionId
-        let proof = HMAC<SHA256>.authenticationCode(
-            for: SessionAuth.clientProofInput(sessionId: sessionId, serverNonce: serverNonce, clientNonce: clientNonce, identity: "prober"),
-            using: SymmetricKey(data: secret))
-        let confirmed = try await call(.sessionSetup(.proof(clientProof: Array(proof))))
-        guard confirmed.status == .ok else { throw StatusError(status: confirmed.status) }
         guard let tree else { return 0 }
         let t = try await call(.treeConnect(TreeConnectRequest(exportName: tree)))
         guard case let .response(.treeConnect(r)) = t.body else { throw StatusError(status: t.status) }
         return r.treeId
+    }
+
+    /// SESSION_SETUP's two rounds with `secret`: the message that ended it, the confirmation
+    /// or the refusal of either round.
+    func sessionSetup(secret: [UInt8], identity: String = "prober") async throws -> Message {
+        let clientNonce = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        let challenge = try await call(.sessionSetup(.begin(identity: identity, clientNonce: clientNonce)))
+        guard case let .response(.sessionSetup(.challenge(serverNonce))) = challenge.body else { return challenge }
+        sessionId = challenge.sessionId
+        let proof = HMAC<SHA256>.authenticationCode(
+            for: SessionAuth.clientProofInput(sessionId: sessionId, serverNonce: serverNonce, clientNonce: clientNonce, identity: identity),
+            using: SymmetricKey(data: secret))
+        return try await call(.sessionSetup(.proof(clientProof: Array(proof))))
     }
 
     /// The successful response to `r`, or its status thrown.
@@ -344,6 +351,12 @@ final class ProbeSession: @unchecked Sendable {
         let m = try await call(r)
         guard case let .response(response) = m.body else { throw StatusError(status: m.status) }
         return response
+    }
+
+    /// The server's counters (SERVER_STATS) by name.
+    func counters() async throws -> [String: UInt64] {
+        guard case let .serverStats(st) = try await request(.serverStats) else { throw TestbedError.missing("stats") }
+        return Dictionary(uniqueKeysWithValues: st.counters.map { ($0.name, $0.value) })
     }
 
     /// Sends `bytes` as one upper-layer message, then the liveness ECHO, and reports. With
@@ -665,8 +678,7 @@ func serverCounters(_ server: ServerProcess) async throws -> [String: UInt64] {
     let s = try await ProbeSession(host: try Testbed.address, port: server.port)
     defer { s.close() }
     try await s.authenticate(secret: try server.secret, tree: nil)
-    guard case let .serverStats(st) = try await s.request(.serverStats) else { throw TestbedError.missing("stats") }
-    return Dictionary(uniqueKeysWithValues: st.counters.map { ($0.name, $0.value) })
+    return try await s.counters()
 }
 
 /// SIGTERM, then at most `seconds` for the server to exit, then SIGKILL. Returns how it
