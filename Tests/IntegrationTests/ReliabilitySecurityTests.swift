@@ -10,14 +10,16 @@ import Testing
     init() { Reliability.prepare() }
 
     /// One SESSION_SETUP (both rounds) with `secret` on a fresh connection: the status of the
-    /// round that ended it, with its retry hint.
-    static func authenticate(_ server: ServerProcess, secret: [UInt8]) async throws -> (status: Status, retryAfterMs: UInt32) {
+    /// round that ended it, with its retry hint, and how long the two rounds took.
+    static func authenticate(_ server: ServerProcess, secret: [UInt8]) async throws -> (status: Status, retryAfterMs: UInt32, took: Duration) {
         let s = try await ProbeSession(host: try Testbed.address, port: server.port)
         defer { s.close() }
         _ = try await s.call(.negotiate(NegotiateRequest(capabilities: [.layouts], clientId: Array(repeating: 4, count: 16))))
+        let started = ContinuousClock.now
         let ended = try await s.sessionSetup(secret: secret, identity: "guesser")
-        if case let .error(_, status, body) = ended.body { return (status, body.retryAfterMs) }
-        return (ended.status, 0)
+        let took = ContinuousClock.now - started
+        if case let .error(_, status, body) = ended.body { return (status, body.retryAfterMs, took) }
+        return (ended.status, 0, took)
     }
 
     @Test(.timeLimit(.minutes(10))) func wrongSecretsAreRateLimitedPerAddressAcrossConnections() async throws {
@@ -41,7 +43,12 @@ import Testing
         var wrong = Array(secret)
         wrong[0] ^= 0xFF
         var statuses: [Status] = []
-        for _ in 0..<burst { statuses.append(try await Self.authenticate(server, secret: wrong).status) }
+        for _ in 0..<burst {
+            let guess = try await Self.authenticate(server, secret: wrong)
+            statuses.append(guess.status)
+            // A deliberate delay, not a speed: the answer to a wrong proof comes no sooner (§4.4.4).
+            #expect(guess.took >= .seconds(1), "a wrong proof answered after \(guess.took)")
+        }
         #expect(statuses == Array(repeating: .authFailed, count: burst), "the first \(burst) guesses are checked: \(statuses)")
         // The bucket is empty: another guess, and even the right secret, get TRY_LATER with a hint.
         let refusedGuess = try await Self.authenticate(server, secret: wrong)
