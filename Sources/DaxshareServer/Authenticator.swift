@@ -4,10 +4,12 @@ import DaxshareWire
 /// The server's half of SESSION_SETUP (PROTOCOL.md §4.4): a fresh nonce per
 /// attempt, the client's HMAC-SHA256 proof checked in constant time, and the
 /// server's own proof back so the client knows it talks to a holder of the secret.
-struct Authenticator {
-    let key: SymmetricKey
+struct Authenticator: Sendable {
+    /// The secret's bytes: Crypto's `SymmetricKey` is not `Sendable`, so the key is made per use.
+    private let secret: [UInt8]
+    private var key: SymmetricKey { SymmetricKey(data: secret) }
 
-    init(secret: [UInt8]) { key = SymmetricKey(data: secret) }
+    init(secret: [UInt8]) { self.secret = secret }
 
     static func nonce() -> [UInt8] {
         var g = SystemRandomNumberGenerator()

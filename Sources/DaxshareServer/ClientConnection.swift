@@ -4,31 +4,47 @@ import DaxshareWire
 import Logging
 import Synchronization
 
-/// One client's connection: its channel, its session (authentication, trees,
-/// open files) and the loop that answers its requests in order.
+/// One client's connection: its channel, its session (authentication, trees, open files,
+/// layouts) and the loop that reads its requests (PROTOCOL.md §3.4).
 ///
-/// A message that does not decode gets BAD_MESSAGE (when its header can be
-/// read) and closes this connection only; an unknown command gets
-/// NOT_SUPPORTED and the connection carries on.
-final class ClientConnection: @unchecked Sendable {
+/// Session commands (NEGOTIATE, SESSION_SETUP, LOGOFF, TREE_CONNECT, TREE_DISCONNECT), every
+/// request before authentication, and LAYOUTRETURN are served by the loop itself, in order.
+/// Everything else runs on a task of its own, up to `maxOutstandingRequests` at once (one more
+/// gets TOO_MANY), so a request that waits for a recall holds up nothing else on the
+/// connection. A message that does not decode gets BAD_MESSAGE (when its header can be read)
+/// and closes this connection only; an unknown command gets NOT_SUPPORTED.
+final class ClientConnection: Sendable {
     let channel: MessageChannel
     let server: ServerContext
     let logger: Logger
     private let files: SessionFiles
     private let authenticator: Authenticator
-
-    // Touched only by the serving task: requests are handled one at a time.
-    private var sessionId: UInt64 = 0
-    private var authenticated = false
-    private var pendingAuth: (sessionId: UInt64, serverNonce: [UInt8], clientNonce: [UInt8], identity: String)?
-    private var authFailures = 0
-    private var negotiated = false
-    private var trees: [UInt32: Export] = [:]
-    private var nextTree: UInt32 = 1
-    private var bounce: RegisteredBuffer?
     private let layouts: SessionLayouts
-    /// The session id callbacks carry, readable from a recalling task.
-    private let sessionBox: SessionIDBox
+    private let bounce: BouncePool
+    private let maxOutstanding: Int
+
+    private struct PendingAuth {
+        var sessionId: UInt64
+        var serverNonce: [UInt8]
+        var clientNonce: [UInt8]
+        var identity: String
+    }
+    /// Written by the loop (session commands), read by request tasks.
+    private struct Session {
+        var id: UInt64 = 0
+        var authenticated = false
+        var pendingAuth: PendingAuth?
+        var authFailures = 0
+        var negotiated = false
+        var trees: [UInt32: Export] = [:]
+        var nextTree: UInt32 = 1
+        /// Counts session set-up deadlines armed; an older one finds it moved on.
+        var deadlineGeneration = 0
+        var inFlight = 0
+    }
+    private let session = Mutex(Session())
+    /// The session's id for callbacks, which a recalling task sends.
+    private let sessionId = SessionIDBox()
 
     init(channel: MessageChannel, server: ServerContext) {
         self.channel = channel
@@ -38,33 +54,40 @@ final class ClientConnection: @unchecked Sendable {
         self.logger = logger
         self.authenticator = Authenticator(secret: server.configuration.secret)
         self.files = SessionFiles(maxOpenFiles: server.configuration.maxOpenFiles)
-        let sessionBox = SessionIDBox()
-        self.sessionBox = sessionBox
+        self.maxOutstanding = server.maxOutstandingRequests
+        let chunk = min(Int(channel.negotiated.maxReadWriteSize), ServerContext.bounceChunkSize)
+        self.bounce = BouncePool(domain: channel.connection.domain, chunkSize: chunk, count: ServerContext.bounceChunks)
+        let sessionId = self.sessionId
         self.layouts = SessionLayouts(
             domain: channel.connection.domain, registry: server.layouts, counters: server.counters, logger: logger,
             maxLayouts: server.configuration.maxLayouts,
             prefetch: server.configuration.layoutPrefetch, peer: "\(channel.connection.peerAddress)"
         ) { [channel, logger] messageId, callback in
-            let message = Message(messageId: messageId, sessionId: sessionBox.id, body: .callback(callback))
+            let message = Message(messageId: messageId, sessionId: sessionId.value.load(ordering: .acquiring), body: .callback(callback))
             do { try await channel.send(try message.encode()) } catch {
                 logger.debug("could not send \(callback.command): \(error)")
             }
         }
     }
 
-    /// Serves until the client leaves, breaks the protocol, or the server stops.
+    /// Serves until the client leaves, breaks the protocol, or the server stops; then waits
+    /// for its request tasks and drops everything the session held.
     func serve() async {
         logger.info("connected")
-        do {
-            for try await bytes in channel.messages {
-                if try await !handle(bytes) { break }
+        armSessionDeadline()
+        await withDiscardingTaskGroup { group in
+            do {
+                for try await bytes in channel.messages {
+                    if try await !receive(bytes, group: &group) { break }
+                }
+                logger.info("disconnected")
+            } catch {
+                server.counters.add(ServerCounter.protocolViolations, isViolation(error) ? 1 : 0)
+                logger.warning("connection closed: \(error)")
             }
-            logger.info("disconnected")
-        } catch {
-            server.counters.add(ServerCounter.protocolViolations, isViolation(error) ? 1 : 0)
-            logger.warning("connection closed: \(error)")
+            // Requests still running fail on the closed channel (or finish their recall wait).
+            channel.close()
         }
-        channel.close()
         release()
     }
 
@@ -75,10 +98,11 @@ final class ClientConnection: @unchecked Sendable {
         let open = files.count
         files.closeAll()
         server.counters.subtract(ServerCounter.openFiles, UInt64(open))
-        if authenticated { server.counters.subtract(ServerCounter.sessions) }
-        authenticated = false
-        trees.removeAll()
-        bounce = nil
+        let wasAuthenticated = session.withLock { s in
+            defer { s.authenticated = false; s.trees.removeAll() }
+            return s.authenticated
+        }
+        if wasAuthenticated { server.counters.subtract(ServerCounter.sessions) }
     }
 
     func close(reason: String) { channel.close(reason: reason) }
@@ -93,10 +117,29 @@ final class ClientConnection: @unchecked Sendable {
         var description: String
     }
 
+    /// §3.4: a connection without a session this long after it was made (or after a LOGOFF)
+    /// is closed, so peers that never authenticate cannot hold connection slots.
+    private func armSessionDeadline() {
+        let generation = session.withLock { s in
+            s.deadlineGeneration += 1
+            return s.deadlineGeneration
+        }
+        let timeout = server.configuration.sessionSetupTimeout
+        Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            guard let self else { return }
+            let expired = session.withLock { !$0.authenticated && $0.deadlineGeneration == generation }
+            guard expired, !channel.isClosed else { return }
+            logger.notice("no session set up within \(timeout): closing the connection")
+            server.counters.add(ServerCounter.protocolViolations)
+            channel.close(reason: "no session set up within \(timeout)")
+        }
+    }
+
     // MARK: Dispatch
 
-    /// Handles one upper-layer message; false ends the connection.
-    private func handle(_ bytes: [UInt8]) async throws -> Bool {
+    /// Takes one upper-layer message; false ends the connection.
+    private func receive(_ bytes: [UInt8], group: inout DiscardingTaskGroup) async throws -> Bool {
         let message: Message
         do {
             message = try Message.decode(bytes)
@@ -121,29 +164,61 @@ final class ClientConnection: @unchecked Sendable {
             throw ConnectionFault(description: "a client sent a \(message.command) that is not a request")
         }
         let header = message.header
+        let (authenticated, sessionId) = session.withLock { ($0.authenticated, $0.id) }
         if !request.command.allowedBeforeAuthentication {
-            guard authenticated, message.sessionId == sessionId else {
+            guard authenticated, header.sessionId == sessionId else {
                 logger.notice("\(request.command) before authentication refused")
                 try await reply(.error(.notAuthenticated, to: header))
                 return true
             }
         }
+        if !authenticated || request.servedInOrder {
+            await serve(request, header: header)
+            let failures = session.withLock { $0.authFailures }
+            if failures >= server.configuration.maxAuthFailures {
+                throw ConnectionFault(description: "\(failures) failed authentications")
+            }
+            return true
+        }
+        let admitted = session.withLock { s -> Bool in
+            guard s.inFlight < maxOutstanding else { return false }
+            s.inFlight += 1
+            return true
+        }
+        guard admitted else {
+            logger.notice("\(request.command) refused: \(maxOutstanding) requests already in flight")
+            try await reply(.error(.tooMany, to: header))
+            return true
+        }
+        group.addTask { [self] in
+            await serve(request, header: header)
+            session.withLock { $0.inFlight -= 1 }
+        }
+        return true
+    }
+
+    /// Runs one request and sends its reply (or its error).
+    private func serve(_ request: Request, header: MessageHeader) async {
+        let response: Message
         do {
-            let response = try await dispatch(request, header: header)
-            try await reply(response)
+            response = try await dispatch(request, header: header)
         } catch let failure as RequestFailure {
             // Limits and refusals an operator should see; the rest is the client's business.
             let level: Logger.Level = [.tooMany, .noSpace, .accessDenied, .readOnly].contains(failure.status) ? .notice : .debug
             logger.log(level: level, "\(request.command) failed: \(failure.status): \(failure.reason)")
-            try await reply(.error(failure.status, to: header, retryAfterMs: failure.retryAfterMs))
+            response = .error(failure.status, to: header, retryAfterMs: failure.retryAfterMs)
         } catch let error as FileSystemError {
             logger.debug("\(request.command) failed: \(error)")
-            try await reply(.error(error.status, to: header))
+            response = .error(error.status, to: header)
+        } catch {
+            // An RDMA transfer failed (the client's buffer, or the connection): the channel
+            // says which; the reply, if it can still go, says IO_ERROR.
+            logger.info("\(request.command) failed: \(error)")
+            response = .error(.ioError, to: header)
         }
-        if authFailures >= server.configuration.maxAuthFailures {
-            throw ConnectionFault(description: "\(authFailures) failed authentications")
+        do { try await reply(response) } catch {
+            logger.debug("reply to \(request.command) not sent: \(error)")
         }
-        return true
     }
 
     private func reply(_ message: Message) async throws {
@@ -155,26 +230,32 @@ final class ClientConnection: @unchecked Sendable {
         switch request {
         case .negotiate:
             // Once per connection (PROTOCOL.md §3.4).
-            guard !negotiated else { throw RequestFailure(status: .invalidArgument, reason: "a second NEGOTIATE") }
-            negotiated = true
-            return ok(.negotiate(server.negotiateResponse))
+            let first = session.withLock { s in
+                defer { s.negotiated = true }
+                return !s.negotiated
+            }
+            guard first else { throw RequestFailure(status: .invalidArgument, reason: "a second NEGOTIATE") }
+            return ok(.negotiate(server.negotiateResponse(for: channel.connection)))
         case let .sessionSetup(setup):
             return try await sessionSetup(setup, header: header)
         case .logoff:
-            layouts.releaseAll()
             release()
+            armSessionDeadline()
             return ok(.logoff)
         case let .treeConnect(t):
             guard let export = server.exports[t.exportName] else {
                 throw RequestFailure(status: .notFound, reason: "no export '\(t.exportName)'")
             }
-            let id = nextTree
-            nextTree &+= 1
-            trees[id] = export
+            let id = session.withLock { s in
+                let id = s.nextTree
+                s.nextTree &+= 1
+                s.trees[id] = export
+                return id
+            }
             logger.info("tree connect \(t.exportName) as \(id)")
             return ok(.treeConnect(TreeConnectResponse(treeId: id, flags: export.isReadOnly ? [.readOnly] : [])))
         case let .treeDisconnect(t):
-            guard trees.removeValue(forKey: t.treeId) != nil else {
+            guard session.withLock({ $0.trees.removeValue(forKey: t.treeId) }) != nil else {
                 throw RequestFailure(status: .invalidArgument, reason: "no tree \(t.treeId)")
             }
             return ok(.treeDisconnect)
@@ -183,8 +264,7 @@ final class ClientConnection: @unchecked Sendable {
         case .serverStats:
             return ok(.serverStats(ServerStatsResponse(counters: server.counters.snapshot())))
         case let .open(o):
-            if o.flags.contains(.truncate) { await recallAll(path: o.path, in: try tree(o.treeId), reason: .truncate) }
-            return ok(.open(try open(o)))
+            return ok(.open(try await open(o)))
         case let .close(c):
             _ = try files.file(FileID(rawValue: c.fileId))
             layouts.releaseAll(fileId: c.fileId)
@@ -204,35 +284,42 @@ final class ClientConnection: @unchecked Sendable {
         case let .setSize(s):
             let file = try writable(s.fileId)
             guard s.size <= UInt64(Int.max) else { throw RequestFailure(status: .fileTooLarge, reason: "size \(s.size)") }
-            // This session's own layouts on the file end first (PROTOCOL.md §5.6);
-            // other sessions' are recalled (issue 6).
+            // This session's own layouts on the file end first (PROTOCOL.md §5.6); other
+            // sessions' over the cut are recalled, and none is granted until the cut is made.
             layouts.releaseAll(fileId: s.fileId)
-            if s.size < UInt64(try file.status().size) {
-                await server.layouts.recall(
-                    file.shared.key, range: ByteRange(offset: s.size, length: UInt64(Int.max) - s.size),
-                    requester: layouts, reason: .truncate)
+            let cut = ByteRange(offset: s.size, length: UInt64(Int.max) - s.size)
+            try await server.layouts.layouts(of: file.shared).recalling(range: cut, except: layouts, reason: .truncate) {
+                try file.setSize(Int(s.size))
             }
-            try file.setSize(Int(s.size))
             return ok(.setSize(.init(try file.status(), dax: file.shared.isPmem)))
         case let .punchHole(p):
             let file = try writable(p.fileId)
+            let (offset, length) = try fileRange(p.range.offset, p.range.length, "PUNCH_HOLE")
             layouts.releaseAll(fileId: p.fileId)
-            await server.layouts.recall(file.shared.key, range: p.range, requester: layouts, reason: .punchHole)
-            try file.punchHole(offset: Int(p.range.offset), length: Int(p.range.length))
+            try await server.layouts.layouts(of: file.shared).recalling(range: p.range, except: layouts, reason: .punchHole) {
+                try file.punchHole(offset: offset, length: length)
+            }
             return ok(.punchHole)
         case let .unlink(u):
-            await recallAll(path: u.path, in: try tree(u.treeId), reason: .unlink)
-            try tree(u.treeId).unlink(u.path, directory: u.flags.contains(.directory))
+            let export = try mutableTree(u.treeId)
+            try await recallingPath(u.path, in: export, reason: .unlink) {
+                try export.unlink(u.path, directory: u.flags.contains(.directory))
+            }
             return ok(.unlink)
         case let .rename(r):
-            let export = try tree(r.treeId)
-            await recallAll(path: r.from, in: export, reason: .rename)
-            await recallAll(path: r.to, in: export, reason: .rename)
-            try export.rename(r.from, to: r.to, noReplace: r.flags.contains(.noReplace))
+            let export = try mutableTree(r.treeId)
+            try await recallingPath(r.from, in: export, reason: .rename) {
+                try await recallingPath(r.to, in: export, reason: .rename) {
+                    try export.rename(r.from, to: r.to, noReplace: r.flags.contains(.noReplace))
+                }
+            }
             return ok(.rename)
         case let .flush(f):
             let file = try files.file(FileID(rawValue: f.fileId))
-            try file.flush(offset: Int(f.offset), length: Int(f.length))
+            // Past end of file there is nothing to make durable but the size and times.
+            let offset = Int(clamping: f.offset)
+            let length = Int(clamping: min(f.length, UInt64(Int.max - offset)))
+            try file.flush(offset: offset, length: f.length == 0 ? 0 : max(length, 1))
             return ok(.flush)
         case let .read(r):
             return ok(.read(try await read(r)))
@@ -248,16 +335,25 @@ final class ClientConnection: @unchecked Sendable {
         }
     }
 
+    /// A client's (offset, length) as a range of the file, refused when it does not fit one.
+    private func fileRange(_ offset: UInt64, _ length: UInt64, _ what: String) throws -> (Int, Int) {
+        let (end, overflow) = offset.addingReportingOverflow(length)
+        guard !overflow, end <= UInt64(Int.max) else {
+            throw RequestFailure(status: .invalidArgument, reason: "\(what) range \(offset)+\(length) does not fit a file")
+        }
+        return (Int(offset), Int(length))
+    }
+
     // MARK: Session
 
     private func sessionSetup(_ setup: SessionSetupRequest, header: MessageHeader) async throws -> Message {
         // §4.4.4: one session per connection at a time; LOGOFF ends it.
-        guard !authenticated else {
+        guard !session.withLock({ $0.authenticated }) else {
             throw RequestFailure(status: .invalidArgument, reason: "SESSION_SETUP on an established session")
         }
         let address = channel.connection.peerAddress.host
         if let wait = server.authLimiter.wait(for: address) {
-            pendingAuth = nil
+            session.withLock { $0.pendingAuth = nil }
             server.counters.add(ServerCounter.authRefusals)
             let ms = UInt32(clamping: Int64((wait / .milliseconds(1)).rounded(.up)))
             logger.notice("authentication refused for \(ms) ms: too many failures from \(address)")
@@ -268,29 +364,33 @@ final class ClientConnection: @unchecked Sendable {
             var id: UInt64 = 0
             while id == 0 { id = UInt64.random(in: 1...UInt64.max) }
             let nonce = Authenticator.nonce()
-            pendingAuth = (id, nonce, clientNonce, identity)
+            session.withLock { $0.pendingAuth = PendingAuth(sessionId: id, serverNonce: nonce, clientNonce: clientNonce, identity: identity) }
             return Message(messageId: header.messageId, sessionId: id, body: .response(.sessionSetup(.challenge(serverNonce: nonce))))
         case let .proof(proof):
-            guard let p = pendingAuth, header.sessionId == p.sessionId else {
+            guard let p = session.withLock({ s in defer { s.pendingAuth = nil }; return s.pendingAuth }), header.sessionId == p.sessionId else {
                 throw RequestFailure(status: .invalidArgument, reason: "session setup proof without a challenge")
             }
-            pendingAuth = nil
             guard authenticator.verifyClient(
                 proof, sessionId: p.sessionId, serverNonce: p.serverNonce, clientNonce: p.clientNonce, identity: p.identity)
             else {
-                authFailures += 1
+                let failures = session.withLock { s in
+                    s.authFailures += 1
+                    return s.authFailures
+                }
                 server.counters.add(ServerCounter.authFailures)
                 server.authLimiter.recordFailure(from: address)
-                logger.warning("authentication failed for '\(p.identity)' (\(authFailures) of \(server.configuration.maxAuthFailures))")
+                logger.warning("authentication failed for '\(p.identity)' (\(failures) of \(server.configuration.maxAuthFailures))")
                 // Slow down guessing (§4.4.4: at least 1 s); each failure costs the client more time.
-                try? await Task.sleep(for: .seconds(authFailures))
+                try? await Task.sleep(for: .seconds(failures))
                 throw RequestFailure(status: .authFailed, reason: "bad proof")
             }
-            if !authenticated { server.counters.add(ServerCounter.sessions) }
-            authenticated = true
-            sessionId = p.sessionId
-            sessionBox.id = p.sessionId
-            logger.info("session \(String(sessionId, radix: 16)) for '\(p.identity)'")
+            session.withLock { s in
+                s.authenticated = true
+                s.id = p.sessionId
+            }
+            sessionId.value.store(p.sessionId, ordering: .releasing)
+            server.counters.add(ServerCounter.sessions)
+            logger.info("session \(String(p.sessionId, radix: 16)) for '\(p.identity)'")
             let serverProof = authenticator.serverProof(
                 sessionId: p.sessionId, serverNonce: p.serverNonce, clientNonce: p.clientNonce, identity: p.identity)
             return Message(messageId: header.messageId, sessionId: p.sessionId, body: .response(.sessionSetup(.confirmed(serverProof: serverProof))))
@@ -299,15 +399,28 @@ final class ClientConnection: @unchecked Sendable {
 
     // MARK: Files
 
-    /// Recalls every layout on the file at `path`, if it is open here at all.
-    private func recallAll(path: String, in export: Export, reason: RecallReason) async {
-        guard let status = try? export.status(of: path) else { return }
-        let key = FileKey(device: status.device, inode: status.inode)
-        await server.layouts.recall(key, range: nil, requester: layouts, reason: reason)
+    /// Runs `change` on the name `path` once every layout on the file it names (if that file
+    /// is open here at all) has been recalled, with new grants held off until it is done.
+    private func recallingPath<T>(
+        _ path: String, in export: Export, reason: RecallReason, _ change: () async throws -> T
+    ) async throws -> T {
+        guard let status = try? export.status(of: path),
+            let fileLayouts = server.layouts.existingLayouts(FileKey(device: status.device, inode: status.inode))
+        else { return try await change() }
+        return try await fileLayouts.recalling(range: nil, except: layouts, reason: reason, change)
     }
 
     private func tree(_ id: UInt32) throws -> Export {
-        guard let export = trees[id] else { throw RequestFailure(status: .invalidArgument, reason: "no tree \(id)") }
+        guard let export = session.withLock({ $0.trees[id] }) else {
+            throw RequestFailure(status: .invalidArgument, reason: "no tree \(id)")
+        }
+        return export
+    }
+
+    /// A tree that may be changed: a read-only export is refused before anything is recalled.
+    private func mutableTree(_ id: UInt32) throws -> Export {
+        let export = try tree(id)
+        guard !export.isReadOnly else { throw RequestFailure(status: .readOnly, reason: "export \(export.name) is read-only") }
         return export
     }
 
@@ -319,17 +432,35 @@ final class ClientConnection: @unchecked Sendable {
         return file
     }
 
-    private func open(_ o: OpenRequest) throws -> OpenResponse {
+    /// OPEN. With TRUNCATE the file is opened first (so a symlink is followed to the file it
+    /// names, inside the export), then cut once its layouts are recalled.
+    private func open(_ o: OpenRequest) async throws -> OpenResponse {
         let export = try tree(o.treeId)
         guard !files.isFull else {
             throw RequestFailure(status: .tooMany, reason: "\(files.count) files open")
         }
-        let options = FileOpenOptions(
+        var options = FileOpenOptions(
             read: o.flags.contains(.read) || !o.flags.contains(.write), write: o.flags.contains(.write),
             create: o.flags.contains(.create), exclusive: o.flags.contains(.exclusive),
             truncate: o.flags.contains(.truncate), writeThrough: o.flags.contains(.writeThrough),
             permissions: .init(rawValue: o.mode & 0o777))
+        let truncate = options.truncate
+        if truncate {
+            guard !export.isReadOnly else { throw RequestFailure(status: .readOnly, reason: "export \(export.name) is read-only") }
+            guard options.write else { throw RequestFailure(status: .invalidArgument, reason: "TRUNCATE without WRITE") }
+            options.truncate = false
+        }
         let file = try server.files.open(o.path, in: export, options: options)
+        if truncate {
+            do {
+                try await server.layouts.layouts(of: file.shared).recalling(range: nil, except: layouts, reason: .truncate) {
+                    try file.setSize(0)
+                }
+            } catch {
+                file.close()
+                throw error
+            }
+        }
         let id = try files.insert(file)
         server.counters.add(ServerCounter.openFiles)
         return OpenResponse(fileId: id.rawValue, attributes: .init(try file.status(), dax: file.shared.isPmem))
@@ -351,17 +482,7 @@ final class ClientConnection: @unchecked Sendable {
 
     // MARK: Two-sided data
 
-    /// The registered buffer data passes through on its way between the
-    /// client's memory and the file.
-    private func bounceBuffer() throws -> RegisteredBuffer {
-        if let b = bounce { return b }
-        let b = try RegisteredBuffer(
-            domain: channel.connection.domain, length: Int(channel.negotiated.maxReadWriteSize), access: [.localWrite])
-        bounce = b
-        return b
-    }
-
-    private func checkTransfer(length: UInt32, descriptors: [BufferDescriptor]) throws {
+    private func checkTransfer(offset: UInt64, length: UInt32, descriptors: [BufferDescriptor]) throws -> Int {
         guard length <= channel.negotiated.maxReadWriteSize else {
             throw RequestFailure(status: .invalidArgument, reason: "length \(length) above maxReadWriteSize")
         }
@@ -369,55 +490,82 @@ final class ClientConnection: @unchecked Sendable {
         guard room >= UInt64(length) else {
             throw RequestFailure(status: .invalidArgument, reason: "descriptors hold \(room) of \(length) bytes")
         }
+        return try fileRange(offset, UInt64(length), "transfer").0
     }
 
-    /// Moves `count` bytes between the bounce buffer and the client's
-    /// descriptors, one RDMA operation per descriptor.
-    private func transfer(_ count: Int, _ descriptors: [BufferDescriptor], toClient: Bool, buffer: RegisteredBuffer) async throws {
+    /// Moves `count` bytes between `chunk` and the transfer's bytes `[at, at + count)` in the
+    /// client's descriptors, one RDMA operation per descriptor touched.
+    private func transfer(
+        _ chunk: RegisteredBuffer, count: Int, at: Int, _ descriptors: [BufferDescriptor], toClient: Bool
+    ) async throws {
         var done = 0
-        for d in descriptors where done < count {
-            let n = min(count - done, Int(d.length))
-            let local = buffer.region.segment(offset: done, length: n)
-            let remote = RemoteMemory(address: d.address, rkey: d.rkey, length: UInt64(n))
+        for piece in descriptors.pieces(offset: at, length: count) {
+            let d = descriptors[piece.descriptor]
+            let local = chunk.region.segment(offset: done, length: piece.length)
+            let remote = RemoteMemory(address: d.address &+ piece.offset, rkey: d.rkey, length: UInt64(piece.length))
             if toClient {
                 try await channel.connection.write(from: [local], to: remote)
             } else {
                 try await channel.connection.read(into: [local], from: remote)
             }
-            done += n
+            done += piece.length
         }
     }
 
+    /// READ: the file into a chunk (`pread`), the chunk into the client's buffer (RDMA WRITE),
+    /// chunk by chunk; stops at end of file.
     private func read(_ r: ReadRequest) async throws -> ReadResponse {
-        try checkTransfer(length: r.length, descriptors: r.descriptors)
+        let offset = try checkTransfer(offset: r.offset, length: r.length, descriptors: r.descriptors)
         let file = try files.file(FileID(rawValue: r.fileId))
-        guard r.offset <= UInt64(Int.max - Int(r.length)) else { throw RequestFailure(status: .invalidArgument, reason: "offset") }
-        let buffer = try bounceBuffer()
-        let result = try file.read(at: Int(r.offset), into: UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[0..<Int(r.length)]))
-        try await transfer(result.count, r.descriptors, toClient: true, buffer: buffer)
-        server.counters.add(ServerCounter.bytesReadTwoSided, UInt64(result.count))
-        return ReadResponse(bytesRead: UInt32(result.count), flags: result.endOfFile ? [.endOfFile] : [])
+        let (total, endOfFile) = try await bounce.withChunk { chunk in
+            var total = 0
+            while total < Int(r.length) {
+                let want = min(chunk.bytes.count, Int(r.length) - total)
+                let result = try file.read(at: offset + total, into: UnsafeMutableRawBufferPointer(rebasing: chunk.bytes[0..<want]))
+                if result.count > 0 {
+                    try await transfer(chunk, count: result.count, at: total, r.descriptors, toClient: true)
+                }
+                total += result.count
+                if result.endOfFile || result.count < want { return (total, true) }
+            }
+            return (total, false)
+        }
+        server.counters.add(ServerCounter.bytesReadTwoSided, UInt64(total))
+        return ReadResponse(bytesRead: UInt32(total), flags: endOfFile ? [.endOfFile] : [])
     }
 
+    /// WRITE: the client's buffer into a chunk (RDMA READ), the chunk into the file (`pwrite`),
+    /// chunk by chunk.
     private func write(_ w: WriteRequest) async throws -> WriteResponse {
-        try checkTransfer(length: w.length, descriptors: w.descriptors)
+        let offset = try checkTransfer(offset: w.offset, length: w.length, descriptors: w.descriptors)
         let file = try writable(w.fileId)
-        guard w.offset <= UInt64(Int.max - Int(w.length)) else { throw RequestFailure(status: .invalidArgument, reason: "offset") }
-        let buffer = try bounceBuffer()
-        try await transfer(Int(w.length), w.descriptors, toClient: false, buffer: buffer)
-        try file.write(
-            UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<Int(w.length)]), at: Int(w.offset),
-            writeThrough: w.flags.contains(.writeThrough) || file.writeThrough)
+        let writeThrough = w.flags.contains(.writeThrough) || file.writeThrough
+        try await bounce.withChunk { chunk in
+            var done = 0
+            while done < Int(w.length) {
+                let n = min(chunk.bytes.count, Int(w.length) - done)
+                try await transfer(chunk, count: n, at: done, w.descriptors, toClient: false)
+                try file.write(UnsafeRawBufferPointer(rebasing: chunk.bytes[0..<n]), at: offset + done, writeThrough: writeThrough)
+                done += n
+            }
+        }
         server.counters.add(ServerCounter.bytesWrittenTwoSided, UInt64(w.length))
         return WriteResponse(bytesWritten: w.length)
     }
 }
 
 /// The session id, set once authentication succeeds and read by callbacks.
-final class SessionIDBox: @unchecked Sendable {
-    private let value = Atomic<UInt64>(0)
-    var id: UInt64 {
-        get { value.load(ordering: .acquiring) }
-        set { value.store(newValue, ordering: .releasing) }
+final class SessionIDBox: Sendable {
+    let value = Atomic<UInt64>(0)
+}
+
+extension Request {
+    /// Session commands and LAYOUTRETURN: served by the connection's loop, in arrival order
+    /// (PROTOCOL.md §3.4); LAYOUTRETURN so that it is never held up behind other requests.
+    var servedInOrder: Bool {
+        switch self {
+        case .negotiate, .sessionSetup, .logoff, .treeConnect, .treeDisconnect, .layoutReturn: true
+        default: false
+        }
     }
 }

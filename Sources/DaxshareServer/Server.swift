@@ -5,34 +5,60 @@ import Logging
 import Synchronization
 
 /// What every connection shares: configuration, exports, the one open-file
-/// table, counters.
+/// table, the layouts by file, counters.
 final class ServerContext: Sendable {
     let configuration: ServerConfiguration
     let exports: [String: Export]
     let files: FileTable
     let counters: ServerCounters
     let logger: Logger
-    let negotiateResponse: NegotiateResponse
     let layouts: LayoutRegistry
     let authLimiter: AuthRateLimiter
+    private let baseNegotiateResponse: NegotiateResponse
+    /// Whether the device serves one-sided RC on ODP memory, by device name (`odp_caps`).
+    private let odpByDevice = Mutex<[String: Bool]>([:])
+
+    /// Two-sided data moves through registered chunks this big, at most this many per connection.
+    static let bounceChunkSize = 1 << 20
+    static let bounceChunks = 8
 
     init(configuration: ServerConfiguration, exports: [String: Export], counters: ServerCounters, logger: Logger) {
         self.configuration = configuration
         self.exports = exports
-        let files = FileTable(logger: logger)
-        self.files = files
         self.counters = counters
         self.logger = logger
         self.authLimiter = AuthRateLimiter(burst: configuration.authFailureBurst, refill: configuration.authFailureRefill)
-        self.layouts = LayoutRegistry(
-            deadlineMs: configuration.recallDeadlineMs, counters: counters, logger: logger,
-            leases: configuration.fileLeases) { files.sharedFile(descriptor: $0) }
-        self.negotiateResponse = NegotiateResponse(
+        let layouts = LayoutRegistry(
+            deadlineMs: configuration.recallDeadlineMs, counters: counters, logger: logger, leases: configuration.fileLeases)
+        self.layouts = layouts
+        self.files = FileTable(logger: logger) { layouts.forget($0) }
+        self.baseNegotiateResponse = NegotiateResponse(
             maxOutstandingRequests: 64, defaultRecallDeadlineMs: configuration.recallDeadlineMs,
             capabilities: [.layouts, .odp, .callbacks, .punchHole, .serverStats], serverId: (0..<Limits.guidLength).map { _ in UInt8.random(in: 0...255) },
             maxBufferDescriptors: UInt16(Limits.maxBufferDescriptors), maxExtentsPerLayout: UInt16(Limits.maxExtentsPerLayout),
             maxPathLength: UInt16(Limits.maxPathLength), maxListEntries: UInt16(Limits.maxListEntries),
             maxOpenFiles: UInt32(configuration.maxOpenFiles), maxLayouts: UInt32(configuration.maxLayouts))
+    }
+
+    var maxOutstandingRequests: Int { Int(baseNegotiateResponse.maxOutstandingRequests) }
+
+    /// NEGOTIATE's answer on `connection`: layouts (and ODP) are offered only where its device
+    /// can serve one-sided READ and WRITE on on-demand-paging memory, the only way fsdax
+    /// memory registers.
+    func negotiateResponse(for connection: Connection) -> NegotiateResponse {
+        let name = connection.device.name
+        let odp = odpByDevice.withLock { cache -> Bool in
+            if let known = cache[name] { return known }
+            let supported = (try? connection.device.attributes().odp.supportsOneSidedRC) ?? false
+            cache[name] = supported
+            return supported
+        }
+        var response = baseNegotiateResponse
+        if !odp {
+            response.capabilities.subtract([.layouts, .odp])
+            logger.notice("device \(name) has no RC on-demand paging: layouts are not offered")
+        }
+        return response
     }
 }
 

@@ -53,6 +53,9 @@ public struct ServerConfiguration: Sendable {
     /// Prefetch (`ibv_advise_mr`) each layout's range at LAYOUTGET, so the client's first
     /// access does not take an ODP fault (an RNR NAK and a retry). Off only to measure it.
     public var layoutPrefetch = true
+    /// How long a connection may go without a session (from its start, or from a LOGOFF)
+    /// before the server closes it (PROTOCOL.md §3.4).
+    public var sessionSetupTimeout: Duration = .seconds(10)
     /// Failed authentications tolerated per connection before it is closed.
     public var maxAuthFailures = 3
     /// Failed authentications an address may make (across connections) before its

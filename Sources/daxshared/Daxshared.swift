@@ -52,6 +52,9 @@ struct Daxshared: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds of silence on a connection before a keepalive; a peer that then sends nothing for 10 s is disconnected, and its layouts released.")
     var keepaliveSeconds: Int = TransportConfig.keepaliveIntervalSeconds
 
+    @Option(name: .long, help: "Seconds a connection may stay without a session (from connecting, or after a LOGOFF) before it is closed.")
+    var sessionSetupTimeout: Double = 10
+
     @Option(name: .long, help: "Failed authentications an address may make, across connections, before its session set-ups get TRY_LATER.")
     var authFailureBurst: Int = 10
 
@@ -69,7 +72,7 @@ struct Daxshared: AsyncParsableCommand {
         }
         guard !exports.isEmpty else { throw ValidationError("give at least one --export NAME=DIR") }
         guard maxConnections > 0, maxOpenFiles > 0, recallDeadlineMs > 0, keepaliveSeconds > 0,
-              authFailureBurst > 0, authFailureRefillSeconds > 0 else { throw ValidationError("limits must be positive") }
+              authFailureBurst > 0, authFailureRefillSeconds > 0, sessionSetupTimeout > 0 else { throw ValidationError("limits must be positive") }
     }
 
     func run() async throws {
@@ -89,6 +92,7 @@ struct Daxshared: AsyncParsableCommand {
         config.transport.keepaliveInterval = .seconds(keepaliveSeconds)
         config.layoutPrefetch = layoutPrefetch
         config.authFailureBurst = authFailureBurst
+        config.sessionSetupTimeout = .seconds(sessionSetupTimeout)
         config.authFailureRefill = .seconds(authFailureRefillSeconds)
 
         let server: Server

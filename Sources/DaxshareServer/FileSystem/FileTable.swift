@@ -18,13 +18,19 @@ public final class FileTable: Sendable {
     /// The least address space reserved for a file's mapping to grow into.
     public let minimumReservation: Int
     private let logger: Logger
+    /// Told when a file closes (after its last handle), so state kept per file can go.
+    private let onClose: @Sendable (SharedFile) -> Void
 
     /// - Parameter minimumReservation: address space reserved per open file
     ///   (no memory behind it); a file that outgrows it is mapped anew. The
     ///   default, 1 GiB, allows ~100,000 open files in a 47-bit address space.
-    public init(minimumReservation: Int = 1 << 30, logger: Logger = Logger(label: "daxshare.files")) {
+    public init(
+        minimumReservation: Int = 1 << 30, logger: Logger = Logger(label: "daxshare.files"),
+        onClose: @escaping @Sendable (SharedFile) -> Void = { _ in }
+    ) {
         self.minimumReservation = minimumReservation
         self.logger = logger
+        self.onClose = onClose
     }
 
     /// Opens (or creates) a file for a client and returns its handle.
@@ -104,6 +110,7 @@ public final class FileTable: Sendable {
             return true
         }
         if last {
+            onClose(shared)
             shared.close()
             logger.debug("closed", metadata: ["file": "\(shared.origin)", "key": "\(shared.key)"])
         }

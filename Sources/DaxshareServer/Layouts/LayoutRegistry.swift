@@ -1,165 +1,88 @@
 import DaxsharePmem
 import DaxshareWire
-import Foundation
 import Logging
 import Synchronization
 import SystemPackage
 
-/// Every layout the server has granted, by file: what a recall needs to find
-/// the holders, and the OS lease that layouts live under (PROTOCOL.md §5.6).
-///
-/// A recall marks the file (new LAYOUTGETs on it get TRY_LATER), sends
-/// CB_LAYOUTRECALL to each affected holder, waits for their LAYOUTRETURNs
-/// until the deadline, fences whoever is left (their regions deregistered,
-/// their layouts revoked), and only then lets the conflicting change go on.
+/// Finds a file's `FileLayouts` (PROTOCOL.md §5): one per open `SharedFile`, made on first
+/// use and dropped when the file table closes the file (no layout can outlive its file: each
+/// holds a handle on it). Also the lease-break entry point: the watcher names a descriptor.
 final class LayoutRegistry: Sendable {
-    struct Holder: Sendable {
-        let layout: Layout
-        let owner: SessionLayouts
+    private struct Entry {
+        let file: ObjectIdentifier
+        let descriptor: FileDescriptor
+        let layouts: FileLayouts
     }
-    private struct FileState {
-        var descriptor: FileDescriptor
-        var holders: [UInt64: Holder] = [:]
-        var recalling = 0
-        var leased = false
-    }
-    private let files = Mutex<[FileKey: FileState]>([:])
-    private let recallIds = Atomic<UInt32>(0)
-    let deadlineMs: UInt32
+    private let entries = Mutex<[FileKey: Entry]>([:])
+    private let recallIds = RecallIDs()
+    let deadline: Duration
     private let counters: ServerCounters
     private let logger: Logger
     private let watcher: LeaseWatcher?
 
-    init(deadlineMs: UInt32, counters: ServerCounters, logger: Logger, leases: Bool, fileForDescriptor: @escaping @Sendable (FileDescriptor) -> SharedFile?) {
-        self.deadlineMs = deadlineMs
+    init(deadlineMs: UInt32, counters: ServerCounters, logger: Logger, leases: Bool) {
+        self.deadline = .milliseconds(Int(deadlineMs))
         self.counters = counters
         self.logger = logger
-        var watcher: LeaseWatcher?
-        if leases {
-            let box = WeakBox<LayoutRegistry>()
-            do {
-                watcher = try LeaseWatcher(logger: logger) { fd in
-                    guard let registry = box.value, let file = fileForDescriptor(fd) else { return }
-                    Task { await registry.leaseBroke(file) }
-                }
-            } catch {
-                logger.error("no lease-break watcher, local opens will not recall layouts: \(error)")
+        guard leases else {
+            watcher = nil
+            return
+        }
+        let box = WeakBox<LayoutRegistry>()
+        do {
+            watcher = try LeaseWatcher(logger: logger) { fd in
+                guard let layouts = box.value?.layouts(descriptor: fd) else { return }
+                Task { await layouts.leaseBroke() }
             }
-            self.watcher = watcher
-            box.value = self
-        } else {
-            self.watcher = nil
+        } catch {
+            logger.error("no lease-break watcher, local opens will not recall layouts: \(error)")
+            watcher = nil
+        }
+        box.value = self
+    }
+
+    /// The file's layout state, made on first use.
+    func layouts(of file: SharedFile) -> FileLayouts {
+        entries.withLock { e in
+            if let entry = e[file.key], entry.file == ObjectIdentifier(file) { return entry.layouts }
+            let lease: any LayoutLease = watcher.map { WatchedLease(watcher: $0, descriptor: file.descriptor) } ?? NoLease()
+            let layouts = FileLayouts(
+                name: file.origin, lease: lease, deadline: deadline, recallIds: recallIds, counters: counters, logger: logger)
+            e[file.key] = Entry(file: ObjectIdentifier(file), descriptor: file.descriptor, layouts: layouts)
+            return layouts
         }
     }
 
-    /// Refuses a LAYOUTGET while the file is being recalled.
-    func checkNotRecalling(_ key: FileKey) throws {
-        if files.withLock({ ($0[key]?.recalling ?? 0) > 0 }) {
-            throw RequestFailure(status: .tryLater, reason: "a recall is in progress on the file", retryAfterMs: 200)
-        }
+    /// The layout state of an open file, if it has any.
+    func existingLayouts(_ key: FileKey) -> FileLayouts? { entries.withLock { $0[key]?.layouts } }
+
+    private func layouts(descriptor: FileDescriptor) -> FileLayouts? {
+        entries.withLock { $0.values.first { $0.descriptor == descriptor }?.layouts }
     }
 
-    /// Records a granted layout and makes sure the file is leased.
-    func add(_ layout: Layout, owner: SessionLayouts) {
-        let shared = layout.file.shared
-        let takeLease = files.withLock { f -> Bool in
-            f[shared.key, default: FileState(descriptor: shared.descriptor)].holders[layout.id] = Holder(layout: layout, owner: owner)
-            guard !f[shared.key]!.leased else { return false }
-            f[shared.key]!.leased = true
-            return true
+    /// The file table closed `file` (its last handle, so its last layout, is gone).
+    func forget(_ file: SharedFile) {
+        entries.withLock { e in
+            if e[file.key]?.file == ObjectIdentifier(file) { e.removeValue(forKey: file.key) }
         }
-        if takeLease, let watcher {
-            do { try watcher.lease(shared.descriptor) } catch {
-                files.withLock { $0[shared.key]?.leased = false }
-                logger.warning("no lease on \(shared.origin) (open elsewhere?): local opens will not recall its layouts: \(error)")
-            }
-        }
-    }
-
-    /// Forgets a layout that ended; the lease goes with the file's last layout.
-    func remove(_ layout: Layout) {
-        let key = layout.file.shared.key
-        let release = files.withLock { f -> FileDescriptor? in
-            f[key]?.holders.removeValue(forKey: layout.id)
-            guard let s = f[key], s.holders.isEmpty, s.recalling == 0 else { return nil }
-            f.removeValue(forKey: key)
-            return s.leased ? s.descriptor : nil
-        }
-        if let release { watcher?.release(release) }
-    }
-
-    /// Holders of layouts on `key` that conflict with `range` for `requester`.
-    private func holders(_ key: FileKey, range: ByteRange?, except requester: SessionLayouts?, writesOnly: Bool) -> [Holder] {
-        files.withLock { f in
-            (f[key]?.holders.values ?? [:].values).filter { h in
-                h.owner !== requester && (!writesOnly || h.layout.iomode == .readWrite)
-                    && (range.map { h.layout.overlaps($0) } ?? true)
-            }
-        }
-    }
-
-    /// Whether any other session holds a layout on the file that `range` touches.
-    func hasConflict(_ key: FileKey, range: ByteRange?, requester: SessionLayouts?, writesOnly: Bool = false) -> Bool {
-        !holders(key, range: range, except: requester, writesOnly: writesOnly).isEmpty
-    }
-
-    /// Recalls every layout on `key` overlapping `range` (all of them when nil)
-    /// held by sessions other than `requester`, and returns once each was
-    /// returned or fenced.
-    func recall(_ key: FileKey, range: ByteRange?, requester: SessionLayouts?, reason: RecallReason, writesOnly: Bool = false) async {
-        let targets = holders(key, range: range, except: requester, writesOnly: writesOnly)
-        guard !targets.isEmpty else { return }
-        files.withLock { $0[key]?.recalling += 1 }
-        let started = ContinuousClock.now
-        let deadline = started + .milliseconds(Int(deadlineMs))
-        // Each callback on its own task: a holder that stopped granting credits must not hold
-        // the others' recalls, or the deadline, up (it is fenced like any silent holder).
-        for t in targets {
-            let id = recallIds.add(1, ordering: .relaxed).newValue
-            counters.add(ServerCounter.layoutsRecalled)
-            let deadlineMs = deadlineMs
-            Task { await t.owner.sendRecall(t.layout, recallId: id, deadlineMs: deadlineMs, reason: reason) }
-        }
-        counters.add(ServerCounter.recallsInProgress)
-        var pending = targets
-        while !pending.isEmpty, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(5))
-            pending = pending.filter { t in files.withLock { $0[key]?.holders[t.layout.id] != nil } }
-        }
-        for t in pending {
-            t.owner.fence(t.layout)
-            logger.warning("fenced \(t.owner.peer): layout \(t.layout.id) on \(t.layout.file.path) \(t.layout.extent.range) not returned within \(deadlineMs) ms")
-        }
-        counters.subtract(ServerCounter.recallsInProgress)
-        let took = ContinuousClock.now - started
-        let holders = Set(targets.map(\.owner.peer)).sorted().joined(separator: ", ")
-        logger.notice("recall (\(reason)) of \(targets.first!.layout.file.path) \(range.map { "\($0.offset)+\($0.length)" } ?? "whole file") from \(holders): \(targets.count) layout(s), \(targets.count - pending.count) returned, \(pending.count) fenced, took \(took)")
-        let release = files.withLock { f -> FileDescriptor? in
-            f[key]?.recalling -= 1
-            guard let s = f[key], s.holders.isEmpty, s.recalling == 0 else { return nil }
-            f.removeValue(forKey: key)
-            return s.leased ? s.descriptor : nil
-        }
-        if let release { watcher?.release(release) }
-    }
-
-    /// Another process opened or truncated a leased file: recall everything on
-    /// it, then let that process go (the lease goes with the last layout).
-    func leaseBroke(_ file: SharedFile) async {
-        logger.notice("lease broken on \(file.origin): recalling its layouts")
-        await recall(file.key, range: nil, requester: nil, reason: .leaseBreak)
-        // Layouts granted meanwhile (none: TRY_LATER) or a lease kept for other
-        // reasons must not hold the opener up.
-        let release = files.withLock { f -> FileDescriptor? in
-            guard let s = f[file.key], s.leased else { return nil }
-            f[file.key]?.leased = false
-            return s.descriptor
-        }
-        if let release { watcher?.release(release) }
     }
 }
 
+/// The lease on a file's one descriptor, with breaks sent to the watcher's thread.
+private struct WatchedLease: LayoutLease {
+    let watcher: LeaseWatcher
+    let descriptor: FileDescriptor
+    func take() throws { try watcher.lease(descriptor) }
+    func release() { watcher.release(descriptor) }
+}
+
+/// `--no-leases`: layouts live without an OS lease (local opens do not recall them).
+private struct NoLease: LayoutLease {
+    func take() {}
+    func release() {}
+}
+
 /// A weak reference that can be captured before the object exists.
-final class WeakBox<T: AnyObject>: @unchecked Sendable {
+final class WeakBox<T: AnyObject>: @unchecked Sendable {  // only `value` is mutable, set once before use
     weak var value: T?
 }

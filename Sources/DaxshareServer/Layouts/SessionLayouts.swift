@@ -4,12 +4,12 @@ import DaxshareWire
 import Logging
 import Synchronization
 
-/// One session's layouts (PROTOCOL.md §5): LAYOUTGET registers the range of
-/// the file's mapping in the connection's protection domain and prefetches
-/// it; LAYOUTCOMMIT persists what the client wrote; LAYOUTRETURN, CLOSE and
-/// the end of the connection deregister. A recall from another task may
-/// fence a layout at any time, hence the lock.
-final class SessionLayouts: @unchecked Sendable {
+/// One session's layouts (PROTOCOL.md §5), by id: LAYOUTGET registers the range of the file's
+/// mapping in the connection's protection domain and prefetches it; LAYOUTCOMMIT persists what
+/// the client wrote; LAYOUTRETURN, CLOSE and the end of the connection deregister. Whether a
+/// layout may be granted, and its recall, are the file's business (`FileLayouts`); this is the
+/// holder those recalls call back (`LayoutHolder`).
+final class SessionLayouts: LayoutHolder {
     private let domain: ProtectionDomain
     private let registry: LayoutRegistry
     private let counters: ServerCounters
@@ -20,6 +20,8 @@ final class SessionLayouts: @unchecked Sendable {
     let peer: String
     private struct State {
         var layouts: [UInt64: Layout] = [:]
+        /// LAYOUTGETs between their reservation and their grant (they count against the limit).
+        var granting = 0
         /// Fenced layouts: later COMMIT/RETURN get LAYOUT_REVOKED (RETURN forgets it).
         var revoked: Set<UInt64> = []
     }
@@ -50,8 +52,13 @@ final class SessionLayouts: @unchecked Sendable {
         } else {
             guard file.canRead else { throw RequestFailure(status: .accessDenied, reason: "READ layout on a file opened write-only") }
         }
-        guard count < maxLayouts else { throw RequestFailure(status: .tooMany, reason: "\(count) layouts held") }
-        try registry.checkNotRecalling(file.shared.key)
+        let admitted = state.withLock { s -> Bool in
+            guard s.layouts.count + s.granting < maxLayouts else { return false }
+            s.granting += 1
+            return true
+        }
+        guard admitted else { throw RequestFailure(status: .tooMany, reason: "\(maxLayouts) layouts held") }
+        defer { state.withLock { $0.granting -= 1 } }
 
         // Whole pages: memory regions and page faults work in pages.
         let page = UInt64(PmemMapping.pageSize)
@@ -68,27 +75,34 @@ final class SessionLayouts: @unchecked Sendable {
                 throw RequestFailure(status: .invalidArgument, reason: "READ layout past the end of the file")
             }
         }
-        // Other sessions' layouts that conflict (one side RW) are recalled first.
         let range = ByteRange(offset: start, length: end - start)
-        if registry.hasConflict(file.shared.key, range: range, requester: self, writesOnly: !writable) {
-            await registry.recall(file.shared.key, range: range, requester: self, reason: .conflictingLayout, writesOnly: !writable)
-        }
+        let fileLayouts = registry.layouts(of: file.shared)
+        let id = Self.ids.next()
+        try await reserve(id, range: range, writable: writable, in: fileLayouts)
 
-        let (mapping, pastEnd) = try file.shared.prepareLayout(end: Int(end), writable: writable)
-        // mmap maps whole pages, so the last partial page of the file is mapped too.
-        let mapped = (UInt64(mapping.length) + page - 1) / page * page
-        guard let base = mapping.baseAddress, end <= mapped else {
-            if pastEnd { file.shared.layoutEnded(pastEnd: true) }
-            throw RequestFailure(status: .ioError, reason: "mapping does not cover the layout")
-        }
-        let access: MemoryAccess = writable ? [.onDemand, .localWrite, .remoteRead, .remoteWrite] : [.onDemand, .remoteRead]
+        // Reserved, and leased: now the region. Anything failing from here gives the reservation back.
+        var pastEnd = false
         let region: MemoryRegion
         do {
-            region = try MemoryRegion(
-                domain: domain, address: base + Int(start), length: Int(end - start), access: access, owner: mapping)
+            let prepared = try file.shared.prepareLayout(end: Int(end), writable: writable)
+            pastEnd = prepared.pastEnd
+            let mapping = prepared.mapping
+            // mmap maps whole pages, so the last partial page of the file is mapped too.
+            let mapped = (UInt64(mapping.length) + page - 1) / page * page
+            guard let base = mapping.baseAddress, end <= mapped else {
+                throw RequestFailure(status: .ioError, reason: "mapping does not cover the layout")
+            }
+            let access: MemoryAccess = writable ? [.onDemand, .localWrite, .remoteRead, .remoteWrite] : [.onDemand, .remoteRead]
+            do {
+                region = try MemoryRegion(
+                    domain: domain, address: base + Int(start), length: Int(end - start), access: access, owner: mapping)
+            } catch {
+                throw RequestFailure(status: .ioError, reason: "registering the layout failed: \(error)")
+            }
         } catch {
             if pastEnd { file.shared.layoutEnded(pastEnd: true) }
-            throw RequestFailure(status: .ioError, reason: "registering the layout failed: \(error)")
+            fileLayouts.release(id)
+            throw error
         }
         // Fault the range in now, so the client's first access is not an RNR NAK.
         if prefetch {
@@ -102,16 +116,42 @@ final class SessionLayouts: @unchecked Sendable {
         let extent = LayoutExtent(
             fileOffset: start, length: end - start, remoteAddress: remote.address, rkey: remote.rkey, flags: flags)
         let layout = Layout(
-            id: Self.ids.next(), fileId: request.fileId, file: file, iomode: request.iomode, extent: extent,
+            id: id, fileId: request.fileId, file: file, fileLayouts: fileLayouts, iomode: request.iomode, extent: extent,
             region: region, pastEnd: pastEnd)
-        state.withLock { $0.layouts[layout.id] = layout }
-        registry.add(layout, owner: self)
-        counters.add(ServerCounter.layoutsGranted)
+        // Known to the session before it is granted: a recall may name it from then on.
+        state.withLock { $0.layouts[id] = layout }
         counters.add(ServerCounter.layoutsLive)
         counters.add(ServerCounter.mrsLive)
+        guard fileLayouts.confirm(id) else {
+            // A recall (or lease break) started while the region was registered.
+            release(id, counter: nil)
+            throw RequestFailure(status: .tryLater, reason: "a recall started on the file", retryAfterMs: 200)
+        }
+        counters.add(ServerCounter.layoutsGranted)
         counters.add(ServerCounter.bytesLayoutGranted, end - start)
-        logger.debug("layout \(layout.id) granted: \(request.iomode) \(file.path) [\(start), \(end))")
-        return LayoutGetResponse(stateid: layout.stateid, iomode: request.iomode, recallDeadlineMs: registry.deadlineMs, extents: [extent])
+        logger.debug("layout \(id) granted: \(request.iomode) \(file.path) [\(start), \(end))")
+        return LayoutGetResponse(
+            stateid: layout.stateid, iomode: request.iomode, recallDeadlineMs: fileLayouts.deadlineMs, extents: [extent])
+    }
+
+    /// Reserves the range in the file's state, recalling other sessions' conflicting layouts
+    /// first (twice at most: a holder may come back between a recall and the retry).
+    private func reserve(_ id: UInt64, range: ByteRange, writable: Bool, in fileLayouts: FileLayouts) async throws {
+        for attempt in 0..<3 {
+            do {
+                try fileLayouts.reserve(id, holder: self, range: range, writable: writable)
+                return
+            } catch .conflict where attempt < 2 {
+                await fileLayouts.recall(range: range, except: self, writesOnly: !writable, reason: .conflictingLayout)
+            } catch .conflict {
+                break
+            } catch .recalling {
+                throw RequestFailure(status: .tryLater, reason: "a recall is in progress on the file", retryAfterMs: 200)
+            } catch let .leaseUnavailable(why) {
+                throw RequestFailure(status: .tryLater, reason: "no lease on the file (open elsewhere?): \(why)", retryAfterMs: 500)
+            }
+        }
+        throw RequestFailure(status: .tryLater, reason: "conflicting layouts keep coming back", retryAfterMs: 200)
     }
 
     private func layout(_ stateid: LayoutStateid, forgettingRevoked: Bool = false) throws -> Layout {
@@ -136,9 +176,12 @@ final class SessionLayouts: @unchecked Sendable {
         }
         let size = try layout.file.shared.commitLayout(
             ranges: request.ranges.map { (Int($0.offset), Int($0.length)) }, newSize: request.newSize.map { Int($0) })
-        let stateid = state.withLock { _ in
-            layout.seqid &+= 1
-            return layout.stateid
+        let stateid = try state.withLock { s throws(RequestFailure) in
+            guard s.layouts[layout.id] != nil else {
+                throw RequestFailure(status: .layoutRevoked, reason: "layout \(layout.id) ended during its commit")
+            }
+            s.layouts[layout.id]!.seqid &+= 1
+            return s.layouts[layout.id]!.stateid
         }
         counters.add(ServerCounter.bytesCommittedOneSided, request.ranges.reduce(0) { $0 + $1.length })
         return LayoutCommitResponse(stateid: stateid, size: UInt64(size))
@@ -152,52 +195,59 @@ final class SessionLayouts: @unchecked Sendable {
                 throw RequestFailure(status: .invalidArgument, reason: "return range cuts the layout's extent")
             }
         }
-        release(layout, counter: ServerCounter.layoutsReturned)
+        release(layout.id, counter: ServerCounter.layoutsReturned)
     }
 
     /// The client answered a recall with BAD_STATEID: it holds no such layout.
     func recallAcknowledged(_ ack: LayoutRecallAck, status: Status) {
         guard status == .badStateid else { return }
-        let held = state.withLock { s in s.layouts.values.first { $0.recallId == ack.recallId } }
+        let held = state.withLock { s in s.layouts.values.first { $0.recallId == ack.recallId }?.id }
         if let held { release(held, counter: ServerCounter.layoutsReturned) }
     }
 
     /// Ends every layout of `fileId` (CLOSE) or of the session (nil).
     func releaseAll(fileId: UInt64? = nil) {
-        let ending = state.withLock { s in s.layouts.values.filter { fileId == nil || $0.fileId == fileId } }
-        for layout in ending { release(layout, counter: ServerCounter.layoutsReturned) }
+        let ending = state.withLock { s in s.layouts.values.filter { fileId == nil || $0.fileId == fileId }.map(\.id) }
+        for id in ending { release(id, counter: ServerCounter.layoutsReturned) }
     }
 
-    // MARK: Recall and fencing
+    // MARK: LayoutHolder
 
-    /// Sends CB_LAYOUTRECALL for `layout`; the stateid's seqid goes up with it.
-    func sendRecall(_ layout: Layout, recallId: UInt32, deadlineMs: UInt32, reason: RecallReason) async {
-        let stateid = state.withLock { _ in
-            layout.seqid &+= 1
-            layout.recallId = recallId
-            return layout.stateid
+    /// Sends CB_LAYOUTRECALL; the stateid's seqid goes up with it.
+    func sendRecall(layout id: UInt64, recallId: UInt32, deadlineMs: UInt32, reason: RecallReason) async {
+        let recall = state.withLock { s -> (LayoutRecall, String)? in
+            guard s.layouts[id] != nil else { return nil }
+            s.layouts[id]!.seqid &+= 1
+            s.layouts[id]!.recallId = recallId
+            let l = s.layouts[id]!
+            return (LayoutRecall(
+                stateid: l.stateid, fileId: l.fileId, range: l.extent.range, recallId: recallId,
+                deadlineMs: deadlineMs, reason: reason), "\(l.file.path)")
         }
-        let recall = LayoutRecall(
-            stateid: stateid, fileId: layout.fileId, range: layout.extent.range, recallId: recallId,
-            deadlineMs: deadlineMs, reason: reason)
-        logger.info("recalling layout \(layout.id) on \(layout.file.path) from \(peer) (\(reason), recall \(recallId))")
+        guard let (recall, path) = recall else { return }
+        logger.info("recalling layout \(id) on \(path) from \(peer) (\(reason), recall \(recallId))")
         await sendCallback(UInt64(recallId), .layoutRecall(recall))
     }
 
-    /// The deadline passed: the region goes, so the client's RDMA to it fails
-    /// in the NIC, and the layout is remembered as revoked.
-    func fence(_ layout: Layout) {
-        state.withLock { _ = $0.revoked.insert(layout.id) }
-        release(layout, counter: ServerCounter.layoutsRevoked)
+    /// The deadline passed: the region goes, so the client's RDMA to it fails in the NIC, and
+    /// the layout is remembered as revoked.
+    func fence(layout id: UInt64) {
+        let known = state.withLock { s -> Bool in
+            guard s.layouts[id] != nil else { return false }
+            s.revoked.insert(id)
+            return true
+        }
+        if known { release(id, counter: ServerCounter.layoutsRevoked) }
     }
 
-    private func release(_ layout: Layout, counter: String) {
-        let present = state.withLock { $0.layouts.removeValue(forKey: layout.id) != nil }
-        guard present else { return }
+    /// Ends a layout: region first (no client RDMA reaches the file after), then the file's
+    /// state, which may complete a recall and let the change it waited for go on.
+    private func release(_ id: UInt64, counter: String?) {
+        guard let layout = state.withLock({ $0.layouts.removeValue(forKey: id) }) else { return }
         layout.region.deregister()
         layout.file.shared.layoutEnded(pastEnd: layout.pastEnd)
-        registry.remove(layout)
-        counters.add(counter)
+        layout.fileLayouts.release(id)
+        if let counter { counters.add(counter) }
         counters.subtract(ServerCounter.layoutsLive)
         counters.subtract(ServerCounter.mrsLive)
     }
