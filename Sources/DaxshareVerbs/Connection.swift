@@ -91,6 +91,8 @@ public final class Connection: @unchecked Sendable {
         try cm.loop.register(fd: cq.fd) { [weak self] in
             cq.drain { wc in self?.complete(wc) }
         }
+        AsyncEvents.shared.watch(context, loop: cm.loop)
+        AsyncEvents.shared.register(qp, self)
     }
 
     deinit { tearDown() }
@@ -383,6 +385,7 @@ public final class Connection: @unchecked Sendable {
             // What is still queued was flushed; its callers fail below.
             cq.poll { _ in }
         }
+        AsyncEvents.shared.forget(qp)
         rdma_destroy_qp(cm.id)
         cq.destroy()
         if sentConnect && !portIsActive {

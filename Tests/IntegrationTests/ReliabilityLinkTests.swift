@@ -176,6 +176,8 @@ import Testing
         }
         let after = try await serverCounters(server)
         #expect(clean, "counters after the clients left: \(after)")
+        // The device told the server (ibv_get_async_event), and the server read and logged it.
+        #expect(server.log.contains("port error") && server.log.contains("port active"), "log:\n\(server.log.suffix(8000))")
         await probe.close()
         let status = await onThread { stopBounded(server) }
         #expect(status == "exit 0", "SIGTERM after the outage: \(status); log:\n\(server.log.suffix(8000))")
