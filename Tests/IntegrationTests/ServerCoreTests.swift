@@ -180,6 +180,35 @@ import Testing
         #expect(size == 0)
     }
 
+    @Test func aLeaseTheKernelRefusesGrantsNoLayout() async throws {
+        let server = try server("core-lease", port: 5809)
+        defer { #expect(server.stop() == 0, "log:\n\(server.log)") }
+        let a = try await session(server)
+        defer { a.close() }
+        let path = server.exportDir + "/busy.bin"
+        FileManager.default.createFile(atPath: path, contents: Data(pattern(8192, seed: 2)))
+        let f = try await a.open("busy.bin", [.read, .write])
+        // A local process holds the file open for writing: no write lease can be had on it.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/bin/sh")
+        holder.arguments = ["-c", "exec 3<>\"$0\"; echo held; read x", path]
+        let out = Pipe(), input = Pipe()
+        holder.standardOutput = out
+        holder.standardInput = input
+        try holder.run()
+        defer { try? input.fileHandleForWriting.close(); holder.waitUntilExit() }
+        _ = out.fileHandleForReading.availableData  // "held"
+        await #expect(throws: StatusError(status: .tryLater)) {
+            _ = try await a.layout(file: f, offset: 0, length: 8192, .readWrite)
+        }
+        let counters = try await a.counters()
+        #expect(counters["layouts_live"] == 0 && counters["mrs_live"] == 0 && counters["layouts_granted"] == 0)
+        // Once the local writer is gone, the layout is granted (under a lease).
+        try input.fileHandleForWriting.close()
+        holder.waitUntilExit()
+        _ = try await a.layout(file: f, offset: 0, length: 8192, .readWrite)
+    }
+
     @Test func manyRequestsOfOneConnectionRunAtOnceAndTheExcessIsRefused() async throws {
         let server = try server("core-many", port: 5808)
         defer { #expect(server.stop() == 0, "log:\n\(server.log)") }
