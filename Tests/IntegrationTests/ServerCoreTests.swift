@@ -63,7 +63,8 @@ import Testing
         defer { #expect(server.stop() == 0, "log:\n\(server.log)") }
         let holder = try await session(server), cutter = try await session(server)
         defer { holder.close(); cutter.close() }
-        let held = try await holder.open("held.bin", [.read, .write, .create])
+        FileManager.default.createFile(atPath: server.exportDir + "/held.bin", contents: Data(pattern(1 << 20, seed: 4)))
+        let held = try await holder.open("held.bin", [.read, .write])
         _ = try await holder.layout(file: held, offset: 0, length: 1 << 20, .readWrite)
         // The holder never answers: the cut waits out the whole deadline.
         let target = try await cutter.open("held.bin", [.read, .write])
