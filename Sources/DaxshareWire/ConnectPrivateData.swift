@@ -64,7 +64,7 @@ public struct ConnectPrivateData: Sendable, Hashable {
     /// Decodes private data; bytes after the first 16 are ignored (rdma_cm pads with zeros).
     public static func decode(_ buffer: UnsafeRawBufferPointer) throws(WireError) -> ConnectPrivateData {
         var r = ByteReader(buffer)
-        let m = try r.bytes(4, "magic")
+        let m = try r.bytes(4, "privateData.magic")
         if m != magic { throw .badMagic(field: "privateData.magic") }
         guard let kind = Kind(rawValue: try r.u16("kind")) else { throw .outOfRange(field: "kind") }
         let reason = RejectReason(rawValue: try r.u16("reason"))

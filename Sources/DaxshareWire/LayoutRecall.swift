@@ -68,7 +68,8 @@ public struct LayoutRecall: WireBody {
         let rid = try r.u32("recallId")
         let dl = try r.u32("deadlineMs")
         guard let reason = RecallReason(rawValue: try r.u16("reason")) else { throw .outOfRange(field: "reason") }
-        try r.reserved(6, "reserved")
+        try r.reserved(2, "reserved")
+        try r.reserved(4, "reserved2")
         let m = LayoutRecall(stateid: sid, fileId: file, range: ByteRange(offset: off, length: len), recallId: rid,
                              deadlineMs: dl, reason: reason)
         try m.validate()

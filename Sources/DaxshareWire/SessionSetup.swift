@@ -47,7 +47,8 @@ public enum SessionSetupRequest: WireBody {
             let identity = try r.utf8(n, "identity")
             return .begin(identity: identity, clientNonce: nonce)
         case 2:
-            try r.reserved(6, "reserved2")
+            // Round 2's reserved field is bytes 1...7 (PROTOCOL.md §4.4.2): one name for all seven.
+            try r.reserved(6, "reserved")
             return .proof(clientProof: try r.bytes(Limits.nonceLength, "clientProof"))
         default:
             throw .outOfRange(field: "phase")
