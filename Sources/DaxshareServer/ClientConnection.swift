@@ -36,6 +36,10 @@ final class ClientConnection: Sendable {
         var pendingAuth: PendingAuth?
         var authFailures = 0
         var negotiated = false
+        /// What NEGOTIATE agreed: the client's capabilities and the server's (§4.3).
+        var agreed: Capabilities = []
+        /// A reply that ends the connection once sent (NEGOTIATE without a common dialect).
+        var closeAfterReply: String?
         var trees: [UInt32: Export] = [:]
         var nextTree: UInt32 = 1
         /// Counts session set-up deadlines armed; an older one finds it moved on.
@@ -45,6 +49,8 @@ final class ClientConnection: Sendable {
     private let session = Mutex(Session())
     /// The session's id for callbacks, which a recalling task sends.
     private let sessionId = SessionIDBox()
+    /// Callbacks sent and not yet answered (§2.10: a reply to anything else is a violation).
+    private let callbacks = OutstandingCallbacks()
 
     init(channel: MessageChannel, server: ServerContext) {
         self.channel = channel
@@ -58,12 +64,14 @@ final class ClientConnection: Sendable {
         let chunk = min(Int(channel.negotiated.maxReadWriteSize), ServerContext.bounceChunkSize)
         self.bounce = BouncePool(domain: channel.connection.domain, chunkSize: chunk, count: ServerContext.bounceChunks)
         let sessionId = self.sessionId
+        let callbacks = self.callbacks
         self.layouts = SessionLayouts(
             domain: channel.connection.domain, registry: server.layouts, counters: server.counters, logger: logger,
             maxLayouts: server.configuration.maxLayouts,
             prefetch: server.configuration.layoutPrefetch, peer: "\(channel.connection.peerAddress)"
         ) { [channel, logger] messageId, callback in
             let message = Message(messageId: messageId, sessionId: sessionId.value.load(ordering: .acquiring), body: .callback(callback))
+            callbacks.sent(messageId)
             do { try await channel.send(try message.encode()) } catch {
                 logger.debug("could not send \(callback.command): \(error)")
             }
@@ -153,10 +161,14 @@ final class ClientConnection: Sendable {
                 try await reply(.error(.notSupported, to: header))
                 return true
             }
-            try? await reply(.error(.badMessage, to: header))
+            // A malformed request is answered; a malformed response or callback reply is not (§3.8).
+            if header.flags.isDisjoint(with: [.response, .callback]) { try? await reply(.error(.badMessage, to: header)) }
             throw ConnectionFault(description: "bad \(header.command) message: \(error)")
         }
         if case let .callbackReply(status, .layoutRecall(ack)) = message.body {
+            guard callbacks.answered(message.messageId) else {
+                throw ConnectionFault(description: "a callback reply to \(message.messageId), which is no outstanding callback")
+            }
             layouts.recallAcknowledged(ack, status: status)
             return true
         }
@@ -174,7 +186,8 @@ final class ClientConnection: Sendable {
         }
         if !authenticated || request.servedInOrder {
             await serve(request, header: header)
-            let failures = session.withLock { $0.authFailures }
+            let (failures, close) = session.withLock { ($0.authFailures, $0.closeAfterReply) }
+            if let close { throw ConnectionFault(description: close) }
             if failures >= server.configuration.maxAuthFailures {
                 throw ConnectionFault(description: "\(failures) failed authentications")
             }
@@ -228,14 +241,21 @@ final class ClientConnection: Sendable {
     private func dispatch(_ request: Request, header: MessageHeader) async throws -> Message {
         func ok(_ r: Response) -> Message { .response(r, to: header) }
         switch request {
-        case .negotiate:
+        case let .negotiate(n):
             // Once per connection (PROTOCOL.md §3.4).
             let first = session.withLock { s in
                 defer { s.negotiated = true }
                 return !s.negotiated
             }
             guard first else { throw RequestFailure(status: .invalidArgument, reason: "a second NEGOTIATE") }
-            return ok(.negotiate(server.negotiateResponse(for: channel.connection)))
+            guard (n.minDialect...n.maxDialect).contains(Limits.version1) else {
+                session.withLock { $0.closeAfterReply = "no common dialect (the client speaks \(n.minDialect)...\(n.maxDialect))" }
+                throw RequestFailure(status: .notSupported, reason: "dialects \(n.minDialect)...\(n.maxDialect)")
+            }
+            var response = server.negotiateResponse(for: channel.connection)
+            response.capabilities.formIntersection(n.capabilities)
+            session.withLock { [agreed = response.capabilities] in $0.agreed = agreed }
+            return ok(.negotiate(response))
         case let .sessionSetup(setup):
             return try await sessionSetup(setup, header: header)
         case .logoff:
@@ -256,7 +276,7 @@ final class ClientConnection: Sendable {
             return ok(.treeConnect(TreeConnectResponse(treeId: id, flags: export.isReadOnly ? [.readOnly] : [])))
         case let .treeDisconnect(t):
             guard session.withLock({ $0.trees.removeValue(forKey: t.treeId) }) != nil else {
-                throw RequestFailure(status: .invalidArgument, reason: "no tree \(t.treeId)")
+                throw RequestFailure(status: .staleFile, reason: "no tree \(t.treeId)")
             }
             return ok(.treeDisconnect)
         case let .echo(e):
@@ -326,6 +346,9 @@ final class ClientConnection: Sendable {
         case let .write(w):
             return ok(.write(try await write(w)))
         case let .layoutGet(g):
+            guard session.withLock({ $0.agreed }).isSuperset(of: [.layouts, .callbacks]) else {
+                throw RequestFailure(status: .notSupported, reason: "LAYOUTGET without LAYOUTS and CALLBACKS agreed in NEGOTIATE")
+            }
             return ok(.layoutGet(try await layouts.get(g, file: try files.file(FileID(rawValue: g.fileId)))))
         case let .layoutCommit(c):
             return ok(.layoutCommit(try layouts.commit(c)))
@@ -412,7 +435,7 @@ final class ClientConnection: Sendable {
 
     private func tree(_ id: UInt32) throws -> Export {
         guard let export = session.withLock({ $0.trees[id] }) else {
-            throw RequestFailure(status: .invalidArgument, reason: "no tree \(id)")
+            throw RequestFailure(status: .staleFile, reason: "no tree \(id)")
         }
         return export
     }
@@ -439,8 +462,11 @@ final class ClientConnection: Sendable {
         guard !files.isFull else {
             throw RequestFailure(status: .tooMany, reason: "\(files.count) files open")
         }
+        guard !o.flags.isDisjoint(with: [.read, .write]) else {
+            throw RequestFailure(status: .invalidArgument, reason: "OPEN with neither READ nor WRITE")
+        }
         var options = FileOpenOptions(
-            read: o.flags.contains(.read) || !o.flags.contains(.write), write: o.flags.contains(.write),
+            read: o.flags.contains(.read), write: o.flags.contains(.write),
             create: o.flags.contains(.create), exclusive: o.flags.contains(.exclusive),
             truncate: o.flags.contains(.truncate), writeThrough: o.flags.contains(.writeThrough),
             permissions: .init(rawValue: o.mode & 0o777))
@@ -551,6 +577,30 @@ final class ClientConnection: Sendable {
         }
         server.counters.add(ServerCounter.bytesWrittenTwoSided, UInt64(w.length))
         return WriteResponse(bytesWritten: w.length)
+    }
+}
+
+/// The message ids of callbacks sent and not yet answered. Bounded: past `limit`, the oldest
+/// are forgotten (a client that leaves thousands of recalls unanswered is fenced anyway).
+final class OutstandingCallbacks: Sendable {
+    static let limit = 4096
+    private let ids = Mutex<(set: Set<UInt64>, order: [UInt64])>(([], []))
+
+    func sent(_ id: UInt64) {
+        ids.withLock { s in
+            guard s.set.insert(id).inserted else { return }
+            s.order.append(id)
+            if s.order.count > Self.limit { s.set.remove(s.order.removeFirst()) }
+        }
+    }
+
+    /// Whether `id` was outstanding; it no longer is.
+    func answered(_ id: UInt64) -> Bool {
+        ids.withLock { s in
+            guard s.set.remove(id) != nil else { return false }
+            s.order.removeAll { $0 == id }
+            return true
+        }
     }
 }
 

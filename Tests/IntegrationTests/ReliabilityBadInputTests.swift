@@ -87,7 +87,7 @@ import Testing
     }
 
     /// What PROTOCOL.md §3.8 says the server does with these bytes, judged by the codec.
-    enum Expected: Equatable { case close, notSupported, answer, silent, answerOrClose }
+    enum Expected: Equatable { case close, notSupported, answer, answerOrClose }
 
     static func expected(_ bytes: [UInt8]) -> Expected {
         guard let header = try? MessageHeader.decode(bytes) else { return .close }
@@ -102,7 +102,8 @@ import Testing
             // ends the connection; a third failed SESSION_SETUP proof ends it too.
             if [.read, .write, .sessionSetup].contains(r.command) { return .answerOrClose }
             return .answer
-        case .callbackReply: return .silent
+        // The probe has no callback outstanding: a reply to none is a violation (§2.10).
+        case .callbackReply: return .close
         default: return .close
         }
     }
@@ -136,7 +137,6 @@ import Testing
             case (.notSupported, .answered(.notSupported)): ok = true
             case (.answer, .answered): ok = true
             case (.answer, .closed(answer: .some)): ok = true  // answered, then the session ended (LOGOFF of a third failure)
-            case (.silent, .silent), (.silent, .answered): ok = true
             default: ok = false
             }
             outcomes["\(outcome)", default: 0] += 1
