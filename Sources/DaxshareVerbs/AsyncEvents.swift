@@ -36,7 +36,7 @@ final class AsyncEvents: Sendable {
         let address = UInt(bitPattern: context)
         do {
             try loop.register(fd: fd) { [self] in
-                drain(UnsafeMutablePointer<ibv_context>(bitPattern: address)!)
+                drain(UnsafeMutablePointer<ibv_context>(bitPattern: address)!, loop: loop)
             }
         } catch {
             state.withLock { _ = $0.watched.remove(key) }
@@ -54,7 +54,8 @@ final class AsyncEvents: Sendable {
     }
 
     /// On the loop thread: every pending event, each acknowledged before the next.
-    private func drain(_ context: UnsafeMutablePointer<ibv_context>) {
+    private func drain(_ context: UnsafeMutablePointer<ibv_context>, loop: EventLoop) {
+        assert(loop.inLoop, "asynchronous events are read on their loop's thread only")
         var event = ibv_async_event()
         while ibv_get_async_event(context, &event) == 0 {
             handle(event, device: ibv_get_device_name(context.pointee.device).map { String(cString: $0) } ?? "?")

@@ -209,7 +209,8 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(10))) func everyCommandBeforeAuthenticationIsRefused() async throws {
-        let server = try server("rel-preauth", port: 5602)
+        // Its one connection stays without a session on purpose, longer than the default deadline.
+        let server = try server("rel-preauth", port: 5602, arguments: ["--session-setup-timeout", "300"])
         defer { #expect(stopBounded(server) == "exit 0", "log:\n\(server.log.suffix(20_000))") }
         let requests = WireVector.load().filter { $0.codec == "message" }.compactMap { v -> Request? in
             guard case let .request(r) = try? Message.decode(v.bytes).body else { return nil }

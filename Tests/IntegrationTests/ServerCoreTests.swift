@@ -239,6 +239,49 @@ import Testing
     }
 }
 
+extension ServerCoreTests {
+    /// One request on a bare channel, and its reply.
+    func exchange(_ channel: MessageChannel, _ request: Request, id: UInt64) async throws -> Message {
+        try await channel.send(try Message.request(request, messageId: id, sessionId: 0).encode())
+        for try await bytes in channel.messages { return try Message.decode(bytes) }
+        throw TestbedError.missing("a reply")
+    }
+
+    @Test func negotiateAgreesOnWhatBothSidesHave() async throws {
+        let server = try server("core-negotiate", port: 5810)
+        defer { #expect(server.stop() == 0, "log:\n\(server.log)") }
+        let channel = try await MessageChannel.connect(host: try Testbed.address, port: server.port)
+        defer { channel.close() }
+        let reply = try await exchange(channel, .negotiate(NegotiateRequest(capabilities: [.layouts, .punchHole], clientId: Array(repeating: 1, count: 16))), id: 1)
+        guard case let .response(.negotiate(n)) = reply.body else { Issue.record("got \(reply.body)"); return }
+        #expect(n.capabilities == [.layouts, .punchHole], "the intersection of the client's and the server's")
+        // No common dialect: NOT_SUPPORTED, then the server disconnects.
+        let other = try await MessageChannel.connect(host: try Testbed.address, port: server.port)
+        defer { other.close() }
+        let refused = try await exchange(other, .negotiate(NegotiateRequest(minDialect: 0x0200, maxDialect: 0x0300, capabilities: [], clientId: Array(repeating: 2, count: 16))), id: 1)
+        #expect(refused.status == .notSupported)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !other.isClosed, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(other.isClosed)
+    }
+
+    @Test func requestsTheSpecRefusesAreRefused() async throws {
+        let server = try server("core-refusals", port: 5811)
+        defer { #expect(server.stop() == 0, "log:\n\(server.log)") }
+        let a = try await session(server)
+        defer { a.close() }
+        await #expect(throws: StatusError(status: .invalidArgument)) {
+            _ = try await a.request(.open(OpenRequest(treeId: a.treeId, flags: [.create], path: "neither.bin")))
+        }
+        await #expect(throws: StatusError(status: .staleFile)) {
+            _ = try await a.request(.open(OpenRequest(treeId: a.treeId &+ 7, flags: [.read], path: "x")))
+        }
+        await #expect(throws: StatusError(status: .staleFile)) {
+            _ = try await a.request(.treeDisconnect(TreeDisconnectRequest(treeId: a.treeId &+ 7)))
+        }
+    }
+}
+
 /// The server process's resident memory, from /proc.
 func residentKiB(_ server: ServerProcess) throws -> Int {
     let status = try String(contentsOfFile: "/proc/\(server.process.processIdentifier)/status", encoding: .utf8)
