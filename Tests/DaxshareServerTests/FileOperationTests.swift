@@ -201,11 +201,12 @@ import Testing
         try ones.withUnsafeBytes { try file.write($0, at: 0) }
         #expect(truncate(fixture.exportPath + "/f", 0) == 0)
 
+        // Write first: the old read remapped to the new size and so hid the fault.
+        try file.write("abc", at: 2 * page)  // inside the old mapping, past the new end
         var buffer = [UInt8](repeating: 0, count: page)
-        let cut = try buffer.withUnsafeMutableBytes { try file.read(at: page, into: $0) }
+        let cut = try buffer.withUnsafeMutableBytes { try file.read(at: 3 * page, into: $0) }
         #expect(cut == ReadResult(count: 0, endOfFile: true))
-        try file.write("abc", at: page)  // inside the old mapping, past the new end
-        #expect(try file.read(at: 0, count: page + 3) == [UInt8](repeating: 0, count: page) + Array("abc".utf8))
+        #expect(try file.read(at: 0, count: 3 * page) == [UInt8](repeating: 0, count: 2 * page) + Array("abc".utf8))
         try file.write("far", at: 1 << 20, writeThrough: true)
         #expect(try file.status().size == Int64((1 << 20) + 3))
         #expect(try file.readString(at: 1 << 20, count: 10) == "far")
