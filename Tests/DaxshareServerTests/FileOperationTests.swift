@@ -7,8 +7,9 @@ import Testing
 @Suite struct FileOperationTests {
     let page = PmemMapping.pageSize
 
-    @Test func writeThenReadBack() throws {
-        let fixture = ExportFixture()
+    @Test(arguments: fileSystemsUnderTest)
+    func writeThenReadBack(base: String) throws {
+        let fixture = ExportFixture(under: base)
         defer { fixture.remove() }
         let export = try fixture.export()
         let table = FileTable(logger: quietLogger)
@@ -52,8 +53,9 @@ import Testing
         #expect(fixture.contents("f") == String(repeating: "\0", count: 10) + "durable")
     }
 
-    @Test func largeWriteSpanningPagesRoundTrips() throws {
-        let fixture = ExportFixture()
+    @Test(arguments: fileSystemsUnderTest)
+    func largeWriteSpanningPagesRoundTrips(base: String) throws {
+        let fixture = ExportFixture(under: base)
         defer { fixture.remove() }
         let export = try fixture.export()
         let table = FileTable(logger: quietLogger)
@@ -88,8 +90,9 @@ import Testing
         #expect(file.shared.mapping.capacity >= 20 * page)
     }
 
-    @Test func setSizeGrowReadsZerosEvenWhereDataWas() throws {
-        let fixture = ExportFixture()
+    @Test(arguments: fileSystemsUnderTest)
+    func setSizeGrowReadsZerosEvenWhereDataWas(base: String) throws {
+        let fixture = ExportFixture(under: base)
         defer { fixture.remove() }
         let export = try fixture.export()
         let table = FileTable(logger: quietLogger)
@@ -106,8 +109,9 @@ import Testing
         #expect(try file.read(at: 10, count: 4 * page - 10).allSatisfy { $0 == 0 })
     }
 
-    @Test func setSizeShrinks() throws {
-        let fixture = ExportFixture()
+    @Test(arguments: fileSystemsUnderTest)
+    func setSizeShrinks(base: String) throws {
+        let fixture = ExportFixture(under: base)
         defer { fixture.remove() }
         let export = try fixture.export()
         let table = FileTable(logger: quietLogger)
@@ -125,8 +129,9 @@ import Testing
         #expect(failure { try file.setSize(-1) } == .invalidArgument)
     }
 
-    @Test func punchHoleReadsZerosAndKeepsSize() throws {
-        let fixture = ExportFixture()
+    @Test(arguments: fileSystemsUnderTest)
+    func punchHoleReadsZerosAndKeepsSize(base: String) throws {
+        let fixture = ExportFixture(under: base)
         defer { fixture.remove() }
         let export = try fixture.export()
         let table = FileTable(logger: quietLogger)
@@ -190,8 +195,9 @@ import Testing
 
     /// Another process truncates an open file (no layout, so no lease): the
     /// old write copied through the stale mapping and died of SIGBUS.
-    @Test func localTruncateUnderAnOpenFileNeverFaults() throws {
-        let fixture = ExportFixture()
+    @Test(arguments: fileSystemsUnderTest)
+    func localTruncateUnderAnOpenFileNeverFaults(base: String) throws {
+        let fixture = ExportFixture(under: base)
         defer { fixture.remove() }
         let export = try fixture.export()
         let table = FileTable(logger: quietLogger)
@@ -216,8 +222,9 @@ import Testing
 
     /// The four FLUSH ranges that killed the server (issue 13), and the same
     /// kind of values for every other operation: clipped or refused, never a trap.
-    @Test func anyUInt64RangeIsClippedOrRefused() throws {
-        let fixture = ExportFixture()
+    @Test(arguments: fileSystemsUnderTest)
+    func anyUInt64RangeIsClippedOrRefused(base: String) throws {
+        let fixture = ExportFixture(under: base)
         defer { fixture.remove() }
         let export = try fixture.export()
         let table = FileTable(logger: quietLogger)

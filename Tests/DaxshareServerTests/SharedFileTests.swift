@@ -19,12 +19,13 @@ import Testing
 
     /// An RW layout far past end of file allocates its own range only (issue
     /// 13: one at 512 MiB allocated 512 MiB; one at 1 TiB failed NO_SPACE).
-    @Test(arguments: [512 << 20, 1 << 40])
-    func layoutFarPastEndAllocatesOnlyItsOwnRange(offset: Int) throws {
-        let fixture = ExportFixture()
+    @Test(arguments: fileSystemsUnderTest, [512 << 20, 1 << 40])
+    func layoutFarPastEndAllocatesOnlyItsOwnRange(base: String, offset: Int) throws {
+        let fixture = ExportFixture(under: base)
         defer { fixture.remove() }
         let file = try open(fixture)
         defer { file.close() }
+        if base != "/tmp" { #expect(file.shared.isPmem, "the fsdax mount maps MAP_SYNC") }
         try file.write("head", at: 0)
         let (mapping, pastEnd) = try file.shared.prepareLayout(start: offset, end: offset + 4 * page, writable: true)
         #expect(pastEnd)
@@ -41,8 +42,9 @@ import Testing
     }
 
     /// SET_SIZE acts on the visible size while a layout reaches past it.
-    @Test func setSizeMovesTheVisibleSizeUnderAPastEndLayout() throws {
-        let fixture = ExportFixture()
+    @Test(arguments: fileSystemsUnderTest)
+    func setSizeMovesTheVisibleSizeUnderAPastEndLayout(base: String) throws {
+        let fixture = ExportFixture(under: base)
         defer { fixture.remove() }
         let file = try open(fixture)
         defer { file.close() }
@@ -75,8 +77,9 @@ import Testing
     /// The visible size past end of file lives in an extended attribute, which
     /// fdatasync does not write: a write-through or a LAYOUTCOMMIT that moves
     /// it must fsync.
-    @Test func writeThroughPastTheVisibleSizeFsyncs() throws {
-        let fixture = ExportFixture()
+    @Test(arguments: fileSystemsUnderTest)
+    func writeThroughPastTheVisibleSizeFsyncs(base: String) throws {
+        let fixture = ExportFixture(under: base)
         defer { fixture.remove() }
         let file = try open(fixture)
         defer { file.close() }
@@ -98,8 +101,9 @@ import Testing
     }
 
     /// LAYOUTCOMMIT sets mtime and ctime (PROTOCOL.md §5.3): a NIC's stores don't.
-    @Test func layoutCommitUpdatesModificationTime() throws {
-        let fixture = ExportFixture()
+    @Test(arguments: fileSystemsUnderTest)
+    func layoutCommitUpdatesModificationTime(base: String) throws {
+        let fixture = ExportFixture(under: base)
         defer { fixture.remove() }
         let file = try open(fixture)
         defer { file.close() }
@@ -121,9 +125,30 @@ import Testing
         #expect(try file.status().modificationTime == 1_000_000_000 * 1_000_000_000)
     }
 
+    /// FLUSH and LAYOUTCOMMIT flush CPU caches through the mapping (on pmem) only up to
+    /// the size fstat reports: a page another process cut off must not be touched.
+    @Test(arguments: fileSystemsUnderTest)
+    func flushAndCommitAfterALocalTruncateStayInsideTheFile(base: String) throws {
+        let fixture = ExportFixture(under: base)
+        defer { fixture.remove() }
+        let file = try open(fixture)
+        defer { file.close() }
+        let ones = [UInt8](repeating: 1, count: 8 * page)
+        try ones.withUnsafeBytes { try file.write($0, at: 0) }
+        let (mapping, pastEnd) = try file.shared.prepareLayout(start: 0, end: 8 * page, writable: true)
+        #expect(!pastEnd)
+        #expect(mapping.length == 8 * page)
+        #expect(truncate(fixture.exportPath + "/f", off_t(page)) == 0)
+        try file.flush()
+        try file.flush(offset: 0, length: UInt64(8 * page))
+        #expect(try file.shared.commitLayout(ranges: [(offset: 0, length: 8 * page)], newSize: nil) == page)
+        #expect(try file.read(at: 0, count: 8 * page) == [UInt8](repeating: 1, count: page))
+    }
+
     /// A layout that stays inside the file allocates nothing and is not past end.
-    @Test func layoutInsideTheFileIsNotPastEnd() throws {
-        let fixture = ExportFixture()
+    @Test(arguments: fileSystemsUnderTest)
+    func layoutInsideTheFileIsNotPastEnd(base: String) throws {
+        let fixture = ExportFixture(under: base)
         defer { fixture.remove() }
         let file = try open(fixture)
         defer { file.close() }
