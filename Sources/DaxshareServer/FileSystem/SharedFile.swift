@@ -253,8 +253,9 @@ public final class SharedFile: @unchecked Sendable {
 
     /// SET_SIZE while layouts reach past the visible size `visible`: the file
     /// (`fileSize` bytes) keeps its length, so those layouts stay backed.
-    /// A shrink zeroes [newSize, visible), the bytes it cuts off, so a later
-    /// grow exposes zeros (callers recall the layouts over them first); a grow
+    /// A shrink punches out [newSize, visible), the bytes it cuts off, so a
+    /// later grow exposes zeros (callers recall the layouts over them first;
+    /// a later layout there is backed again by `prepareLayout`); a grow
     /// extends the file if it must. Holds ioLock exclusively.
     ///
     /// Bytes in [visible, newSize) inside the file are zeros unless a live RW
@@ -266,10 +267,10 @@ public final class SharedFile: @unchecked Sendable {
             if newSize < cutEnd {
                 do throws(PmemError) {
                     try file.punchHole(offset: newSize, length: cutEnd - newSize)
-                    try file.allocate(offset: newSize, length: cutEnd - newSize)
                 } catch {
-                    throw FileSystemError(error, operation: "fallocate(zero \(origin), \(newSize)..<\(cutEnd))")
+                    throw FileSystemError(error, operation: "fallocate(PUNCH_HOLE, \(origin), \(newSize)..<\(cutEnd))")
                 }
+                metadataDirty.store(true, ordering: .releasing)
             }
         } else if newSize > fileSize {
             try allocate(from: fileSize, to: newSize)
