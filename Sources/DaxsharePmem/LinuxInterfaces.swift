@@ -12,6 +12,10 @@ let MAP_SHARED_VALIDATE: Int32 = 0x03
 /// Only DAX filesystems accept it.
 let MAP_SYNC: Int32 = 0x80000
 
+/// `timespec.tv_nsec` values for `utimensat`/`futimens` (<sys/stat.h>, GNU-only in glibc).
+let UTIME_NOW_NSEC: Int = (1 << 30) - 1
+let UTIME_OMIT_NSEC: Int = (1 << 30) - 2
+
 let F_SETSIG: Int32 = 10
 let F_SETOWN_EX: Int32 = 15
 let F_OWNER_TID: Int32 = 0

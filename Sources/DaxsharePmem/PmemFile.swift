@@ -121,6 +121,52 @@ public final class PmemFile: @unchecked Sendable {
         }
     }
 
+    /// Reads up to `buffer.count` bytes at `offset` with `pread(2)`, looping
+    /// over short counts; returns fewer only at end of file. On a DAX file the
+    /// kernel copies from pmem with machine-check-safe routines, so a poisoned
+    /// line is an EIO here, not a signal; and a range cut off by a concurrent
+    /// truncate is a short count, not a SIGBUS as it would be through a mapping.
+    public func read(at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(PmemError) -> Int {
+        try checkRange(offset: offset, length: buffer.count)
+        let fd = try openDescriptor()
+        guard let base = buffer.baseAddress else { return 0 }
+        var done = 0
+        while done < buffer.count {
+            let n = try retryingInterrupts("pread") { pread(fd, base + done, buffer.count - done, off_t(offset + done)) }
+            if n == 0 { break }  // end of file
+            done += n
+        }
+        return done
+    }
+
+    /// Writes all of `bytes` at `offset` with `pwrite(2)`, looping over short
+    /// counts, extending the file if the range ends past it (a gap is a hole).
+    /// On a DAX file the kernel copies straight to pmem with cache-flushing
+    /// stores (`dax_copy_from_iter`), but the final fence and any block-map
+    /// change (an unwritten extent converted to written) become durable only
+    /// with `synchronizeMetadata()`.
+    public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(PmemError) {
+        try checkRange(offset: offset, length: bytes.count)
+        let fd = try openDescriptor()
+        guard let base = bytes.baseAddress else { return }
+        var done = 0
+        while done < bytes.count {
+            let n = try retryingInterrupts("pwrite") { pwrite(fd, base + done, bytes.count - done, off_t(offset + done)) }
+            // pwrite returns 0 only for a zero count; never loop forever on it.
+            if n == 0 { throw .system(call: "pwrite", errno: .ioError) }
+            done += n
+        }
+    }
+
+    /// Sets the modification time, and so the change time, to now with
+    /// `futimens(fd, {UTIME_OMIT, UTIME_NOW})`: stores through a mapping or by
+    /// a NIC do not update them, as `write(2)` does. Durable after `synchronize()`.
+    public func touchModificationTime() throws(PmemError) {
+        let fd = try openDescriptor()
+        let times = [timespec(tv_sec: 0, tv_nsec: UTIME_OMIT_NSEC), timespec(tv_sec: 0, tv_nsec: UTIME_NOW_NSEC)]
+        _ = try retryingInterrupts("futimens") { times.withUnsafeBufferPointer { futimens(fd, $0.baseAddress) } }
+    }
+
     /// Makes the file's data and all its metadata, times included, durable
     /// with `fsync(2)`.
     public func synchronize() throws(PmemError) {

@@ -140,6 +140,10 @@ public final class PmemMapping: @unchecked Sendable {
 
     /// Copies bytes into the mapping at `offset`. With `persist`, they are
     /// made durable before returning (`pmem_memcpy_persist` on pmem).
+    ///
+    /// A plain CPU copy: bounds are checked against `length`, not the file,
+    /// so a page another process truncated away (or a poisoned pmem line)
+    /// raises SIGBUS. Code that cannot rule that out uses `PmemFile.read`/`write`.
     public func copyIn(_ bytes: UnsafeRawBufferPointer, at offset: Int, persist: Bool = false) throws(PmemError) {
         guard isWritable else { throw .notWritable }
         try lock.withReadLock { () throws(PmemError) in
@@ -154,7 +158,8 @@ public final class PmemMapping: @unchecked Sendable {
         }
     }
 
-    /// Copies `buffer.count` bytes out of the mapping from `offset`.
+    /// Copies `buffer.count` bytes out of the mapping from `offset`; the same
+    /// caveat as `copyIn` about pages truncated away and poisoned lines.
     public func copyOut(at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(PmemError) {
         try lock.withReadLock { () throws(PmemError) in
             let source = try address(offset: offset, length: buffer.count)
@@ -176,7 +181,10 @@ public final class PmemMapping: @unchecked Sendable {
 
     /// Makes stores to a range durable: `pmem_persist` (cache flush + fence)
     /// when `isPmem`, otherwise `pmem_msync` (msync MS_SYNC over the pages
-    /// that hold the range).
+    /// that hold the range). A cache flush faults like a load, so clip the
+    /// range to the file's current size first. It is the only way to make
+    /// stores through a MAP_SYNC mapping durable: such faults leave no dirty
+    /// page-cache entry for fsync to write back.
     public func persist(offset: Int, length: Int) throws(PmemError) {
         try lock.withReadLock { () throws(PmemError) in
             let start = try address(offset: offset, length: length)

@@ -49,6 +49,39 @@ import Testing
         #expect(try read(mapping, at: 8, count: 9) == [1, 1, 0, 0, 0, 0, 0, 1, 1])
     }
 
+    @Test func preadAndPwriteStopAtEndOfFileInsteadOfFaulting() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let file = try PmemFile.open(dir.file("f"), .readWrite, options: [.create], permissions: .ownerReadWrite)
+        try Array("hello world".utf8).withUnsafeBytes { try file.write($0, at: 3) }
+        #expect(try file.size() == 14)
+        var buffer = [UInt8](repeating: 0xAA, count: 32)
+        #expect(try buffer.withUnsafeMutableBytes { try file.read(at: 0, into: $0) } == 14)
+        #expect(Array(buffer[0..<14]) == [0, 0, 0] + Array("hello world".utf8))
+        #expect(try buffer.withUnsafeMutableBytes { try file.read(at: 100, into: $0) } == 0)
+        // Cut under it by a path, as another process would: a short count, no signal.
+        #expect(truncate(dir.file("f").string, 5) == 0)
+        #expect(try buffer.withUnsafeMutableBytes { try file.read(at: 3, into: $0) } == 2)
+        #expect(throws: PmemError.outOfBounds(offset: -1, length: 32, bound: Int.max)) {
+            _ = try buffer.withUnsafeMutableBytes { try file.read(at: -1, into: $0) }
+        }
+        try file.close()
+        #expect(throws: PmemError.closed) { _ = try buffer.withUnsafeMutableBytes { try file.read(at: 0, into: $0) } }
+    }
+
+    @Test func touchModificationTimeSetsMtimeToNow() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let file = try PmemFile.open(dir.file("f"), .readWrite, options: [.create], permissions: .ownerReadWrite)
+        var past = [timespec(tv_sec: 1_000_000_000, tv_nsec: 0), timespec(tv_sec: 1_000_000_000, tv_nsec: 0)]
+        #expect(futimens(file.descriptor.rawValue, &past) == 0)
+        #expect(try file.status().st_mtim.tv_sec == 1_000_000_000)
+        try file.touchModificationTime()
+        let status = try file.status()
+        #expect(status.st_mtim.tv_sec > 1_700_000_000)
+        #expect(status.st_atim.tv_sec == 1_000_000_000)  // atime left alone
+    }
+
     @Test func setSizeAndClose() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }

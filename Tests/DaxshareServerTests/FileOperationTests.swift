@@ -7,8 +7,9 @@ import Testing
 @Suite struct FileOperationTests {
     let page = PmemMapping.pageSize
 
-    @Test func writeThenReadBack() throws {
-        let fixture = ExportFixture()
+    @Test(arguments: fileSystemsUnderTest)
+    func writeThenReadBack(base: String) throws {
+        let fixture = ExportFixture(under: base)
         defer { fixture.remove() }
         let export = try fixture.export()
         let table = FileTable(logger: quietLogger)
@@ -52,8 +53,9 @@ import Testing
         #expect(fixture.contents("f") == String(repeating: "\0", count: 10) + "durable")
     }
 
-    @Test func largeWriteSpanningPagesRoundTrips() throws {
-        let fixture = ExportFixture()
+    @Test(arguments: fileSystemsUnderTest)
+    func largeWriteSpanningPagesRoundTrips(base: String) throws {
+        let fixture = ExportFixture(under: base)
         defer { fixture.remove() }
         let export = try fixture.export()
         let table = FileTable(logger: quietLogger)
@@ -76,15 +78,21 @@ import Testing
         defer { file.close() }
         try file.write("start", at: 0)
         let generation = file.shared.mappingGeneration
+        // Two-sided writes no longer go through the mapping; layouts grow it.
         try file.write("end", at: 10 * page)
+        #expect(file.shared.mappingGeneration == generation)
+        let (mapping, pastEnd) = try file.shared.prepareLayout(start: 0, end: 11 * page, writable: false)
+        #expect(!pastEnd)
         #expect(file.shared.mappingGeneration == generation + 1)
+        #expect(mapping.length == 10 * page + 3)
         #expect(try file.readString(at: 0, count: 5) == "start")
         #expect(try file.readString(at: 10 * page, count: 3) == "end")
         #expect(file.shared.mapping.capacity >= 20 * page)
     }
 
-    @Test func setSizeGrowReadsZerosEvenWhereDataWas() throws {
-        let fixture = ExportFixture()
+    @Test(arguments: fileSystemsUnderTest)
+    func setSizeGrowReadsZerosEvenWhereDataWas(base: String) throws {
+        let fixture = ExportFixture(under: base)
         defer { fixture.remove() }
         let export = try fixture.export()
         let table = FileTable(logger: quietLogger)
@@ -101,8 +109,9 @@ import Testing
         #expect(try file.read(at: 10, count: 4 * page - 10).allSatisfy { $0 == 0 })
     }
 
-    @Test func setSizeShrinks() throws {
-        let fixture = ExportFixture()
+    @Test(arguments: fileSystemsUnderTest)
+    func setSizeShrinks(base: String) throws {
+        let fixture = ExportFixture(under: base)
         defer { fixture.remove() }
         let export = try fixture.export()
         let table = FileTable(logger: quietLogger)
@@ -120,8 +129,9 @@ import Testing
         #expect(failure { try file.setSize(-1) } == .invalidArgument)
     }
 
-    @Test func punchHoleReadsZerosAndKeepsSize() throws {
-        let fixture = ExportFixture()
+    @Test(arguments: fileSystemsUnderTest)
+    func punchHoleReadsZerosAndKeepsSize(base: String) throws {
+        let fixture = ExportFixture(under: base)
         defer { fixture.remove() }
         let export = try fixture.export()
         let table = FileTable(logger: quietLogger)
@@ -180,5 +190,75 @@ import Testing
         #expect(try export.status(of: "").kind == .directory)
         #expect(failure { try export.status(of: "d/missing") } == .notFound)
         #expect(failure { try export.status(of: "d/f/x") } == .notDir)
+    }
+    // MARK: - Issue 13: a local truncate, and any UInt64 a client can send
+
+    /// Another process truncates an open file (no layout, so no lease): the
+    /// old write copied through the stale mapping and died of SIGBUS.
+    @Test(arguments: fileSystemsUnderTest)
+    func localTruncateUnderAnOpenFileNeverFaults(base: String) throws {
+        let fixture = ExportFixture(under: base)
+        defer { fixture.remove() }
+        let export = try fixture.export()
+        let table = FileTable(logger: quietLogger)
+        let file = try table.open("f", in: export, options: createNew)
+        defer { file.close() }
+        let ones = [UInt8](repeating: 1, count: 4 * page)
+        try ones.withUnsafeBytes { try file.write($0, at: 0) }
+        #expect(truncate(fixture.exportPath + "/f", 0) == 0)
+
+        // Write first: the old read remapped to the new size and so hid the fault.
+        try file.write("abc", at: 2 * page)  // inside the old mapping, past the new end
+        var buffer = [UInt8](repeating: 0, count: page)
+        let cut = try buffer.withUnsafeMutableBytes { try file.read(at: 3 * page, into: $0) }
+        #expect(cut == ReadResult(count: 0, endOfFile: true))
+        #expect(try file.read(at: 0, count: 3 * page) == [UInt8](repeating: 0, count: 2 * page) + Array("abc".utf8))
+        try file.write("far", at: 1 << 20, writeThrough: true)
+        #expect(try file.status().size == Int64((1 << 20) + 3))
+        #expect(try file.readString(at: 1 << 20, count: 10) == "far")
+        try file.flush()
+        try file.flush(offset: 0, length: 64 * page)
+    }
+
+    /// The four FLUSH ranges that killed the server (issue 13), and the same
+    /// kind of values for every other operation: clipped or refused, never a trap.
+    @Test(arguments: fileSystemsUnderTest)
+    func anyUInt64RangeIsClippedOrRefused(base: String) throws {
+        let fixture = ExportFixture(under: base)
+        defer { fixture.remove() }
+        let export = try fixture.export()
+        let table = FileTable(logger: quietLogger)
+        let file = try table.open("f", in: export, options: createNew)
+        defer { file.close() }
+        try file.write(String(repeating: "x", count: 2 * page), at: 0)
+        // Typed: an untyped literal would pick the Int overloads.
+        let half: UInt64 = 1 << 63
+        let huge: [(UInt64, UInt64)] = [(0, UInt64.max - 4095), (half + 4096, 4096), (UInt64.max, 0), (0, half)]
+        for (offset, length) in huge {
+            try file.flush(offset: offset, length: length)  // clipped to the file
+            #expect(failure { try file.punchHole(offset: offset, length: length) } == nil, "\(offset)+\(length)")
+        }
+        #expect(try file.status().size == Int64(2 * page))  // (0, 2^64-4096) punched it all
+
+        var buffer = [UInt8](repeating: 0xAA, count: 16)
+        for offset in [UInt64(Int.max), half, half + 4096, UInt64.max - 4095, UInt64.max] {
+            let result = try buffer.withUnsafeMutableBytes { try file.read(at: offset, into: $0) }
+            #expect(result == ReadResult(count: 0, endOfFile: true))
+        }
+        let one: [UInt8] = [7]
+        try one.withUnsafeBytes { bytes in
+            #expect(failure { try file.write(bytes, at: UInt64.max) } == .invalidArgument)  // wraps
+            #expect(failure { try file.write(bytes, at: UInt64(Int.max)) } == .fileTooLarge)
+            #expect(failure { try file.write(bytes, at: half + 4096) } == .fileTooLarge)
+            #expect(failure { try file.write(bytes, at: UInt64.max - 4095) } == .fileTooLarge)
+        }
+        #expect(failure { try file.punchHole(offset: UInt64.max, length: 1) } == .invalidArgument)
+        #expect(failure { try file.punchHole(offset: half, length: half) } == .invalidArgument)
+        for size in [half, half + 4096, UInt64.max - 4095, UInt64.max] {
+            #expect(failure { try file.setSize(size) } == .fileTooLarge)
+        }
+        #expect(try file.status().size == Int64(2 * page))
+        #expect(failure { try file.flush(offset: -1, length: 0) } == .invalidArgument)
+        #expect(failure { try file.punchHole(offset: 0, length: -1) } == .invalidArgument)
     }
 }

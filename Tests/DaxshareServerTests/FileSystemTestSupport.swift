@@ -16,8 +16,9 @@ struct ExportFixture {
     var exportPath: String { root + "/export" }
     var outsidePath: String { root + "/outside" }
 
-    init() {
-        var template = Array("/tmp/daxshare-fs-XXXXXX".utf8CString)
+    /// Under `base`: /tmp by default, or one of `fileSystemsUnderTest`.
+    init(under base: String = "/tmp") {
+        var template = Array("\(base)/daxshare-fs-XXXXXX".utf8CString)
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         precondition(made != nil, "mkdtemp failed")
         root = String(platformString: template)
@@ -55,6 +56,11 @@ struct ExportFixture {
 
     func remove() { try? FileManager.default.removeItem(atPath: root) }
 }
+
+/// Where file-I/O tests run: /tmp, and in the testbed VM also the fsdax mount
+/// (`$DAXSHARE_PMEM`, ext4 -o dax), where the mapping is MAP_SYNC and pread/pwrite
+/// take the kernel's DAX path.
+let fileSystemsUnderTest: [String] = ["/tmp"] + (ProcessInfo.processInfo.environment["DAXSHARE_PMEM"].map { [$0] } ?? [])
 
 let quietLogger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
 

@@ -47,42 +47,79 @@ public final class OpenFile: Sendable {
         return try shared.status()
     }
 
-    /// Reads up to `buffer.count` bytes at `offset` through the shared
-    /// mapping (fewer at end of file). Needs read access.
-    public func read(at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> ReadResult {
+    // Each operation on a range comes twice: with the wire's UInt64 values,
+    // which are checked here and never trap whatever a client sends (a range
+    // that wraps past 2^64 is .invalidArgument, one past what a file can hold
+    // .fileTooLarge, or clipped where the operation allows it), and with Int
+    // for the server's own callers and tests (negative is .invalidArgument).
+
+    /// Reads up to `buffer.count` bytes at `offset` with pread on the shared
+    /// descriptor: fewer at the end of the file (`endOfFile`), none past it.
+    /// Needs read access.
+    public func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> ReadResult {
         try checkOpen("read")
         if !canRead { throw FileSystemError(.accessDenied, operation: "read on a handle opened without read access (\(path))") }
         return try shared.read(at: offset, into: buffer)
     }
 
-    /// Writes `bytes` at `offset` through the shared mapping, growing the
-    /// file (a gap reads as zeros). With `writeThrough`, or on a handle
-    /// opened write-through, the bytes and any size change are durable on
-    /// return; otherwise after `flush`.
-    public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int, writeThrough: Bool = false) throws(FileSystemError) {
+    public func read(at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> ReadResult {
+        try read(at: try unsigned(offset, "read"), into: buffer)
+    }
+
+    /// Writes `bytes` at `offset` with pwrite on the shared descriptor,
+    /// growing the file (a gap reads as zeros). With `writeThrough`, or on a
+    /// handle opened write-through, the bytes and any size change are durable
+    /// on return; otherwise after `flush`. A range that wraps is
+    /// .invalidArgument; one ending past Int.max .fileTooLarge.
+    public func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64, writeThrough: Bool = false) throws(FileSystemError) {
         try checkWritable("write")
         try shared.write(bytes, at: offset, writeThrough: writeThrough || self.writeThrough)
     }
 
-    /// Grows (zeros) or truncates the file; durable on return.
+    public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int, writeThrough: Bool = false) throws(FileSystemError) {
+        try write(bytes, at: try unsigned(offset, "write"), writeThrough: writeThrough)
+    }
+
+    /// Grows (zeros) or truncates the file to `size` (its visible size while
+    /// layouts reach past it); durable on return. Past Int.max: .fileTooLarge.
     /// Callers recall layouts over the cut range first (issue 6).
-    public func setSize(_ size: Int) throws(FileSystemError) {
+    public func setSize(_ size: UInt64) throws(FileSystemError) {
         try checkWritable("setSize")
         try shared.setSize(size)
     }
 
+    public func setSize(_ size: Int) throws(FileSystemError) {
+        try setSize(try unsigned(size, "setSize"))
+    }
+
     /// Deallocates a range, which then reads as zeros; the size is
-    /// unchanged. Durable on return. Callers recall overlapping layouts first.
-    public func punchHole(offset: Int, length: Int) throws(FileSystemError) {
+    /// unchanged, and the part past end of file is ignored. Durable on
+    /// return. A range that wraps is .invalidArgument. Callers recall
+    /// overlapping layouts first.
+    public func punchHole(offset: UInt64, length: UInt64) throws(FileSystemError) {
         try checkWritable("punchHole")
         try shared.punchHole(offset: offset, length: length)
     }
 
+    public func punchHole(offset: Int, length: Int) throws(FileSystemError) {
+        try punchHole(offset: try unsigned(offset, "punchHole"), length: try unsigned(length, "punchHole"))
+    }
+
     /// Makes a range (`length` 0: to the end of the file) durable, with the
-    /// file's size and times. Needs no particular access.
-    public func flush(offset: Int = 0, length: Int = 0) throws(FileSystemError) {
+    /// file's size and times. Any range is accepted: it is clipped to the
+    /// file. Needs no particular access.
+    public func flush(offset: UInt64, length: UInt64) throws(FileSystemError) {
         try checkOpen("flush")
         try shared.flush(offset: offset, length: length)
+    }
+
+    public func flush(offset: Int = 0, length: Int = 0) throws(FileSystemError) {
+        try flush(offset: try unsigned(offset, "flush"), length: try unsigned(length, "flush"))
+    }
+
+    private func unsigned(_ value: Int, _ operation: String) throws(FileSystemError) -> UInt64 {
+        guard value >= 0 else { throw FileSystemError(.invalidArgument, operation: "\(operation)(\(path)) with \(value)") }
+        return UInt64(value)
     }
 
     private func checkOpen(_ operation: String) throws(FileSystemError) {

@@ -40,16 +40,20 @@ public struct FileKey: Hashable, Sendable, CustomStringConvertible {
 /// descriptor and is broken by any *other* open of the file, the server's
 /// own included.
 ///
-/// The mapping covers exactly the file's bytes (past end of file a touch
-/// would SIGBUS) inside a larger reservation, so it grows in place. Past
-/// the reservation the file is mapped anew at a new base address
-/// (`mappingGeneration` counts those moves); a copy still running on the
-/// old mapping keeps it alive until it finishes.
+/// The mapping is for layouts (memory regions registered on it) and for
+/// persisting what their one-sided writes stored; two-sided READ and WRITE use
+/// pread/pwrite on the descriptor instead (see "Operations"). It covers the
+/// file's bytes (past end of file a touch would SIGBUS) inside a larger
+/// reservation, so it grows in place. Past the reservation the file is mapped
+/// anew at a new base address (`mappingGeneration` counts those moves); a
+/// copy still running on the old mapping keeps it alive until it finishes.
 ///
-/// Locking: copies hold `ioLock` shared; size changes, hole punches and
-/// remaps hold it exclusively, so no copy ever runs on a range being cut.
-/// Another *process* truncating the file under a copy would still raise
-/// SIGBUS; the lease (issue 6) is what makes such a truncate wait.
+/// Locking: reads and writes hold `ioLock` shared; size changes, hole punches
+/// and remaps hold it exclusively, so none of them runs under another. Another
+/// *process* truncating the file cannot hurt pread/pwrite (a short read, or a
+/// write that extends the file again); the few flushes through the mapping
+/// clip to the size fstat reports and, while layouts exist, the lease
+/// (issue 6) makes such a truncate wait.
 public final class SharedFile: @unchecked Sendable {
     public let key: FileKey
     /// The one descriptor; O_RDWR unless the file could only be opened read-only.
@@ -60,8 +64,16 @@ public final class SharedFile: @unchecked Sendable {
     private let ioLock = ReadWriteLock()
     private var currentMapping: PmemMapping  // guarded by ioLock
     private var generation = 0  // guarded by ioLock
-    /// Set by size and block-map changes; `flush` then adds an fdatasync.
+    /// Set by size and block-map changes: fdatasync makes them durable.
     private let metadataDirty = Atomic<Bool>(false)
+    /// Set when the visible-size attribute changed: that takes an fsync.
+    private let attributesDirty = Atomic<Bool>(false)
+    /// fsyncs done, for tests: whether an xattr reached the media cannot be
+    /// observed without a crash, but whether it was fsynced can.
+    let fullSynchronizations = Atomic<Int>(0)
+    /// Whether an RW layout was ever prepared: only then can one-sided
+    /// writes sit in the mapping for `flush` to persist.
+    private let writableLayoutsGranted = Atomic<Bool>(false)
     private let minimumReservation: Int
     private let logger: Logger
 
@@ -127,6 +139,14 @@ public final class SharedFile: @unchecked Sendable {
     public var isPmem: Bool { mapping.isPmem }
 
     // MARK: - Operations (OpenFile checks permissions before calling these)
+    //
+    // Two-sided data moves with pread/pwrite on the shared descriptor, never
+    // through the mapping: on DAX the kernel copies with machine-check-safe
+    // routines (a poisoned line is EIO) and checks the size under its own
+    // locks (a range another process truncated away is a short count), where a
+    // CPU copy through the mapping would take SIGBUS and the whole server with
+    // it. Offsets and lengths arrive as the wire's UInt64 and are checked here,
+    // so no value a client sends can trap.
 
     func status() throws(FileSystemError) -> FileStatus {
         do throws(PmemError) {
@@ -138,80 +158,90 @@ public final class SharedFile: @unchecked Sendable {
         }
     }
 
-    /// Copies up to `buffer.count` bytes from `offset`: fewer at end of
-    /// file, none at or past it.
-    func read(at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> ReadResult {
-        guard offset >= 0 else { throw FileSystemError(.invalidArgument, operation: "read(\(origin)) at \(offset)") }
-        // The size on disk wins: another process may have grown or cut the file.
-        let size = try currentSize()
-        if size != mapping.length {
-            try ioLock.withWriteLock { () throws(FileSystemError) in try adjustMapping(to: try currentSize()) }
-        }
-        return try ioLock.withReadLock { () throws(FileSystemError) -> ReadResult in
-            let length = min(currentMapping.length, visibleOverride ?? .max)
-            guard offset < length else { return ReadResult(count: 0, endOfFile: true) }
-            let count = min(buffer.count, length - offset)
-            if count > 0 {
-                do throws(PmemError) {
-                    try currentMapping.copyOut(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count]))
-                } catch {
-                    throw FileSystemError(error, operation: "read(\(origin))")
-                }
+    /// Copies up to `buffer.count` bytes from `offset` with pread: fewer at
+    /// the visible end of file, none at or past it. A read cut short because
+    /// another process truncated the file reports end of file.
+    func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> ReadResult {
+        try ioLock.withReadLock { () throws(FileSystemError) -> ReadResult in
+            let end = min(try currentSize(), visibleOverride ?? .max)
+            guard offset < UInt64(end) else { return ReadResult(count: 0, endOfFile: true) }
+            let start = Int(offset)  // < end <= Int.max
+            let wanted = min(buffer.count, end - start)
+            let count: Int
+            do throws(PmemError) {
+                count = try file.read(at: start, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<wanted]))
+            } catch {
+                throw FileSystemError(error, operation: "pread(\(origin))")
             }
-            return ReadResult(count: count, endOfFile: offset + count == length)
+            return ReadResult(count: count, endOfFile: count < wanted || start + count == end)
         }
     }
 
-    /// Copies `bytes` in at `offset`, first growing the file with zeroed
-    /// blocks (fallocate) and the mapping when the write ends past end of
+    /// Writes `bytes` at `offset` with pwrite, first growing the file with
+    /// zeroed, allocated blocks (fallocate) when the write ends past end of
     /// file. With `writeThrough` the bytes, and any size change, are durable
-    /// on return.
-    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int, writeThrough: Bool) throws(FileSystemError) {
-        guard offset >= 0, offset <= Int.max - bytes.count else {
-            throw FileSystemError(.invalidArgument, operation: "write(\(origin)) at \(offset)+\(bytes.count)")
+    /// on return: fdatasync, for the fence after the kernel's flushing copy
+    /// and for the extent conversion the write may have made; fsync when the
+    /// visible size (an extended attribute, which fdatasync skips) moved.
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64, writeThrough: Bool) throws(FileSystemError) {
+        let (end64, overflow) = offset.addingReportingOverflow(UInt64(bytes.count))
+        guard !overflow else {
+            throw FileSystemError(.invalidArgument, operation: "write(\(origin)) at \(offset)+\(bytes.count) wraps")
         }
-        let end = offset + bytes.count
-        // A concurrent shrink can land between growing and copying; try again then.
+        guard end64 <= UInt64(Int.max) else {
+            throw FileSystemError(.fileTooLarge, operation: "write(\(origin)) at \(offset)+\(bytes.count)")
+        }
+        if bytes.isEmpty { return }  // as pwrite: an empty write does not extend the file
+        let start = Int(offset), end = Int(end64)
+        // A concurrent shrink can land between growing and writing; try again then.
         for _ in 0..<3 {
-            let copied = try ioLock.withReadLock { () throws(FileSystemError) -> Bool in
-                guard end <= currentMapping.length else { return false }
+            let written = try ioLock.withReadLock { () throws(FileSystemError) -> Bool in
+                guard end <= (try currentSize()) else { return false }
                 do throws(PmemError) {
-                    try currentMapping.copyIn(bytes, at: offset, persist: writeThrough)
+                    try file.write(bytes, at: start)
                 } catch {
-                    throw FileSystemError(error, operation: "write(\(origin))")
+                    throw FileSystemError(error, operation: "pwrite(\(origin))")
                 }
                 return true
             }
-            if copied {
+            if written {
                 try ioLock.withWriteLock { () throws(FileSystemError) in
                     if let visible = visibleOverride, end > visible { try setVisible(end) }
                 }
-                if writeThrough { try synchronizeMetadataIfNeeded() }
+                if writeThrough {
+                    metadataDirty.store(true, ordering: .releasing)
+                    try synchronizeMetadataIfNeeded()
+                }
                 return
             }
             try ioLock.withWriteLock { () throws(FileSystemError) in
                 let size = try currentSize()
                 if end > size { try allocate(from: size, to: end) }
-                try adjustMapping(to: max(size, end))
             }
         }
         throw FileSystemError(.ioError, operation: "write(\(origin)): the file kept shrinking under the write")
     }
 
-    /// Sets the size: growing allocates zeroed blocks (fallocate), so no
-    /// stale data is ever exposed; shrinking unmaps the tail, then
-    /// truncates. The new size is durable on return (fdatasync).
-    func setSize(_ newSize: Int) throws(FileSystemError) {
-        guard newSize >= 0 else { throw FileSystemError(.invalidArgument, operation: "setSize(\(origin), \(newSize))") }
+    /// Sets the visible size: growing exposes zeroed, allocated blocks
+    /// (fallocate), so no stale data is ever exposed; shrinking unmaps the
+    /// tail, then truncates. While RW layouts reach past the visible size
+    /// (`visibleOverride`) the file itself stays long enough for them and the
+    /// override moves instead. Durable on return.
+    func setSize(_ newSize: UInt64) throws(FileSystemError) {
+        guard newSize <= UInt64(Int.max) else {
+            throw FileSystemError(.fileTooLarge, operation: "setSize(\(origin), \(newSize))")
+        }
+        let target = Int(newSize)
         try ioLock.withWriteLock { () throws(FileSystemError) in
             let size = try currentSize()
-            if newSize > size {
-                try allocate(from: size, to: newSize)
-                try adjustMapping(to: newSize)
-            } else if newSize < size {
-                try adjustMapping(to: newSize)
+            if let visible = visibleOverride {
+                try setVisibleSize(target, from: visible, fileSize: size)
+            } else if target > size {
+                try allocate(from: size, to: target)
+            } else if target < size {
+                if currentMapping.length > target { try adjustMapping(to: target) }
                 do throws(PmemError) {
-                    try file.setSize(newSize)
+                    try file.setSize(target)
                 } catch {
                     throw FileSystemError(error, operation: "ftruncate(\(origin))")
                 }
@@ -221,15 +251,47 @@ public final class SharedFile: @unchecked Sendable {
         try synchronizeMetadataIfNeeded()
     }
 
+    /// SET_SIZE while layouts reach past the visible size `visible`: the file
+    /// (`fileSize` bytes) keeps its length, so those layouts stay backed.
+    /// A shrink punches out [newSize, visible), the bytes it cuts off, so a
+    /// later grow exposes zeros (callers recall the layouts over them first;
+    /// a later layout there is backed again by `prepareLayout`); a grow
+    /// extends the file if it must. Holds ioLock exclusively.
+    ///
+    /// Bytes in [visible, newSize) inside the file are zeros unless a live RW
+    /// layout wrote them there: those are that layout's, as two-sided and
+    /// one-sided access to the same bytes are not ordered (PROTOCOL.md §4.20).
+    private func setVisibleSize(_ newSize: Int, from visible: Int, fileSize: Int) throws(FileSystemError) {
+        if newSize < visible {
+            let cutEnd = min(visible, fileSize)
+            if newSize < cutEnd {
+                do throws(PmemError) {
+                    try file.punchHole(offset: newSize, length: cutEnd - newSize)
+                } catch {
+                    throw FileSystemError(error, operation: "fallocate(PUNCH_HOLE, \(origin), \(newSize)..<\(cutEnd))")
+                }
+                metadataDirty.store(true, ordering: .releasing)
+            }
+        } else if newSize > fileSize {
+            try allocate(from: fileSize, to: newSize)
+        }
+        if newSize != visible { try setVisible(newSize) }
+    }
+
     /// Frees the blocks of a range; it reads back as zeros, the size stays.
-    /// Durable on return (fdatasync).
-    func punchHole(offset: Int, length: Int) throws(FileSystemError) {
-        guard offset >= 0, length >= 0, offset <= Int.max - length else {
-            throw FileSystemError(.invalidArgument, operation: "punchHole(\(origin)) \(offset)+\(length)")
+    /// The part past end of file is ignored. Durable on return (fdatasync).
+    func punchHole(offset: UInt64, length: UInt64) throws(FileSystemError) {
+        let (end64, overflow) = offset.addingReportingOverflow(length)
+        guard !overflow else {
+            throw FileSystemError(.invalidArgument, operation: "punchHole(\(origin)) \(offset)+\(length) wraps")
         }
         try ioLock.withWriteLock { () throws(FileSystemError) in
+            let size = try currentSize()
+            guard offset < UInt64(size) else { return }
+            let start = Int(offset), end = Int(min(end64, UInt64(size)))
+            guard end > start else { return }
             do throws(PmemError) {
-                try file.punchHole(offset: offset, length: length)
+                try file.punchHole(offset: start, length: end - start)
             } catch {
                 throw FileSystemError(error, operation: "fallocate(PUNCH_HOLE, \(origin))")
             }
@@ -238,70 +300,96 @@ public final class SharedFile: @unchecked Sendable {
         try synchronizeMetadataIfNeeded()
     }
 
-    /// Makes a range durable (`pmem_persist` on pmem, msync otherwise), then
-    /// the file's size and times (`fsync`). The range is clipped to end of
-    /// file; `length` 0 means to the end.
-    func flush(offset: Int, length: Int) throws(FileSystemError) {
-        guard offset >= 0, length >= 0 else {
-            throw FileSystemError(.invalidArgument, operation: "flush(\(origin)) \(offset)+\(length)")
-        }
-        try ioLock.withReadLock { () throws(FileSystemError) in
-            let size = currentMapping.length
-            guard offset < size else { return }
-            let count = length == 0 ? size - offset : min(length, size - offset)
-            do throws(PmemError) {
-                try currentMapping.persist(offset: offset, length: count)
-            } catch {
-                throw FileSystemError(error, operation: "persist(\(origin))")
+    /// FLUSH: makes a range durable, then the file's size and times (`fsync`).
+    /// `length` 0 means to the end; any range is clipped to the visible size,
+    /// and one that wraps past 2^64 to it as well.
+    ///
+    /// Two-sided writes need only the fsync: pwrite already copied them to
+    /// pmem with flushing stores, and fsync adds the fence and the block map.
+    /// One-sided writes sit in the mapping, possibly in CPU caches, and fsync
+    /// does not flush those (MAP_SYNC faults leave no dirty page-cache entry
+    /// behind), so on pmem the range is also `pmem_persist`ed through the
+    /// mapping, but only on a file that ever had an RW layout, and clipped to
+    /// the size fstat reports under the lock: a cache flush of a page past
+    /// end of file would raise SIGBUS. Another process truncating between that
+    /// fstat and the flush could still do it; while layouts exist the lease
+    /// holds such a truncate back. Off pmem, fsync writes back the mapping's
+    /// dirty pages itself.
+    func flush(offset: UInt64, length: UInt64) throws(FileSystemError) {
+        if writableLayoutsGranted.load(ordering: .acquiring) {
+            try ioLock.withReadLock { () throws(FileSystemError) in
+                guard currentMapping.isPmem else { return }
+                let limit = min(currentMapping.length, try currentSize(), visibleOverride ?? .max)
+                guard offset < UInt64(limit) else { return }
+                let (end, overflow) = offset.addingReportingOverflow(length)
+                let clippedEnd = length == 0 || overflow ? limit : Int(min(end, UInt64(limit)))
+                do throws(PmemError) {
+                    try currentMapping.persist(offset: Int(offset), length: clippedEnd - Int(offset))
+                } catch {
+                    throw FileSystemError(error, operation: "persist(\(origin))")
+                }
             }
         }
-        metadataDirty.store(false, ordering: .releasing)
-        do throws(PmemError) {
-            try file.synchronize()
-        } catch {
-            metadataDirty.store(true, ordering: .releasing)
-            throw FileSystemError(error, operation: "fsync(\(origin))")
-        }
+        try synchronizeAll()
     }
 
     // MARK: - Layouts (PROTOCOL.md §5)
 
-    /// Makes `[0, end)` backed and mapped for a layout, growing the file with
-    /// zeroed blocks if `end` is past the visible size (which then stays where
-    /// it was). Returns the mapping to register and whether the layout
-    /// reaches past the visible size; such a layout must end with
+    /// Makes a layout on `[start, end)` possible: maps the file, and for an RW
+    /// layout that reaches past the visible size makes the layout's own bytes
+    /// past it backed with zeroed blocks (fallocate of [max(start, visible),
+    /// end) only), extending the file sparsely to `end` when it must (the gap
+    /// before `start` stays a hole, so a small layout far past end of file
+    /// costs its own size, not its offset). The visible size stays where it
+    /// was. Returns the mapping to register (it covers `[0, end)`) and whether
+    /// the layout reaches past the visible size; such a layout must end with
     /// `layoutEnded(pastEnd: true)`.
-    public func prepareLayout(end: Int, writable: Bool) throws(FileSystemError) -> (mapping: PmemMapping, pastEnd: Bool) {
-        try ioLock.withWriteLock { () throws(FileSystemError) -> (PmemMapping, Bool) in
+    public func prepareLayout(start: Int, end: Int, writable: Bool) throws(FileSystemError) -> (mapping: PmemMapping, pastEnd: Bool) {
+        guard start >= 0, start <= end else {
+            throw FileSystemError(.invalidArgument, operation: "prepareLayout(\(origin), \(start)..<\(end))")
+        }
+        return try ioLock.withWriteLock { () throws(FileSystemError) -> (PmemMapping, Bool) in
             let size = try currentSize()
             if size != currentMapping.length { try adjustMapping(to: size) }
-            guard writable, end > (visibleOverride ?? size) else { return (currentMapping, false) }
+            if writable { writableLayoutsGranted.store(true, ordering: .releasing) }
+            let visible = visibleOverride ?? size
+            guard writable, end > visible else { return (currentMapping, false) }
             let firstPastEnd = visibleOverride == nil
             if firstPastEnd { try setVisible(size) }
-            if end > size {
-                do throws(FileSystemError) {
-                    try allocate(from: size, to: end)
-                    try adjustMapping(to: end)
-                } catch {
-                    if firstPastEnd && pastEndLayouts == 0 {  // as if this layout was never asked for
-                        visibleOverride = nil
-                        _ = fremovexattr(file.descriptor.rawValue, Self.visibleSizeAttribute)
-                    }
-                    throw error
+            do throws(FileSystemError) {
+                // fallocate's mode 0 extends the size to `end` past end of file,
+                // leaving [size, from) a hole: the sparse extension.
+                try allocate(from: max(start, visible), to: end, restoringSize: size)
+                try adjustMapping(to: max(size, end))
+            } catch {
+                if firstPastEnd && pastEndLayouts == 0 {  // as if this layout was never asked for
+                    visibleOverride = nil
+                    _ = fremovexattr(file.descriptor.rawValue, Self.visibleSizeAttribute)
                 }
+                throw error
             }
             pastEndLayouts += 1
             return (currentMapping, true)
         }
     }
 
-    /// LAYOUTCOMMIT: persists the ranges, raises the visible size to
-    /// `newSize`, makes size and times durable, and returns the visible size.
+    /// The former entry point, without the layout's start: backs everything
+    /// from the visible size to `end`, as before issue 13.
+    @available(*, deprecated, message: "pass the layout's start: prepareLayout(start:end:writable:)")
+    public func prepareLayout(end: Int, writable: Bool) throws(FileSystemError) -> (mapping: PmemMapping, pastEnd: Bool) {
+        try prepareLayout(start: 0, end: end, writable: writable)
+    }
+
+    /// LAYOUTCOMMIT: persists the ranges (clipped to the file's real size, so
+    /// a flush never touches a page past end of file), raises the visible size
+    /// to `newSize`, sets mtime and ctime to now when bytes were written or the
+    /// size grew (a NIC's stores do not), makes size, times and the visible
+    /// size durable (fsync), and returns the visible size.
     public func commitLayout(ranges: [(offset: Int, length: Int)], newSize: Int?) throws(FileSystemError) -> Int {
         try ioLock.withReadLock { () throws(FileSystemError) in
-            for r in ranges {
-                let count = min(r.length, max(0, currentMapping.length - r.offset))
-                guard count > 0 else { continue }
+            let limit = min(currentMapping.length, try currentSize())
+            for r in ranges where r.offset >= 0 && r.length > 0 && r.offset < limit {
+                let count = min(r.length, limit - r.offset)
                 do throws(PmemError) {
                     try currentMapping.persist(offset: r.offset, length: count)
                 } catch {
@@ -309,24 +397,31 @@ public final class SharedFile: @unchecked Sendable {
                 }
             }
         }
-        let visible = try ioLock.withWriteLock { () throws(FileSystemError) -> Int in
+        let (visible, grew) = try ioLock.withWriteLock { () throws(FileSystemError) -> (Int, Bool) in
             let size = try currentSize()
+            var grew = false
             if let newSize {
                 if let v = visibleOverride {
-                    if newSize > v { try setVisible(min(newSize, size)) }
+                    if newSize > v, min(newSize, size) > v {
+                        try setVisible(min(newSize, size))
+                        grew = true
+                    }
                 } else if newSize > size {
                     try allocate(from: size, to: newSize)
-                    try adjustMapping(to: newSize)
+                    grew = true
                 }
             }
-            if let v = visibleOverride { return v }
-            return try currentSize()
+            if let v = visibleOverride { return (v, grew) }
+            return (try currentSize(), grew)
         }
-        do throws(PmemError) {
-            try file.synchronize()
-        } catch {
-            throw FileSystemError(error, operation: "fsync(\(origin))")
+        if !ranges.isEmpty || grew {
+            do throws(PmemError) {
+                try file.touchModificationTime()
+            } catch {
+                throw FileSystemError(error, operation: "futimens(\(origin))")
+            }
         }
+        try synchronizeAll()
         return visible
     }
 
@@ -362,10 +457,11 @@ public final class SharedFile: @unchecked Sendable {
         }
         if rc != 0 { throw FileSystemError(errno: Errno(rawValue: errno), operation: "fsetxattr(\(origin))") }
         visibleOverride = size
-        metadataDirty.store(true, ordering: .releasing)
+        attributesDirty.store(true, ordering: .releasing)
     }
 
-    private static func savedVisibleSize(_ fd: FileDescriptor) -> Int? {
+    /// The visible size saved in the extended attribute, if any (internal for tests).
+    static func savedVisibleSize(_ fd: FileDescriptor) -> Int? {
         var value: UInt64 = 0
         let n = withUnsafeMutableBytes(of: &value) { fgetxattr(fd.rawValue, visibleSizeAttribute, $0.baseAddress, 8) }
         return n == 8 ? Int(UInt64(littleEndian: value)) : nil
@@ -382,18 +478,25 @@ public final class SharedFile: @unchecked Sendable {
     }
 
     /// fallocate(size..<end): zeroed blocks, size becomes `end`. Holds ioLock exclusively.
-    /// A failed allocation (ENOSPC) is undone: what it allocated is freed and the size is
-    /// `size` again, so one oversized request cannot fill the device for every client.
     private func allocate(from size: Int, to end: Int) throws(FileSystemError) {
+        try allocate(from: size, to: end, restoringSize: size)
+    }
+
+    /// fallocate(from..<end), mode 0: zeroed blocks, and the size becomes `end`
+    /// if it was smaller. Holds ioLock exclusively. A failed allocation (ENOSPC)
+    /// is undone: the size is `size` again, which frees what it allocated past
+    /// it, so one oversized request cannot fill the device for every client.
+    private func allocate(from start: Int, to end: Int, restoringSize size: Int) throws(FileSystemError) {
+        guard end > start else { return }
         do throws(PmemError) {
-            try file.allocate(offset: size, length: end - size)
+            try file.allocate(offset: start, length: end - start)
         } catch {
             do throws(PmemError) {
-                try file.setSize(size)
+                if try file.size() > size { try file.setSize(size) }
             } catch {
                 logger.error("could not trim \(origin) back to \(size) bytes after a failed fallocate: \(error)")
             }
-            throw FileSystemError(error, operation: "fallocate(\(origin), \(size)..<\(end))")
+            throw FileSystemError(error, operation: "fallocate(\(origin), \(start)..<\(end))")
         }
         metadataDirty.store(true, ordering: .releasing)
     }
@@ -418,13 +521,31 @@ public final class SharedFile: @unchecked Sendable {
         }
     }
 
+    /// Makes pending size and block-map changes durable: fdatasync, or fsync
+    /// when the visible-size attribute changed too (fdatasync does not write
+    /// an xattr-only inode change).
     private func synchronizeMetadataIfNeeded() throws(FileSystemError) {
+        if attributesDirty.load(ordering: .acquiring) { return try synchronizeAll() }
         guard metadataDirty.exchange(false, ordering: .acquiringAndReleasing) else { return }
         do throws(PmemError) {
             try file.synchronizeMetadata()
         } catch {
             metadataDirty.store(true, ordering: .releasing)
             throw FileSystemError(error, operation: "fdatasync(\(origin))")
+        }
+    }
+
+    /// fsync: data, size, times and extended attributes.
+    private func synchronizeAll() throws(FileSystemError) {
+        metadataDirty.store(false, ordering: .releasing)
+        attributesDirty.store(false, ordering: .releasing)
+        do throws(PmemError) {
+            try file.synchronize()
+            fullSynchronizations.add(1, ordering: .relaxed)
+        } catch {
+            metadataDirty.store(true, ordering: .releasing)
+            attributesDirty.store(true, ordering: .releasing)
+            throw FileSystemError(error, operation: "fsync(\(origin))")
         }
     }
 
