@@ -309,15 +309,15 @@ final class ClientConnection: Sendable {
             layouts.releaseAll(fileId: s.fileId)
             let cut = ByteRange(offset: s.size, length: UInt64(Int.max) - s.size)
             try await server.layouts.layouts(of: file.shared).recalling(range: cut, except: layouts, reason: .truncate) {
-                try file.setSize(Int(s.size))
+                try file.setSize(s.size)
             }
             return ok(.setSize(.init(try file.status(), dax: file.shared.isPmem)))
         case let .punchHole(p):
             let file = try writable(p.fileId)
-            let (offset, length) = try fileRange(p.range.offset, p.range.length, "PUNCH_HOLE")
+            _ = try fileRange(p.range.offset, p.range.length, "PUNCH_HOLE")  // refused before anything is recalled
             layouts.releaseAll(fileId: p.fileId)
             try await server.layouts.layouts(of: file.shared).recalling(range: p.range, except: layouts, reason: .punchHole) {
-                try file.punchHole(offset: offset, length: length)
+                try file.punchHole(offset: p.range.offset, length: p.range.length)
             }
             return ok(.punchHole)
         case let .unlink(u):
@@ -335,11 +335,8 @@ final class ClientConnection: Sendable {
             }
             return ok(.rename)
         case let .flush(f):
-            let file = try files.file(FileID(rawValue: f.fileId))
-            // Past end of file there is nothing to make durable but the size and times.
-            let offset = Int(clamping: f.offset)
-            let length = Int(clamping: min(f.length, UInt64(Int.max - offset)))
-            try file.flush(offset: offset, length: f.length == 0 ? 0 : max(length, 1))
+            // Any range: it is clipped to the file (past its end, only size and times remain).
+            try files.file(FileID(rawValue: f.fileId)).flush(offset: f.offset, length: f.length)
             return ok(.flush)
         case let .read(r):
             return ok(.read(try await read(r)))

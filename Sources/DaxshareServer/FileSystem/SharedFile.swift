@@ -373,13 +373,6 @@ public final class SharedFile: @unchecked Sendable {
         }
     }
 
-    /// The former entry point, without the layout's start: backs everything
-    /// from the visible size to `end`, as before issue 13.
-    @available(*, deprecated, message: "pass the layout's start: prepareLayout(start:end:writable:)")
-    public func prepareLayout(end: Int, writable: Bool) throws(FileSystemError) -> (mapping: PmemMapping, pastEnd: Bool) {
-        try prepareLayout(start: 0, end: end, writable: writable)
-    }
-
     /// LAYOUTCOMMIT: persists the ranges (clipped to the file's real size, so
     /// a flush never touches a page past end of file), raises the visible size
     /// to `newSize`, sets mtime and ctime to now when bytes were written or the

@@ -84,7 +84,7 @@ final class SessionLayouts: LayoutHolder {
         var pastEnd = false
         let region: MemoryRegion
         do {
-            let prepared = try file.shared.prepareLayout(end: Int(end), writable: writable)
+            let prepared = try file.shared.prepareLayout(start: Int(start), end: Int(end), writable: writable)
             pastEnd = prepared.pastEnd
             let mapping = prepared.mapping
             // mmap maps whole pages, so the last partial page of the file is mapped too.
