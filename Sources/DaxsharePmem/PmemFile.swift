@@ -105,7 +105,7 @@ public final class PmemFile: @unchecked Sendable {
         try checkRange(offset: offset, length: length)
         if length == 0 { return }
         let fd = try openDescriptor()
-        _ = try retryingInterrupts("fallocate") { sys_fallocate(fd, 0, offset, length) }
+        _ = try retryingInterrupts("fallocate") { dxs_fallocate(fd, 0, Int64(offset), Int64(length)) }
     }
 
     /// Frees the blocks of a range with
@@ -117,7 +117,7 @@ public final class PmemFile: @unchecked Sendable {
         if length == 0 { return }
         let fd = try openDescriptor()
         _ = try retryingInterrupts("fallocate(PUNCH_HOLE)") {
-            sys_fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length)
+            dxs_fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, Int64(offset), Int64(length))
         }
     }
 
