@@ -34,7 +34,7 @@ struct Daxshared: AsyncParsableCommand {
     @Option(name: .customLong("export"), help: "An exported directory, NAME=DIR or NAME=DIR:ro (read-only). Repeatable.")
     var exports: [String] = []
 
-    @Option(name: .long, help: "File holding the pre-shared secret (mode 600 or stricter).")
+    @Option(name: .long, help: "File holding the pre-shared secret (mode 600 or stricter). \(SecretKey.rule).")
     var secretFile: String
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
@@ -132,10 +132,10 @@ struct Daxshared: AsyncParsableCommand {
         guard let data = FileManager.default.contents(atPath: secretFile) else {
             throw ValidationError("cannot read secret file \(secretFile)")
         }
-        var bytes = Array(data)
-        while bytes.last == 0x0A || bytes.last == 0x0D { bytes.removeLast() }
-        // The client insists on 16 bytes too: a short secret is a guessable one.
-        guard bytes.count >= 16 else { throw ValidationError("secret file \(secretFile) holds \(bytes.count) bytes; use at least 16") }
+        let bytes = SecretKey.key(fromFileContents: Array(data))
+        guard bytes.count >= SecretKey.minimumLength else {
+            throw ValidationError("the key in secret file \(secretFile) is \(bytes.count) bytes; use at least \(SecretKey.minimumLength)")
+        }
         return bytes
     }
 }
