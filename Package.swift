@@ -89,15 +89,16 @@ let package = Package(
         .executableTarget(
             name: "daxshared",
             dependencies: [
-                "DaxshareServer",
+                "DaxshareServer", "DaxsharePmem", "DaxshareVerbs", "DaxshareWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
             name: "daxshare",
             dependencies: [
-                "DaxshareClient",
+                "DaxshareClient", "DaxshareWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

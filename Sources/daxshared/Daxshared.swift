@@ -1,4 +1,5 @@
 import ArgumentParser
+import DaxsharePmem
 import DaxshareServer
 import DaxshareVerbs
 import DaxshareWire
@@ -62,6 +63,29 @@ struct Daxshared: AsyncParsableCommand {
     var layoutPrefetch = true
 
     static let stopGraceSeconds = 10
+
+    /// The entry point: blocks the lease-break signal before anything else runs. This is the
+    /// main thread, before its first suspension, so no other thread exists yet (no Dispatch
+    /// worker, no concurrency pool, no verbs event loop) and every thread started later inherits
+    /// the mask. A break the kernel sends to the process (in the moment after F_SETLEASE, before
+    /// F_SETOWN_EX points it at the lease thread) then waits for that thread's signalfd instead
+    /// of killing the server (an RT signal's default action is to terminate).
+    static func main() async {
+        do { try LeaseBreakNotifier.blockSignal() } catch {
+            FileHandle.standardError.write(Data("daxshared: cannot block the lease-break signal: \(error)\n".utf8))
+            Glibc.exit(1)
+        }
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
