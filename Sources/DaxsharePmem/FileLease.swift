@@ -109,8 +109,8 @@ public struct FileLease: Sendable {
     /// Delivers this descriptor's breaks as `signal` instead of SIGIO, with
     /// `fcntl(F_SETSIG)`. A non-zero signal makes the kernel queue one per
     /// break and fill in `si_fd`, which says whose lease broke. Set it before
-    /// each take: a descriptor whose previous lease was broken sent its next
-    /// break as SIGIO in the testbed.
+    /// each take: releasing a lease resets it to 0 (in the testbed, a retaken
+    /// delegation's next break came as SIGIO).
     public func setBreakSignal(_ signal: Int32) throws(PmemError) {
         _ = try retryingInterrupts("fcntl(F_SETSIG)") { dxs_fcntl_setsig(descriptor.rawValue, signal) }
     }

@@ -67,11 +67,21 @@ struct Daxshared: AsyncParsableCommand {
     /// The entry point: blocks the lease-break signal before anything else runs. This is the
     /// main thread, before its first suspension, so no other thread exists yet (no Dispatch
     /// worker, no concurrency pool, no verbs event loop) and every thread started later inherits
-    /// the mask. A break the kernel sends to the process (in the moment after F_SETLEASE, before
-    /// F_SETOWN_EX points it at the lease thread) then waits for that thread's signalfd instead
-    /// of killing the server (an RT signal's default action is to terminate).
+    /// the mask. The main thread itself cannot keep it: Swift's async main ends in
+    /// `dispatch_main`, which waits in sigsuspend with an empty mask; so the signal is also
+    /// ignored there (SIG_IGN; a thread that blocks it still reads it from its signalfd). A
+    /// break the kernel sends to the process (in the moment after F_SETLEASE, before
+    /// F_SETOWN_EX points it at the lease thread) can then never kill the server (an RT
+    /// signal's default action is to terminate); LeaseWatcher finds such a break by asking the
+    /// lease's state once its breaks are redirected.
     static func main() async {
-        do { try LeaseBreakNotifier.blockSignal() } catch {
+        do {
+            try LeaseBreakNotifier.blockSignal()
+            try LeaseBreakNotifier.ignoreWhereUnblocked()
+            // The kernel falls back to SIGIO when it cannot queue the RT signal (too many
+            // pending) or the descriptor has no F_SETSIG signal; its default action terminates too.
+            try LeaseBreakNotifier.ignoreWhereUnblocked(SIGIO)
+        } catch {
             FileHandle.standardError.write(Data("daxshared: cannot block the lease-break signal: \(error)\n".utf8))
             Glibc.exit(1)
         }

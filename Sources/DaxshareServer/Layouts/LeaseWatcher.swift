@@ -8,8 +8,9 @@ import SystemPackage
 /// The one thread that receives lease-break signals. Leases direct their
 /// breaks to this thread (`F_SETOWN_EX`, `F_OWNER_TID`), which reads the
 /// signal from a signalfd: no signal handler ever runs. daxshared blocks the
-/// signal in its main thread before any other thread exists, so a break that
-/// arrives before `F_SETOWN_EX` (sent to the process) waits for this thread too.
+/// signal in its main thread before any other thread exists, and ignores it
+/// where it is not blocked, so a break sent to the process before `F_SETOWN_EX`
+/// cannot kill it; `lease(_:)` finds such a break from the lease's state.
 ///
 /// Which mechanism it takes (`FileLease.Mechanism`): `preferring: .delegation`
 /// takes F_SETDELEG where the kernel has it (Linux 6.19), which also breaks on
@@ -25,6 +26,7 @@ final class LeaseWatcher: @unchecked Sendable {
     let preferred: FileLease.Mechanism
     private(set) var threadID: pid_t = 0
     private let logger: Logger
+    private let onBreak: @Sendable (FileDescriptor) -> Void
     /// What each leased descriptor holds, so `release` undoes the same kind.
     private let held = Mutex<[Int32: FileLease.Mechanism]>([:])
 
@@ -33,6 +35,7 @@ final class LeaseWatcher: @unchecked Sendable {
          onBreak: @escaping @Sendable (FileDescriptor) -> Void) throws {
         self.logger = logger
         self.preferred = preferred
+        self.onBreak = onBreak
         let ready = DispatchSemaphore(value: 0)
         nonisolated(unsafe) var setup: Result<(pid_t, LeaseBreakNotifier), any Error>?
         let signal = self.signal
@@ -87,6 +90,12 @@ final class LeaseWatcher: @unchecked Sendable {
             throw error
         }
         held.withLock { $0[descriptor.rawValue] = lease.mechanism }
+        // A break between the take and F_SETOWN_EX went to the process, not this thread's
+        // signalfd: the lease's state still shows it.
+        if (try? lease.current()) != .write {
+            logger.notice("a lease broke before its breaks were redirected; handling it now")
+            onBreak(descriptor)
+        }
         return lease.mechanism
     }
 
