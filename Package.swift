@@ -2,7 +2,10 @@
 // daxshare: an SMB Direct-style file server for persistent memory.
 //
 // Layers, bottom up (no module reaches around the one below it):
-//   CRDMA, CPmem, CLinux    C modules (libibverbs + librdmacm, libpmem, Linux headers)
+//   CRDMA, CPmem            C system libraries (libibverbs + librdmacm, libpmem)
+//   CLinux                  the one C target for Linux-only calls and constants (openat2,
+//                           renameat2, fallocate, leases, delegations, MAP_SYNC...): _GNU_SOURCE
+//                           is defined in its .c file only, so Swift needs no dlsym or syscall numbers
 //   DaxshareVerbs           typed Swift over verbs and rdma_cm
 //   DaxsharePmem            typed Swift over DAX file mappings and libpmem
 //   DaxshareWire            the wire protocol codec (Protocol/PROTOCOL.md)
@@ -39,8 +42,9 @@ let package = Package(
             pkgConfig: "libpmem",
             providers: [.apt(["libpmem-dev"])]
         ),
-        // Linux headers Glibc's module map omits (epoll, eventfd, signalfd, leases).
-        .systemLibrary(name: "CLinux"),
+        // Linux-only calls (dxs_ functions) and the headers Glibc's module map omits
+        // (epoll, eventfd, signalfd, openat2). _GNU_SOURCE is set in shim.c, not the header.
+        .target(name: "CLinux"),
         .target(
             name: "DaxshareVerbs",
             dependencies: [
@@ -85,15 +89,16 @@ let package = Package(
         .executableTarget(
             name: "daxshared",
             dependencies: [
-                "DaxshareServer",
+                "DaxshareServer", "DaxsharePmem", "DaxshareVerbs", "DaxshareWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
             name: "daxshare",
             dependencies: [
-                "DaxshareClient",
+                "DaxshareClient", "DaxshareWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

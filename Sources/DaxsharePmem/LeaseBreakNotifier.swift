@@ -13,7 +13,9 @@ import SystemPackage
 /// `main`, before any thread starts (the Swift concurrency pool, Dispatch,
 /// the verbs event loop). Then the kernel leaves each break pending for the
 /// process, and any thread can read it here, e.g. from an epoll loop that
-/// watches `descriptor`.
+/// watches `descriptor`. A thread that unblocks everything later (libdispatch's
+/// `dispatch_main` does, on the main thread) defeats that: `ignoreWhereUnblocked()`
+/// makes the signal harmless there.
 ///
 /// Each descriptor that takes a lease must name the same signal with
 /// `FileLease.setBreakSignal(_:)`; the kernel then reports which descriptor's
@@ -39,6 +41,21 @@ public final class LeaseBreakNotifier: @unchecked Sendable {
         sigaddset(&set, signal)
         let result = pthread_sigmask(SIG_BLOCK, &set, nil)
         if result != 0 { throw .system(call: "pthread_sigmask", errno: Errno(rawValue: result)) }
+    }
+
+    /// Sets `signal`'s disposition to SIG_IGN with `sigaction(2)`. The kernel never ignores a
+    /// signal the receiving thread blocks, so the thread that reads it from its signalfd still
+    /// gets every break sent to it; a process-directed one that finds a thread with the signal
+    /// unblocked is dropped there instead of terminating the process. Such a thread exists even
+    /// when `blockSignal()` ran first in `main`: libdispatch's `dispatch_main`, which runs
+    /// Swift's async main on Linux, parks the main thread in `sigsuspend` with an empty mask
+    /// (seen in the testbed: SigBlk 0, wchan sigsuspend). Call at start-up, before any lease:
+    /// setting SIG_IGN discards instances already pending.
+    public static func ignoreWhereUnblocked(_ signal: Int32 = defaultSignal) throws(PmemError) {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = SIG_IGN
+        sigemptyset(&action.sa_mask)
+        if sigaction(signal, &action, nil) != 0 { throw .system(call: "sigaction(SIG_IGN)", errno: currentErrno()) }
     }
 
     /// Opens a signalfd for `signal` with `signalfd(-1, {signal}, SFD_NONBLOCK | SFD_CLOEXEC)`.

@@ -105,7 +105,7 @@ public final class PmemFile: @unchecked Sendable {
         try checkRange(offset: offset, length: length)
         if length == 0 { return }
         let fd = try openDescriptor()
-        _ = try retryingInterrupts("fallocate") { sys_fallocate(fd, 0, offset, length) }
+        _ = try retryingInterrupts("fallocate") { dxs_fallocate(fd, 0, Int64(offset), Int64(length)) }
     }
 
     /// Frees the blocks of a range with
@@ -117,7 +117,7 @@ public final class PmemFile: @unchecked Sendable {
         if length == 0 { return }
         let fd = try openDescriptor()
         _ = try retryingInterrupts("fallocate(PUNCH_HOLE)") {
-            sys_fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length)
+            dxs_fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, Int64(offset), Int64(length))
         }
     }
 
@@ -163,7 +163,7 @@ public final class PmemFile: @unchecked Sendable {
     /// a NIC do not update them, as `write(2)` does. Durable after `synchronize()`.
     public func touchModificationTime() throws(PmemError) {
         let fd = try openDescriptor()
-        let times = [timespec(tv_sec: 0, tv_nsec: UTIME_OMIT_NSEC), timespec(tv_sec: 0, tv_nsec: UTIME_NOW_NSEC)]
+        let times = [timespec(tv_sec: 0, tv_nsec: dxs_UTIME_OMIT), timespec(tv_sec: 0, tv_nsec: dxs_UTIME_NOW)]
         _ = try retryingInterrupts("futimens") { times.withUnsafeBufferPointer { futimens(fd, $0.baseAddress) } }
     }
 

@@ -1,3 +1,4 @@
+import CLinux
 import CPmem
 import Glibc
 import Logging
@@ -76,7 +77,7 @@ public final class PmemMapping: @unchecked Sendable {
             throw error
         }
         let synchronous = mmap(
-            reservation, probe, protection, MAP_SHARED_VALIDATE | MAP_SYNC | MAP_FIXED, fd, off_t(offset))
+            reservation, probe, protection, dxs_MAP_SHARED_VALIDATE | dxs_MAP_SYNC | MAP_FIXED, fd, off_t(offset))
         var reason: Errno? = nil
         if synchronous == MAP_FAILED {
             let errno = currentErrno()
@@ -228,7 +229,7 @@ public final class PmemMapping: @unchecked Sendable {
         let oldEnd = Self.roundUp(old), newEnd = Self.roundUp(new)
         if newEnd > oldEnd {
             let protection = isWritable ? PROT_READ | PROT_WRITE : PROT_READ
-            let flags = (isPmem ? MAP_SHARED_VALIDATE | MAP_SYNC : MAP_SHARED) | MAP_FIXED
+            let flags = (isPmem ? dxs_MAP_SHARED_VALIDATE | dxs_MAP_SYNC : MAP_SHARED) | MAP_FIXED
             let fd = try file.openDescriptor()
             let result = mmap(base + oldEnd, newEnd - oldEnd, protection, flags, fd, off_t(fileOffset + oldEnd))
             if result == MAP_FAILED {

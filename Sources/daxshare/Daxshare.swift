@@ -1,5 +1,6 @@
 import ArgumentParser
 import DaxshareClient
+import DaxshareWire
 
 /// The root command: only help; the work is in the subcommands.
 struct Daxshare: AsyncParsableCommand {
@@ -18,9 +19,9 @@ struct Daxshare: AsyncParsableCommand {
             of the server's secrets to use (as --identity does).
 
             The server and client share a secret: a file of at least 16 bytes, given with \
-            --secret-file PATH or the environment variable DAXSHARE_SECRET_FILE. One trailing \
-            newline is ignored. The secret never crosses the network; both sides prove they \
-            know it (HMAC-SHA256 challenge-response).
+            --secret-file PATH or the environment variable DAXSHARE_SECRET_FILE. One final \
+            newline (\\n) is not part of the key, as on the server. The secret never \
+            crosses the network; both sides prove they know it (HMAC-SHA256 challenge-response).
 
             Examples:
               export DAXSHARE_SECRET_FILE=~/.daxshare-secret
@@ -44,7 +45,7 @@ struct Daxshare: AsyncParsableCommand {
 /// How to reach and authenticate to the server: shared by every subcommand.
 struct ConnectionOptions: ParsableArguments {
     @Option(name: .customLong("secret-file"),
-            help: ArgumentHelp("File with the pre-shared secret (default: $DAXSHARE_SECRET_FILE).", valueName: "PATH"))
+            help: ArgumentHelp("File with the pre-shared secret (default: $DAXSHARE_SECRET_FILE). \(SecretKey.rule).", valueName: "PATH"))
     var secretFile: String?
 
     @Option(help: ArgumentHelp("Which of the server's secrets to use (default: its default secret).", valueName: "NAME"))

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DaxsharePmem
 import DaxshareServer
 import DaxshareVerbs
 import DaxshareWire
@@ -34,7 +35,7 @@ struct Daxshared: AsyncParsableCommand {
     @Option(name: .customLong("export"), help: "An exported directory, NAME=DIR or NAME=DIR:ro (read-only). Repeatable.")
     var exports: [String] = []
 
-    @Option(name: .long, help: "File holding the pre-shared secret (mode 600 or stricter).")
+    @Option(name: .long, help: "File holding the pre-shared secret (mode 600 or stricter). \(SecretKey.rule).")
     var secretFile: String
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
@@ -65,6 +66,39 @@ struct Daxshared: AsyncParsableCommand {
     var layoutPrefetch = true
 
     static let stopGraceSeconds = 10
+
+    /// The entry point: blocks the lease-break signal before anything else runs. This is the
+    /// main thread, before its first suspension, so no other thread exists yet (no Dispatch
+    /// worker, no concurrency pool, no verbs event loop) and every thread started later inherits
+    /// the mask. The main thread itself cannot keep it: Swift's async main ends in
+    /// `dispatch_main`, which waits in sigsuspend with an empty mask; so the signal is also
+    /// ignored there (SIG_IGN; a thread that blocks it still reads it from its signalfd). A
+    /// break the kernel sends to the process (in the moment after F_SETLEASE, before
+    /// F_SETOWN_EX points it at the lease thread) can then never kill the server (an RT
+    /// signal's default action is to terminate); LeaseWatcher finds such a break by asking the
+    /// lease's state once its breaks are redirected.
+    static func main() async {
+        do {
+            try LeaseBreakNotifier.blockSignal()
+            try LeaseBreakNotifier.ignoreWhereUnblocked()
+            // The kernel falls back to SIGIO when it cannot queue the RT signal (too many
+            // pending) or the descriptor has no F_SETSIG signal; its default action terminates too.
+            try LeaseBreakNotifier.ignoreWhereUnblocked(SIGIO)
+        } catch {
+            FileHandle.standardError.write(Data("daxshared: cannot block the lease-break signal: \(error)\n".utf8))
+            Glibc.exit(1)
+        }
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
@@ -136,10 +170,10 @@ struct Daxshared: AsyncParsableCommand {
         guard let data = FileManager.default.contents(atPath: secretFile) else {
             throw ValidationError("cannot read secret file \(secretFile)")
         }
-        var bytes = Array(data)
-        while bytes.last == 0x0A || bytes.last == 0x0D { bytes.removeLast() }
-        // The client insists on 16 bytes too: a short secret is a guessable one.
-        guard bytes.count >= 16 else { throw ValidationError("secret file \(secretFile) holds \(bytes.count) bytes; use at least 16") }
+        let bytes = SecretKey.key(fromFileContents: Array(data))
+        guard bytes.count >= SecretKey.minimumLength else {
+            throw ValidationError("the key in secret file \(secretFile) is \(bytes.count) bytes; use at least \(SecretKey.minimumLength)")
+        }
         return bytes
     }
 }

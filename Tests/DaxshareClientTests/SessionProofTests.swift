@@ -21,9 +21,12 @@ struct SessionProofTests {
         let base = Array("sixteen-bytes-ok".utf8)
         #expect(try SessionSecret(fileContents: base).key == base)
         #expect(try SessionSecret(fileContents: base + [0x0A]).key == base)
-        #expect(try SessionSecret(fileContents: base + [0x0D, 0x0A]).key == base)
+        #expect(try SessionSecret(fileContents: base + [0x0D, 0x0A]).key == base + [0x0D])  // only \n goes
         // Only one trailing newline goes.
         #expect(try SessionSecret(fileContents: base + [0x0A, 0x0A]).key == base + [0x0A])
+        // A key made only of newlines, written with its one final newline, survives.
+        let newlines = [UInt8](repeating: 0x0A, count: 16)
+        #expect(try SessionSecret(fileContents: newlines + [0x0A]).key == newlines)
         #expect(throws: ClientError.self) { try SessionSecret(fileContents: Array("fifteen-bytes!!".utf8) + [0x0A]) }
         #expect(!"\(try SessionSecret(fileContents: base))".contains("sixteen"))
     }

@@ -96,6 +96,16 @@ import Testing
         #expect(server.log.contains("authentication failed"))
     }
 
+    /// One secret-file rule on both sides (SecretKey): a key ending in newlines, or made only of
+    /// them, written with one final newline, authenticates. The server used to strip them all.
+    @Test(arguments: [(5782, "sixteen-bytes-ok\n\n"), (5783, String(repeating: "\n", count: 17)), (5784, "sixteen-bytes-ok\r\n")])
+    func secretsEndingInNewlinesAuthenticate(_ port: Int, _ secret: String) throws {
+        let server = try ServerProcess(name: "secret-nl-\(port)", port: UInt16(port), secret: secret)
+        defer { #expect(server.stop() == 0) }
+        let r = try daxshare(server, "ls", try server.url + "/")
+        #expect(r.status == 0, "secret \(Array(secret.utf8)): \(r.status) \(r.err)")
+    }
+
     @Test func readOnlyExportRefusesWrites() throws {
         let server = try ServerProcess(name: "ro", port: 5505, readOnly: true)
         defer { #expect(server.stop() == 0) }

@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 import Logging
 import Synchronization
@@ -35,7 +36,7 @@ public final class Export: Sendable {
     {
         do {
             let fd = try retryingInterrupts {
-                root.withPlatformString { Glibc.open($0, O_PATH | O_DIRECTORY | O_CLOEXEC) }
+                root.withPlatformString { Glibc.open($0, dxs_O_PATH | O_DIRECTORY | O_CLOEXEC) }
             }
             directory = FileDescriptor(rawValue: fd)
         } catch {
@@ -75,7 +76,7 @@ public final class Export: Sendable {
                 throw FileSystemError(errno: error, operation: "fstat(export root)")
             }
         }
-        return try withParent(of: path, operation: "stat", flags: O_PATH) { parent, name throws(FileSystemError) in
+        return try withParent(of: path, operation: "stat", flags: dxs_O_PATH) { parent, name throws(FileSystemError) in
             try statAt(parent, name, operation: "fstatat(\(path))")
         }
     }

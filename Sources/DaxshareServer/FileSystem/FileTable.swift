@@ -1,3 +1,4 @@
+import CLinux
 import DaxsharePmem
 import Glibc
 import Logging
@@ -55,7 +56,7 @@ public final class FileTable: Sendable {
         for _ in 0..<4 {
             let probe: FileDescriptor
             do {
-                probe = try export.open(path, flags: O_PATH)
+                probe = try export.open(path, flags: dxs_O_PATH)
             } catch where error.code == .notFound && options.create {
                 if let handle = try create(path, in: export, options: options) { return handle }
                 continue

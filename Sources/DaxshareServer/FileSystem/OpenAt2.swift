@@ -1,31 +1,23 @@
+import CLinux
 import Glibc
 import SystemPackage
 
-/// `struct open_how` from <linux/openat2.h>: three 64-bit fields.
-struct OpenHow {
-    var flags: UInt64
-    var mode: UInt64
-    var resolve: UInt64
-}
-
-/// How `openat2` may resolve a path (`RESOLVE_*`).
+/// How `openat2` may resolve a path (`RESOLVE_*` from <linux/openat2.h>).
 struct ResolveFlags: OptionSet {
     let rawValue: UInt64
     /// Don't cross a mount point.
-    static let noCrossingMounts = ResolveFlags(rawValue: 0x01)
+    static let noCrossingMounts = ResolveFlags(rawValue: UInt64(RESOLVE_NO_XDEV))
     /// Refuse /proc "magic links" such as /proc/self/fd/N (ELOOP).
-    static let noMagicLinks = ResolveFlags(rawValue: 0x02)
+    static let noMagicLinks = ResolveFlags(rawValue: UInt64(RESOLVE_NO_MAGICLINKS))
     /// Refuse every symlink (ELOOP).
-    static let noSymlinks = ResolveFlags(rawValue: 0x04)
+    static let noSymlinks = ResolveFlags(rawValue: UInt64(RESOLVE_NO_SYMLINKS))
     /// Never leave the starting directory: absolute paths, ".." above it,
     /// and symlinks that lead out all fail with EXDEV.
-    static let beneath = ResolveFlags(rawValue: 0x08)
+    static let beneath = ResolveFlags(rawValue: UInt64(RESOLVE_BENEATH))
 
     /// What the server uses for every client path.
     static let confined: ResolveFlags = [.beneath, .noMagicLinks]
 }
-
-let SYS_openat2 = 437
 
 /// Opens `path` relative to `directory` with `openat2(2)`; O_CLOEXEC is
 /// always added. The kernel does the confinement in one walk, so there is no
@@ -34,16 +26,9 @@ func openat2(
     _ directory: FileDescriptor, _ path: String, flags: Int32, mode: mode_t = 0,
     resolve: ResolveFlags
 ) throws(Errno) -> FileDescriptor {
-    var how = OpenHow(
-        flags: UInt64(UInt32(bitPattern: flags | O_CLOEXEC)), mode: UInt64(mode), resolve: resolve.rawValue)
+    let flags = UInt64(UInt32(bitPattern: flags | O_CLOEXEC))
     let fd = try retryingInterrupts {
-        path.withCString { cPath in
-            withUnsafeMutablePointer(to: &how) { howPointer in
-                systemCall(
-                    SYS_openat2, Int(directory.rawValue), Int(bitPattern: cPath),
-                    Int(bitPattern: howPointer), MemoryLayout<OpenHow>.size)
-            }
-        }
+        dxs_openat2(directory.rawValue, path, flags, UInt64(mode), resolve.rawValue)
     }
-    return FileDescriptor(rawValue: Int32(fd))
+    return FileDescriptor(rawValue: fd)
 }

@@ -38,7 +38,7 @@ enum LayoutRefusal: Error, Equatable {
 /// A grant goes `reserve` (conflict check, lease taken, all atomic) → the caller registers
 /// the memory region → `confirm`; a recall that starts in between dooms the reservation, and
 /// `confirm` then refuses it, so no layout is ever handed out that a recall has missed. The
-/// lease is held exactly while some grant (or recall) exists: taken before the first region is
+/// lease is held exactly while some grant exists: taken before the first region is
 /// registered, released when the last grant has ended. While a recall or a lease break is in
 /// progress, and while the change it clears the way for runs, new grants are refused. A recall
 /// completes when its last target is released (signalled, not polled) or when its deadline
@@ -161,8 +161,11 @@ final class FileLayouts: Sendable {
         return wake
     }
 
+    /// The lease goes with the last grant, even while a recall's change runs (new grants are
+    /// refused by the recall meanwhile): the server's own truncate or rename then meets no lease
+    /// or delegation of its own.
     private func releaseLeaseIfIdle(_ s: inout State) {
-        guard s.leased, s.grants.isEmpty, s.recalls.isEmpty, !s.breaking else { return }
+        guard s.leased, s.grants.isEmpty, !s.breaking else { return }
         lease.release()
         s.leased = false
     }

@@ -72,7 +72,7 @@ final class LayoutRegistry: Sendable {
 private struct WatchedLease: LayoutLease {
     let watcher: LeaseWatcher
     let descriptor: FileDescriptor
-    func take() throws { try watcher.lease(descriptor) }
+    func take() throws { _ = try watcher.lease(descriptor) }
     func release() { watcher.release(descriptor) }
 }
 
