@@ -40,6 +40,9 @@ public final class MessageChannel: Sendable {
         var creditWaiters: [CheckedContinuation<Void, any Error>] = []
         var closedReason: TransportError?
         var grantPending = false
+        /// Whether the peer has shown it posts at least two receives for us (it granted two
+        /// credits at once): from then on the last credit is kept for grants (`takeCredit`).
+        var keepsLastCredit = false
         /// Keepalive (§2.9): when a message last arrived, and when a keepalive went unanswered.
         var lastReceived = ContinuousClock.now
         var keepaliveSent: ContinuousClock.Instant?
@@ -80,9 +83,11 @@ public final class MessageChannel: Sendable {
         self.ring = try SendRing(
             domain: connection.domain, slots: Self.ringSlots(negotiated), slotSize: Int(negotiated.maxSendSize))
         self.logger = logger
-        self.state = Mutex(State(
+        var initial = State(
             credits: negotiated.credits,
-            reassembler: Reassembler(maxMessageSize: Int(negotiated.maxIncomingMessageSize))))
+            reassembler: Reassembler(maxMessageSize: Int(negotiated.maxIncomingMessageSize)))
+        initial.keepsLastCredit = negotiated.credits.sendCredits >= 2
+        self.state = Mutex(initial)
         start(incoming)
         watchKeepalive(interval: config.keepaliveInterval, timeout: config.keepaliveTimeout)
     }
@@ -330,6 +335,7 @@ public final class MessageChannel: Sendable {
         do {
             (repost, wake, consumer) = try state.withLock { s throws(TransportViolation) in
                 try s.credits.received(data.header)
+                if s.credits.sendCredits >= 2 { s.keepsLastCredit = true }
                 s.lastReceived = .now
                 s.keepaliveSent = nil
                 let complete = try s.reassembler.append(data)
@@ -350,9 +356,9 @@ public final class MessageChannel: Sendable {
         postAgain(repost)
     }
 
-    /// Posts `receives` again, counts them as grantable, and sends a grant if one is owed.
+    /// Posts `receives` again, counts them as grantable, and sends a grant if one is owed
+    /// (checked even when there is nothing to post: the message just handled may have asked).
     private func postAgain(_ receives: [UInt64]) {
-        guard !receives.isEmpty else { return }
         var posted = 0
         for id in receives {
             let segment = receiveBuffers.region.segment(offset: Int(id) * receiveSize, length: receiveSize)
@@ -473,58 +479,84 @@ public final class MessageChannel: Sendable {
     }
 
     /// Posts one data transfer message into a free ring slot, once a credit allows; call
-    /// with the gate held. The slot returns to the ring when the SEND completes.
+    /// with the gate held. The slot returns to the ring when the SEND completes. A grant
+    /// owed meanwhile goes out first (the gate holder is the only one who can send it).
     private func post(_ fragment: Fragment?, requestResponse: Bool = false) async throws -> SendCompletion {
-        let slot = try await ring.acquire()
-        do {
-            let outgoing = try await takeCredit(requestResponse: requestResponse)
-            let message = fragment?.message(outgoing) ?? DataTransferMessage(
-                flags: outgoing.flags, creditsRequested: outgoing.creditsRequested,
-                creditsGranted: outgoing.creditsGranted, remainingDataLength: 0, payload: [])
-            let bytes: [UInt8]
-            do { bytes = try message.encode() } catch { throw TransportError.wire(error) }
-            ring.bytes(slot).copyBytes(from: bytes)
+        while true {
+            let slot = try await ring.acquire()
             let done = SendCompletion()
-            ring.posting(slot)
+            let grantOnly: Bool
             do {
-                try await connection.postSend([ring.segment(slot, length: bytes.count)]) { [self] result in
-                    // On the event loop: free the slot, report, and never tear down from here.
-                    ring.release(slot)
-                    switch result {
-                    case .success: done.fulfill(.success(()))
-                    case let .failure(e):
-                        done.fulfill(.failure(.verbs(e)))
-                        Task { end(.verbs(e), log: false) }
+                let outgoing: CreditWindow.Outgoing
+                (outgoing, grantOnly) = try await takeCredit(forData: fragment != nil, requestResponse: requestResponse)
+                let empty = DataTransferMessage(
+                    flags: outgoing.flags, creditsRequested: outgoing.creditsRequested,
+                    creditsGranted: outgoing.creditsGranted, remainingDataLength: 0, payload: [])
+                let message = grantOnly ? empty : fragment?.message(outgoing) ?? empty
+                let bytes: [UInt8]
+                do { bytes = try message.encode() } catch { throw TransportError.wire(error) }
+                ring.bytes(slot).copyBytes(from: bytes)
+                ring.posting(slot)
+                do {
+                    try await connection.postSend([ring.segment(slot, length: bytes.count)]) { [self] result in
+                        // On the event loop: free the slot, report, and never tear down from here.
+                        ring.release(slot)
+                        switch result {
+                        case .success: done.fulfill(.success(()))
+                        case let .failure(e):
+                            done.fulfill(.failure(.verbs(e)))
+                            Task { end(.verbs(e), log: false) }
+                        }
                     }
+                } catch let e as VerbsError {
+                    end(.verbs(e), log: false)
+                    throw TransportError.verbs(e)
                 }
-            } catch let e as VerbsError {
-                end(.verbs(e), log: false)
-                throw TransportError.verbs(e)
+            } catch {
+                ring.release(slot)
+                throw error
             }
-            return done
-        } catch {
-            ring.release(slot)
-            throw error
+            if !grantOnly { return done }
         }
     }
 
     /// Takes a send credit and stamps the credit fields, waiting for a message from the
-    /// peer (or a repost) that lets this side send.
-    private func takeCredit(requestResponse: Bool) async throws -> CreditWindow.Outgoing {
+    /// peer (or a repost) that lets this side send. Returns `grantOnly` when, instead, an
+    /// empty message granting credits must go first.
+    ///
+    /// Data never takes the last credit once the peer has shown it posts two receives or
+    /// more: the last one is kept for a grant, and a data message that leaves one asks for
+    /// more (RESPONSE_REQUESTED). §2.8 allows both (rule 3 asks less). Without that, an upper
+    /// layer that must send before it takes its next message (an echo loop) could be stuck
+    /// holding one credit with every receive held by messages it has not taken, while the
+    /// peer waits for a credit to send the grant it needs: with it, the peer always keeps a
+    /// credit for that grant, and the grant's receive is never held.
+    private func takeCredit(forData: Bool, requestResponse: Bool) async throws -> (CreditWindow.Outgoing, grantOnly: Bool) {
         while true {
-            let outgoing: CreditWindow.Outgoing? = try state.withLock { s throws(TransportError) -> CreditWindow.Outgoing? in
+            let next = try state.withLock { s throws(TransportError) -> (CreditWindow.Outgoing, Bool)? in
                 if let reason = s.closedReason { throw reason }
-                guard s.credits.canSend else { return nil }
-                do throws(TransportViolation) { return try s.credits.prepareSend(requestResponse: requestResponse) } catch {
+                do throws(TransportViolation) {
+                    let reserve = forData && s.keepsLastCredit
+                    if s.credits.canSend, !reserve || s.credits.sendCredits >= 2 {
+                        let ask = requestResponse || (reserve && s.credits.sendCredits == 2)
+                        return (try s.credits.prepareSend(requestResponse: ask), false)
+                    }
+                    if forData, s.credits.shouldSendCreditGrant {
+                        return (try s.credits.prepareSend(), true)
+                    }
+                    return nil
+                } catch {
                     throw .violation(error)
                 }
             }
-            if let outgoing { return outgoing }
+            if let next { return next }
             try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
                 enum Decision { case retry, wait, fail(TransportError) }
                 let decision = state.withLock { s -> Decision in
                     if let reason = s.closedReason { return .fail(reason) }
-                    if s.credits.canSend { return .retry }  // a grant arrived meanwhile
+                    // A grant arrived, or a grant is owed, meanwhile.
+                    if s.credits.canSend && (s.credits.sendCredits >= 2 || !forData || !s.keepsLastCredit) { return .retry }
+                    if forData && s.credits.shouldSendCreditGrant { return .retry }
                     s.creditWaiters.append(cont)
                     return .wait
                 }
