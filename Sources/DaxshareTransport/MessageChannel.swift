@@ -489,16 +489,23 @@ public final class MessageChannel: Sendable {
             do {
                 let outgoing: CreditWindow.Outgoing
                 (outgoing, grantOnly) = try await takeCredit(forData: fragment != nil, requestResponse: requestResponse)
-                let empty = DataTransferMessage(
+                // The header, then the payload straight from the caller's message into the slot.
+                let payload: ArraySlice<UInt8> = grantOnly ? [] : fragment?.data ?? []
+                let header = DataTransferHeader(
                     flags: outgoing.flags, creditsRequested: outgoing.creditsRequested,
-                    creditsGranted: outgoing.creditsGranted, remainingDataLength: 0, payload: [])
-                let message = grantOnly ? empty : fragment?.message(outgoing) ?? empty
-                let bytes: [UInt8]
-                do { bytes = try message.encode() } catch { throw TransportError.wire(error) }
-                ring.bytes(slot).copyBytes(from: bytes)
+                    creditsGranted: outgoing.creditsGranted,
+                    remainingDataLength: payload.isEmpty ? 0 : fragment?.remainingDataLength ?? 0,
+                    dataOffset: payload.isEmpty ? 0 : UInt32(Limits.dataTransferHeaderSize),
+                    dataLength: UInt32(payload.count))
+                let head: [UInt8]
+                do { head = try header.encode() } catch { throw TransportError.wire(error) }
+                let out = ring.bytes(slot)
+                out.copyBytes(from: head)
+                UnsafeMutableRawBufferPointer(rebasing: out[head.count...]).copyBytes(from: payload)
+                let length = head.count + payload.count
                 ring.posting(slot)
                 do {
-                    try await connection.postSend([ring.segment(slot, length: bytes.count)]) { [self] result in
+                    try await connection.postSend([ring.segment(slot, length: length)]) { [self] result in
                         // On the event loop: free the slot, report, and never tear down from here.
                         ring.release(slot)
                         switch result {
