@@ -120,6 +120,7 @@ let package = Package(
         .testTarget(name: "DaxshareWireTests", dependencies: ["DaxshareWire"]),
         .testTarget(name: "DaxshareVerbsTests", dependencies: ["DaxshareVerbs"]),
         .testTarget(name: "DaxsharePmemTests", dependencies: ["DaxsharePmem"]),
+        .testTarget(name: "DaxshareTransportTests", dependencies: ["DaxshareTransport", "DaxshareWire"]),
         .testTarget(name: "DaxshareServerTests", dependencies: ["DaxshareServer", "DaxshareWire"]),
         .testTarget(name: "DaxshareClientTests", dependencies: ["DaxshareClient"]),
         .testTarget(name: "BenchTests", dependencies: ["DaxshareBench"]),

@@ -87,17 +87,24 @@ final class RequestDispatcher: Sendable {
 
     private func readLoop() async {
         do {
-            for try await bytes in transport.messages {
-                if let violation = handle(bytes) {
-                    shutdown(.protocol(violation), reason: "protocol violation by the server: \(violation)")
-                    return
-                }
-            }
+            if try await !read(transport.messages) { return }
             router.close(.transport("the server closed the connection"))
         } catch {
             router.close(ClientError(transportFailure: error))
         }
         callbackSink.finish()
+    }
+
+    /// Handles every message until the sequence ends (true) or one is a violation (false,
+    /// after shutting down).
+    private func read(_ messages: some AsyncSequence<[UInt8], any Error>) async throws -> Bool {
+        for try await bytes in messages {
+            if let violation = handle(bytes) {
+                shutdown(.protocol(violation), reason: "protocol violation by the server: \(violation)")
+                return false
+            }
+        }
+        return true
     }
 
     /// Routes one message; returns why it is a violation, if it is one.

@@ -8,32 +8,46 @@ import Synchronization
 /// into data transfer messages that each cost one credit, with credits
 /// granted back as receives are reposted.
 ///
-/// Received messages arrive reassembled in `messages`. Any breach of the rules
-/// by the peer closes this channel (and only this one) with the reason, which
-/// ends `messages` with a `TransportError.violation`.
+/// Received messages arrive reassembled in `messages`. A receive is posted again (and its
+/// credit becomes grantable) only once the upper layer has taken the message it carried, so
+/// a peer that sends faster than this side consumes is held up by credits; see
+/// `maxBufferedBytes` for the bound that gives.
+///
+/// Sends go through a ring of registered buffers, so several messages can be in flight:
+/// one message's fragments are posted back to back, never interleaved with another's, and
+/// the next message is posted without waiting for the previous one's completion.
+///
+/// Any breach of the rules by the peer closes this channel (and only this one) with the
+/// reason, which ends `messages` with a `TransportError.violation`.
 public final class MessageChannel: Sendable {
     public let connection: Connection
     public let negotiated: NegotiatedTransport
-    /// Reassembled upper-layer messages, in order.
-    public let messages: AsyncThrowingStream<[UInt8], any Error>
 
     private let receiveBuffers: RegisteredBuffer
-    private let sendBuffer: RegisteredBuffer
+    private let receiveCount: Int
     private let receiveSize: Int
+    private let ring: SendRing
     private let sendGate = AsyncGate()
     private let logger: Logger
     private struct State {
         var credits: CreditWindow
         var reassembler: Reassembler
+        var inbox = InboundQueue()
+        /// The task waiting in `messages` for the next message (one consumer at a time).
+        var consumer: CheckedContinuation<Void, Never>?
+        /// Whether the end of `messages` (its error) has been delivered.
+        var endDelivered = false
         var creditWaiters: [CheckedContinuation<Void, any Error>] = []
         var closedReason: TransportError?
         var grantPending = false
+        /// Whether the peer has shown it posts at least two receives for us (it granted two
+        /// credits at once): from then on the last credit is kept for grants (`takeCredit`).
+        var keepsLastCredit = false
         /// Keepalive (§2.9): when a message last arrived, and when a keepalive went unanswered.
         var lastReceived = ContinuousClock.now
         var keepaliveSent: ContinuousClock.Instant?
     }
     private let state: Mutex<State>
-    private let sink: AsyncThrowingStream<[UInt8], any Error>.Continuation
 
     /// Receives each side keeps posted: one per credit it may grant.
     static func receiveCount(_ config: TransportConfig) -> Int { Int(config.creditsRequested) }
@@ -41,8 +55,18 @@ public final class MessageChannel: Sendable {
     static func connectionOptions(_ config: TransportConfig) -> ConnectionOptions {
         var o = ConnectionOptions()
         o.receiveQueueDepth = receiveCount(config) + 1
-        o.sendQueueDepth = max(o.sendQueueDepth, 16)
+        o.sendQueueDepth = max(o.sendQueueDepth, 2 * maxRingSlots)
         return o
+    }
+
+    /// Send buffers at most: enough to keep many responses in flight, few enough that the
+    /// send queue keeps room for RDMA READs and WRITEs.
+    static let maxRingSlots = 32
+
+    /// Send buffers in the ring: one per credit this side may hold (more could not be sent
+    /// at once), within `maxRingSlots`.
+    static func ringSlots(_ negotiated: NegotiatedTransport) -> Int {
+        max(1, min(Int(negotiated.credits.maxSendCredits), maxRingSlots))
     }
 
     /// The channel after a successful negotiate exchange; starts receiving.
@@ -54,14 +78,16 @@ public final class MessageChannel: Sendable {
         self.connection = connection
         self.negotiated = negotiated
         self.receiveBuffers = receives
+        self.receiveCount = Self.receiveCount(config)
         self.receiveSize = receiveSize
-        self.sendBuffer = try RegisteredBuffer(
-            domain: connection.domain, length: Int(negotiated.maxSendSize), access: [.localWrite])
+        self.ring = try SendRing(
+            domain: connection.domain, slots: Self.ringSlots(negotiated), slotSize: Int(negotiated.maxSendSize))
         self.logger = logger
-        self.state = Mutex(State(
+        var initial = State(
             credits: negotiated.credits,
-            reassembler: Reassembler(maxMessageSize: Int(negotiated.maxIncomingMessageSize))))
-        (messages, sink) = AsyncThrowingStream.makeStream(of: [UInt8].self)
+            reassembler: Reassembler(maxMessageSize: Int(negotiated.maxIncomingMessageSize)))
+        initial.keepsLastCredit = negotiated.credits.sendCredits >= 2
+        self.state = Mutex(initial)
         start(incoming)
         watchKeepalive(interval: config.keepaliveInterval, timeout: config.keepaliveTimeout)
     }
@@ -204,6 +230,80 @@ public final class MessageChannel: Sendable {
 
     // MARK: Receiving
 
+    /// Reassembled upper-layer messages, in order. Taking one (the iterator's `next()`) is
+    /// what gives its receive back to the peer as a credit. It ends when the channel does:
+    /// with nil after a local `close`, else with the reason (once; nil after that).
+    public var messages: Messages { Messages(channel: self) }
+
+    /// The channel's incoming messages (`messages`).
+    public struct Messages: AsyncSequence, Sendable {
+        public typealias Element = [UInt8]
+        public typealias Failure = any Error
+        let channel: MessageChannel
+
+        public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(channel: channel) }
+
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            let channel: MessageChannel
+            /// The next message; nil once the channel was closed locally, or when the waiting
+            /// task is cancelled.
+            public mutating func next() async throws -> [UInt8]? { try await channel.take() }
+        }
+    }
+
+    /// Most bytes of received upper-layer messages this channel holds that the upper layer
+    /// has not taken, whatever the peer sends and however slowly it is consumed: one message
+    /// of `maxIncomingMessageSize`, plus one receive's payload for each receive posted
+    /// (`InboundQueue` says why). Fixed besides: the registered receive buffers
+    /// (receives × `maxReceiveSize`) and the send ring (up to `maxRingSlots` × `maxSendSize`).
+    public var maxBufferedBytes: Int {
+        Int(negotiated.maxIncomingMessageSize) + receiveCount * (receiveSize - Limits.dataTransferHeaderSize)
+    }
+
+    /// Messages received and not yet taken, and the receives they hold (for tests and stats).
+    public var backlog: (messages: Int, heldReceives: Int, bytes: Int) {
+        state.withLock { ($0.inbox.count, $0.inbox.heldReceives, $0.inbox.queuedBytes) }
+    }
+
+    /// SENDs posted and not yet completed.
+    public var sendsInFlight: Int { ring.inFlight }
+    /// The most SENDs ever in flight at once on this channel.
+    public var sendsInFlightPeak: Int { ring.peak }
+
+    private func take() async throws -> [UInt8]? {
+        enum Step { case message([UInt8], [UInt64]), end(TransportError?), cancelled, wait }
+        while true {
+            var step = Step.wait
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
+                    step = state.withLock { s -> Step in
+                        if let (message, repost) = s.inbox.take() { return .message(message, repost) }
+                        if let reason = s.closedReason {
+                            defer { s.endDelivered = true }
+                            return .end(s.endDelivered ? nil : reason)
+                        }
+                        if Task.isCancelled { return .cancelled }
+                        precondition(s.consumer == nil, "two tasks iterate one channel's messages at once")
+                        s.consumer = cont
+                        return .wait
+                    }
+                    if case .wait = step { return }
+                    cont.resume()
+                }
+            } onCancel: {
+                state.withLock { s in defer { s.consumer = nil }; return s.consumer }?.resume()
+            }
+            switch step {
+            case let .message(message, receives):
+                postAgain(receives)
+                return message
+            case .end(nil), .end(.some(.closed)), .cancelled: return nil
+            case let .end(reason?): throw reason
+            case .wait: if Task.isCancelled { return nil }
+            }
+        }
+    }
+
     private func start(_ incoming: sending AsyncStream<WorkCompletion>.Iterator) {
         Task { [self] in
             var it = incoming
@@ -231,43 +331,75 @@ public final class MessageChannel: Sendable {
         let message: TransportMessage
         do { message = try TransportMessage.decode(bytes) } catch { throw .violation(.malformed(error)) }
         guard case let .dataTransfer(data) = message else { throw .violation(.unexpectedMessage(message.type)) }
-        let (complete, wake): ([UInt8]?, [CheckedContinuation<Void, any Error>])
+        let (repost, wake, consumer): ([UInt64], [CheckedContinuation<Void, any Error>], CheckedContinuation<Void, Never>?)
         do {
-            (complete, wake) = try state.withLock { s throws(TransportViolation) in
+            (repost, wake, consumer) = try state.withLock { s throws(TransportViolation) in
                 try s.credits.received(data.header)
+                if s.credits.sendCredits >= 2 { s.keepsLastCredit = true }
                 s.lastReceived = .now
                 s.keepaliveSent = nil
                 let complete = try s.reassembler.append(data)
+                let arrival: InboundQueue.Arrival =
+                    data.header.dataLength == 0 ? .empty : complete.map { .complete($0) } ?? .fragment
+                let repost = s.inbox.arrived(arrival, in: wc.id)
                 defer { s.creditWaiters.removeAll() }
-                return (complete, s.creditWaiters)
+                var consumer: CheckedContinuation<Void, Never>?
+                if complete != nil { swap(&consumer, &s.consumer) }
+                return (repost, s.creditWaiters, consumer)
             }
         } catch {
             throw .violation(error)
         }
-        do {
-            try connection.postReceive(id: wc.id, receiveBuffers.region.segment(offset: start, length: receiveSize))
-        } catch {
-            throw .verbs(error)
+        // The message may have granted credits.
+        wake.forEach { $0.resume() }
+        consumer?.resume()
+        postAgain(repost)
+    }
+
+    /// Posts `receives` again, counts them as grantable, and sends a grant if one is owed
+    /// (checked even when there is nothing to post: the message just handled may have asked).
+    private func postAgain(_ receives: [UInt64]) {
+        var posted = 0
+        for id in receives {
+            let segment = receiveBuffers.region.segment(offset: Int(id) * receiveSize, length: receiveSize)
+            do { try connection.postReceive(id: id, segment) } catch {
+                // Closed meanwhile, or the queue pair is gone: the channel ends either way.
+                end(.verbs(error), log: false)
+                return
+            }
+            posted += 1
         }
-        let sendGrant = state.withLock { s -> Bool in
-            s.credits.receivesPosted(1)
-            if s.credits.shouldSendCreditGrant && !s.grantPending { s.grantPending = true; return true }
-            return false
+        let (sendGrant, wake) = state.withLock { s -> (Bool, [CheckedContinuation<Void, any Error>]) in
+            s.credits.receivesPosted(posted)
+            // A sender holding its last credit may now attach a grant and go.
+            defer { s.creditWaiters.removeAll() }
+            if s.closedReason == nil, s.credits.shouldSendCreditGrant, !s.grantPending {
+                s.grantPending = true
+                return (true, s.creditWaiters)
+            }
+            return (false, s.creditWaiters)
         }
         wake.forEach { $0.resume() }
-        if let complete { sink.yield(complete) }
         if sendGrant {
             Task { [self] in
-                try? await sendDataTransfer(nil)
-                state.withLock { $0.grantPending = false }
+                while true {
+                    try? await sendDataTransfer(nil)
+                    let again = state.withLock { s -> Bool in
+                        if s.closedReason == nil, s.credits.shouldSendCreditGrant { return true }
+                        s.grantPending = false
+                        return false
+                    }
+                    if !again { return }
+                }
             }
         }
     }
 
     // MARK: Sending
 
-    /// Sends one upper-layer message, split into as many data transfer
-    /// messages as the negotiated send size needs, waiting for credits.
+    /// Sends one upper-layer message, split into as many data transfer messages as the
+    /// negotiated send size needs, waiting for credits and send buffers. Returns once the
+    /// message is sent (its last SEND completed); other messages may be posted meanwhile.
     public func send(_ message: [UInt8]) async throws {
         let fragments: [Fragment]
         do {
@@ -277,28 +409,43 @@ public final class MessageChannel: Sendable {
         } catch {
             throw TransportError.wire(error)
         }
-        await sendGate.enter()
-        defer { sendGate.leave() }
-        for fragment in fragments { try await sendLocked(fragment) }
+        var last: SendCompletion?
+        do {
+            // Held while posting only: the fragments go out back to back, in order.
+            await sendGate.enter()
+            defer { sendGate.leave() }
+            for fragment in fragments { last = try await post(fragment) }
+        }
+        // In order on the queue pair: the last completing means all did (a failure of an
+        // earlier one flushes the rest).
+        try await last?.wait()
     }
 
     /// An empty data transfer message: a credit grant or keepalive answer.
     private func sendDataTransfer(_ fragment: Fragment?) async throws {
-        await sendGate.enter()
-        defer { sendGate.leave() }
-        // Re-check: a payload sent meanwhile may already have carried the grant.
-        let still = state.withLock { $0.credits.shouldSendCreditGrant }
-        if fragment == nil && !still { return }
-        try await sendLocked(fragment)
+        let posted: SendCompletion
+        do {
+            await sendGate.enter()
+            defer { sendGate.leave() }
+            // Re-check: a payload sent meanwhile may already have carried the grant.
+            let still = state.withLock { $0.credits.shouldSendCreditGrant }
+            if fragment == nil && !still { return }
+            posted = try await post(fragment)
+        }
+        try await posted.wait()
     }
 
     /// Sends a keepalive: an empty message with RESPONSE_REQUESTED, if a credit allows one now
     /// (a side without credit is already owed an answer by the peer, rule 7).
     private func sendKeepalive() async throws {
-        await sendGate.enter()
-        defer { sendGate.leave() }
-        guard state.withLock({ $0.credits.canSend }) else { return }
-        try await sendLocked(nil, requestResponse: true)
+        let posted: SendCompletion
+        do {
+            await sendGate.enter()
+            defer { sendGate.leave() }
+            guard state.withLock({ $0.credits.canSend }) else { return }
+            posted = try await post(nil, requestResponse: true)
+        }
+        try await posted.wait()
     }
 
     /// §2.9: after `interval` of silence, a keepalive; if nothing at all arrives within
@@ -331,34 +478,92 @@ public final class MessageChannel: Sendable {
         }
     }
 
-    private func sendLocked(_ fragment: Fragment?, requestResponse: Bool = false) async throws {
+    /// Posts one data transfer message into a free ring slot, once a credit allows; call
+    /// with the gate held. The slot returns to the ring when the SEND completes. A grant
+    /// owed meanwhile goes out first (the gate holder is the only one who can send it).
+    private func post(_ fragment: Fragment?, requestResponse: Bool = false) async throws -> SendCompletion {
         while true {
-            let outgoing: CreditWindow.Outgoing? = try state.withLock { s throws(TransportError) -> CreditWindow.Outgoing? in
-                if let reason = s.closedReason { throw reason }
-                guard s.credits.canSend else { return nil }
-                do throws(TransportViolation) { return try s.credits.prepareSend(requestResponse: requestResponse) } catch {
-                    throw .violation(error)
-                }
-            }
-            if let outgoing {
-                let message = fragment?.message(outgoing) ?? DataTransferMessage(
+            let slot = try await ring.acquire()
+            let done = SendCompletion()
+            let grantOnly: Bool
+            do {
+                let outgoing: CreditWindow.Outgoing
+                (outgoing, grantOnly) = try await takeCredit(forData: fragment != nil, requestResponse: requestResponse)
+                // The header, then the payload straight from the caller's message into the slot.
+                let payload: ArraySlice<UInt8> = grantOnly ? [] : fragment?.data ?? []
+                let header = DataTransferHeader(
                     flags: outgoing.flags, creditsRequested: outgoing.creditsRequested,
-                    creditsGranted: outgoing.creditsGranted, remainingDataLength: 0, payload: [])
-                let bytes: [UInt8]
-                do { bytes = try message.encode() } catch { throw TransportError.wire(error) }
-                sendBuffer.bytes.copyBytes(from: bytes)
-                do { try await connection.send([sendBuffer.region.segment(length: bytes.count)]) } catch let e as VerbsError {
+                    creditsGranted: outgoing.creditsGranted,
+                    remainingDataLength: payload.isEmpty ? 0 : fragment?.remainingDataLength ?? 0,
+                    dataOffset: payload.isEmpty ? 0 : UInt32(Limits.dataTransferHeaderSize),
+                    dataLength: UInt32(payload.count))
+                let head: [UInt8]
+                do { head = try header.encode() } catch { throw TransportError.wire(error) }
+                let out = ring.bytes(slot)
+                out.copyBytes(from: head)
+                UnsafeMutableRawBufferPointer(rebasing: out[head.count...]).copyBytes(from: payload)
+                let length = head.count + payload.count
+                ring.posting(slot)
+                do {
+                    try await connection.postSend([ring.segment(slot, length: length)]) { [self] result in
+                        // On the event loop: free the slot, report, and never tear down from here.
+                        ring.release(slot)
+                        switch result {
+                        case .success: done.fulfill(.success(()))
+                        case let .failure(e):
+                            done.fulfill(.failure(.verbs(e)))
+                            Task { end(.verbs(e), log: false) }
+                        }
+                    }
+                } catch let e as VerbsError {
                     end(.verbs(e), log: false)
                     throw TransportError.verbs(e)
                 }
-                return
+            } catch {
+                ring.release(slot)
+                throw error
             }
-            // No credit: wait for a message from the peer that grants some.
+            if !grantOnly { return done }
+        }
+    }
+
+    /// Takes a send credit and stamps the credit fields, waiting for a message from the
+    /// peer (or a repost) that lets this side send. Returns `grantOnly` when, instead, an
+    /// empty message granting credits must go first.
+    ///
+    /// Data never takes the last credit once the peer has shown it posts two receives or
+    /// more: the last one is kept for a grant, and a data message that leaves one asks for
+    /// more (RESPONSE_REQUESTED). §2.8 allows both (rule 3 asks less). Without that, an upper
+    /// layer that must send before it takes its next message (an echo loop) could be stuck
+    /// holding one credit with every receive held by messages it has not taken, while the
+    /// peer waits for a credit to send the grant it needs: with it, the peer always keeps a
+    /// credit for that grant, and the grant's receive is never held.
+    private func takeCredit(forData: Bool, requestResponse: Bool) async throws -> (CreditWindow.Outgoing, grantOnly: Bool) {
+        while true {
+            let next = try state.withLock { s throws(TransportError) -> (CreditWindow.Outgoing, Bool)? in
+                if let reason = s.closedReason { throw reason }
+                do throws(TransportViolation) {
+                    let reserve = forData && s.keepsLastCredit
+                    if s.credits.canSend, !reserve || s.credits.sendCredits >= 2 {
+                        let ask = requestResponse || (reserve && s.credits.sendCredits == 2)
+                        return (try s.credits.prepareSend(requestResponse: ask), false)
+                    }
+                    if forData, s.credits.shouldSendCreditGrant {
+                        return (try s.credits.prepareSend(), true)
+                    }
+                    return nil
+                } catch {
+                    throw .violation(error)
+                }
+            }
+            if let next { return next }
             try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
                 enum Decision { case retry, wait, fail(TransportError) }
                 let decision = state.withLock { s -> Decision in
                     if let reason = s.closedReason { return .fail(reason) }
-                    if s.credits.canSend { return .retry }  // a grant arrived meanwhile
+                    // A grant arrived, or a grant is owed, meanwhile.
+                    if s.credits.canSend && (s.credits.sendCredits >= 2 || !forData || !s.keepsLastCredit) { return .retry }
+                    if forData && s.credits.shouldSendCreditGrant { return .retry }
                     s.creditWaiters.append(cont)
                     return .wait
                 }
@@ -381,22 +586,21 @@ public final class MessageChannel: Sendable {
     /// Whether the channel has ended.
     public var isClosed: Bool { state.withLock { $0.closedReason != nil } }
 
+    /// Messages already received stay in `messages`, ahead of its end, as a stream's buffer does.
     private func end(_ reason: TransportError, log: Bool) {
-        let waiters = state.withLock { s -> [CheckedContinuation<Void, any Error>]? in
+        let woken = state.withLock { s -> ([CheckedContinuation<Void, any Error>], CheckedContinuation<Void, Never>?)? in
             if s.closedReason != nil { return nil }
             s.closedReason = reason
-            defer { s.creditWaiters.removeAll() }
-            return s.creditWaiters
+            defer { s.creditWaiters.removeAll(); s.consumer = nil }
+            return (s.creditWaiters, s.consumer)
         }
-        guard let waiters else { return }
+        guard let (waiters, consumer) = woken else { return }
         if log {
             logger.warning("closing connection from \(connection.peerAddress): \(reason)")
         }
         waiters.forEach { $0.resume(throwing: reason) }
-        switch reason {
-        case .closed: sink.finish()
-        default: sink.finish(throwing: reason)
-        }
+        ring.close(reason)
+        consumer?.resume()
         connection.close()
     }
 }

@@ -31,6 +31,8 @@ public struct ConnectionOptions: Sendable {
 ///
 /// Work requests are async: each send-queue operation resumes its caller when
 /// its completion arrives, with the completion's failure as a `VerbsError`.
+/// `postSend` instead returns once the SEND is posted and reports its completion
+/// to a handler, so a caller can keep several in flight.
 /// Receive completions arrive in `receives`.
 public final class Connection: @unchecked Sendable {
     public let device: Device
@@ -48,7 +50,7 @@ public final class Connection: @unchecked Sendable {
     let qp: UnsafeMutablePointer<ibv_qp>
     private let receiveSink: AsyncStream<WorkCompletion>.Continuation
     private let lock = PthreadLock()
-    private var pending: [UInt64: CheckedContinuation<WorkCompletion, any Error>] = [:]
+    private var pending: [UInt64: CompletionHandler] = [:]
     private var nextID: UInt64 = 1
     private var freeSlots: Int
     private var slotWaiters: [CheckedContinuation<Void, any Error>] = []
@@ -237,6 +239,21 @@ public final class Connection: @unchecked Sendable {
         try await post(IBV_WR_SEND, segments, remote: nil)
     }
 
+    /// What a posted work request reports when it completes: called once, on the event loop
+    /// thread (so it must not block), with the completion, its failure, or `.disconnected`
+    /// when the connection is torn down first.
+    public typealias CompletionHandler = @Sendable (Result<WorkCompletion, VerbsError>) -> Void
+
+    /// Posts a SEND of the bytes in `segments` and returns once it is on the send queue (after
+    /// waiting for a free send-queue slot), not when it completes: `onCompletion` says that.
+    /// The segments must stay untouched until then. SENDs posted one after another go out
+    /// in that order. If this throws, nothing was posted and `onCompletion` is never called.
+    public func postSend(_ segments: [ScatterGatherElement], onCompletion: @escaping CompletionHandler) async throws {
+        try validate(segments, remote: nil)
+        try await acquireSlot()
+        if let failure = enqueue(IBV_WR_SEND, segments, remote: nil, onCompletion) { throw failure }
+    }
+
     /// An RDMA READ of `remote` into `segments` (one-sided: the peer's CPU is not involved).
     @discardableResult
     public func read(into segments: [ScatterGatherElement], from remote: RemoteMemory) async throws -> WorkCompletion {
@@ -250,45 +267,58 @@ public final class Connection: @unchecked Sendable {
     }
 
     private func post(_ opcode: ibv_wr_opcode, _ segments: [ScatterGatherElement], remote: RemoteMemory?) async throws -> WorkCompletion {
+        try validate(segments, remote: remote)
+        try await acquireSlot()
+        return try await withCheckedThrowingContinuation { (cont: CheckedContinuation<WorkCompletion, any Error>) in
+            if let failure = enqueue(opcode, segments, remote: remote, { cont.resume(with: $0) }) {
+                cont.resume(throwing: failure)
+            }
+        }
+    }
+
+    private func validate(_ segments: [ScatterGatherElement], remote: RemoteMemory?) throws(VerbsError) {
         guard segments.count <= options.maxScatterGather else {
-            throw VerbsError.invalidArgument("\(segments.count) segments; the queue pair takes \(options.maxScatterGather)")
+            throw .invalidArgument("\(segments.count) segments; the queue pair takes \(options.maxScatterGather)")
         }
         if let remote {
             let total = segments.reduce(UInt64(0)) { $0 + UInt64($1.length) }
             guard total <= remote.length else {
-                throw VerbsError.invalidArgument("\(total) bytes do not fit remote range of \(remote.length)")
+                throw .invalidArgument("\(total) bytes do not fit remote range of \(remote.length)")
             }
         }
-        try await acquireSlot()
-        return try await withCheckedThrowingContinuation { (cont: CheckedContinuation<WorkCompletion, any Error>) in
-            var sges = segments.map(\.c)
-            var wr = ibv_send_wr()
-            wr.opcode = opcode
-            wr.num_sge = Int32(sges.count)
-            if let remote {
-                wr.wr.rdma.remote_addr = remote.address
-                wr.wr.rdma.rkey = remote.rkey
-            }
-            // Posted under the lock, as receives are: never onto a destroyed queue pair.
-            let failure: VerbsError? = lock.withLock {
-                guard state != .closed else { return .disconnected }
-                let id = nextID
-                nextID = (nextID + 1) & ~Self.receiveBit
-                wr.wr_id = id
-                var bad: UnsafeMutablePointer<ibv_send_wr>?
-                let rc = sges.withUnsafeMutableBufferPointer { buf in
-                    wr.sg_list = buf.baseAddress
-                    return ibv_post_send(qp, &wr, &bad)
-                }
-                if rc != 0 { return .call("ibv_post_send", Errno(rawValue: rc)) }
-                pending[id] = cont
-                return nil
-            }
-            if let failure {
-                releaseSlot()
-                cont.resume(throwing: failure)
-            }
+    }
+
+    /// Posts one work request on a send-queue slot the caller holds; on failure the slot is
+    /// released, the handler dropped and the error returned.
+    private func enqueue(
+        _ opcode: ibv_wr_opcode, _ segments: [ScatterGatherElement], remote: RemoteMemory?,
+        _ handler: @escaping CompletionHandler
+    ) -> VerbsError? {
+        var sges = segments.map(\.c)
+        var wr = ibv_send_wr()
+        wr.opcode = opcode
+        wr.num_sge = Int32(sges.count)
+        if let remote {
+            wr.wr.rdma.remote_addr = remote.address
+            wr.wr.rdma.rkey = remote.rkey
         }
+        // Posted under the lock, as receives are: never onto a destroyed queue pair.
+        let failure: VerbsError? = lock.withLock {
+            guard state != .closed else { return .disconnected }
+            let id = nextID
+            nextID = (nextID + 1) & ~Self.receiveBit
+            wr.wr_id = id
+            var bad: UnsafeMutablePointer<ibv_send_wr>?
+            let rc = sges.withUnsafeMutableBufferPointer { buf in
+                wr.sg_list = buf.baseAddress
+                return ibv_post_send(qp, &wr, &bad)
+            }
+            if rc != 0 { return .call("ibv_post_send", Errno(rawValue: rc)) }
+            pending[id] = handler
+            return nil
+        }
+        if failure != nil { releaseSlot() }
+        return failure
     }
 
     /// Runs on the loop thread for every polled completion.
@@ -299,9 +329,9 @@ public final class Connection: @unchecked Sendable {
             receiveSink.yield(c)
             return
         }
-        guard let cont = lock.withLock({ pending.removeValue(forKey: wc.id) }) else { return }
+        guard let handler = lock.withLock({ pending.removeValue(forKey: wc.id) }) else { return }
         releaseSlot()
-        if let error = wc.error { cont.resume(throwing: error) } else { cont.resume(returning: wc) }
+        if let error = wc.error { handler(.failure(error)) } else { handler(.success(wc)) }
     }
 
     private func acquireSlot() async throws {
@@ -393,11 +423,11 @@ public final class Connection: @unchecked Sendable {
         } else {
             cm.destroy()
         }
-        let conts = lock.withLock { () -> [CheckedContinuation<WorkCompletion, any Error>] in
+        let handlers = lock.withLock { () -> [CompletionHandler] in
             defer { pending.removeAll() }
             return Array(pending.values)
         }
-        conts.forEach { $0.resume(throwing: VerbsError.disconnected) }
+        handlers.forEach { $0(.failure(.disconnected)) }
         receiveSink.finish()
         peerDisconnected()
     }
