@@ -304,6 +304,9 @@ public final class MessageChannel: Sendable {
         }
     }
 
+    /// How long a disconnect by the peer waits for messages still in the completion queue.
+    static let disconnectGrace: Duration = .milliseconds(250)
+
     private func start(_ incoming: sending AsyncStream<WorkCompletion>.Iterator) {
         Task { [self] in
             var it = incoming
@@ -321,6 +324,10 @@ public final class MessageChannel: Sendable {
         }
         Task { [self] in
             await connection.waitUntilDisconnected()
+            // The peer's last messages (a reply sent right before it closed) can still be on
+            // their way through the completion queue when its disconnect arrives, on another
+            // descriptor: give the receive path a moment to hand them over first.
+            try? await Task.sleep(for: Self.disconnectGrace)
             end(.verbs(.disconnected), log: false)
         }
     }
