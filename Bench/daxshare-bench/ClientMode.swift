@@ -8,6 +8,7 @@ import Synchronization
 /// requests, the server doing the RDMA) and `one-sided` (layouts: the client doing RDMA
 /// READ/WRITE straight into the server's pmem). How a mode configures its sessions is all that
 /// differs: when the client library's data-path configuration changes, only `configure` does.
+// @unchecked: its sessions are set up before a run and only read by the run's tasks.
 final class ClientMode: BenchMode, @unchecked Sendable {
     let name: String
     let server: ServerHandle
@@ -101,6 +102,7 @@ final class ClientMode: BenchMode, @unchecked Sendable {
 
 /// Plain memory for each slot's I/O: the client library copies through its own registered
 /// staging/bounce buffers, as any application's buffer would be.
+// @unchecked: each slot is used by one I/O at a time (the load generator's slot index).
 final class SlotBuffers: @unchecked Sendable {
     let size: Int
     let memory: UnsafeMutableRawBufferPointer
@@ -115,6 +117,7 @@ final class SlotBuffers: @unchecked Sendable {
     deinit { memory.deallocate() }
 }
 
+// @unchecked: its buffers are SlotBuffers (see there).
 struct ClientTarget: IOTarget, @unchecked Sendable {
     let file: RemoteFile
     let buffers: SlotBuffers

@@ -8,6 +8,7 @@ import SystemPackage
 /// `raw`: the target is a plain registered anonymous buffer. `raw-odp`: the target is an ODP
 /// region over a MAP_SYNC mapping of a file on the fsdax mount, prefetched: what a layout points
 /// at, so the limit the one-sided path can approach.
+// @unchecked: its connections are set up before a run and only read by the run's tasks.
 final class RawMode: BenchMode, @unchecked Sendable {
     let name: String
     let onDemand: Bool

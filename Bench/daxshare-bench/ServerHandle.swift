@@ -3,6 +3,7 @@ import Foundation
 
 /// The daxshared the client modes talk to: one this process started (on a fresh export on the
 /// fsdax mount, with a fresh secret) or one given with --url (then its pid, if given, for CPU).
+// @unchecked: set up once before the run, read after.
 final class ServerHandle: @unchecked Sendable {
     let host: String
     let port: UInt16

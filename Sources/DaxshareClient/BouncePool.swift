@@ -3,6 +3,7 @@ import Synchronization
 
 /// One slot of the bounce buffer: registered memory a single READ or WRITE uses from the time
 /// its request is built until its response arrives.
+// @unchecked: one I/O holds a slot at a time: the pool hands it out and takes it back.
 struct BounceSlot: @unchecked Sendable {
     let index: Int
     let memory: any RegisteredMemory

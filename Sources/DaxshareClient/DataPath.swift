@@ -2,6 +2,7 @@ import DaxshareWire
 
 /// A caller's buffer handed across tasks. The caller keeps it alive and leaves it alone until
 /// the call it was passed to returns; chunks of it are touched by disjoint tasks only.
+// @unchecked: the caller owns the memory, and tasks touch disjoint chunks (above).
 public struct SharedBuffer: @unchecked Sendable {
     public let pointer: UnsafeMutableRawBufferPointer
     public init(_ pointer: UnsafeMutableRawBufferPointer) { self.pointer = pointer }

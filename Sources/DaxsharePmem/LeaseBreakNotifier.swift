@@ -20,6 +20,7 @@ import SystemPackage
 /// Each descriptor that takes a lease must name the same signal with
 /// `FileLease.setBreakSignal(_:)`; the kernel then reports which descriptor's
 /// lease broke.
+// @unchecked: the descriptor is immutable and `closed` is a Mutex.
 public final class LeaseBreakNotifier: @unchecked Sendable {
     /// SIGRTMIN+1: a real-time signal, so breaks of several leases queue
     /// instead of merging, and one nothing else in the server uses.

@@ -10,6 +10,7 @@ import SystemPackage
 /// The descriptor is closed by `close()` or on deinit; after that every
 /// operation throws `closed`. Mappings keep the file alive, and may still be
 /// read and written after `close()`, but cannot grow.
+// @unchecked: the descriptor is immutable and `closed` is a Mutex.
 public final class PmemFile: @unchecked Sendable {
     /// The open descriptor. Valid until `close()`.
     public let descriptor: FileDescriptor

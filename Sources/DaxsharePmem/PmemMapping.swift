@@ -31,6 +31,7 @@ import SystemPackage
 ///
 /// Copies and `persist` take a shared lock; `resize` and `unmap` take it
 /// exclusively, so a range is never replaced under a running copy.
+// @unchecked: the range state changes only under its ReadWriteLock (above).
 public final class PmemMapping: @unchecked Sendable {
     /// The file mapped. Resizing needs its descriptor.
     public let file: PmemFile

@@ -4,6 +4,7 @@ import Glibc
 /// concurrently while a resize or unmap waits for them to drain: nobody
 /// touches an address range while it is being replaced. The server's shared
 /// files use it the same way around size changes.
+// @unchecked: a pthread rwlock, which is what makes others safe.
 public final class ReadWriteLock: @unchecked Sendable {
     private let lock: UnsafeMutablePointer<pthread_rwlock_t>
 

@@ -6,6 +6,7 @@ import SystemPackage
 
 /// An rdma_cm event, copied out of `struct rdma_cm_event` so the event can be
 /// acknowledged at once (rdma_destroy_id waits for every event to be acked).
+// @unchecked: a copy of an acknowledged event; its id pointer is used by that id's owner only.
 struct CMEvent: @unchecked Sendable {
     var type: rdma_cm_event_type
     var status: Int32
@@ -19,6 +20,7 @@ struct CMEvent: @unchecked Sendable {
 }
 
 /// An rdma_cm event channel (`rdma_create_event_channel`) with a non-blocking fd.
+// @unchecked: an immutable pointer, read on the event loop's thread.
 final class CMEventChannel: @unchecked Sendable {
     let channel: UnsafeMutablePointer<rdma_event_channel>
     var fd: Int32 { channel.pointee.fd }
@@ -52,6 +54,7 @@ final class CMEventChannel: @unchecked Sendable {
 }
 
 /// Events waiting for an async consumer: a queue plus at most one waiter.
+// @unchecked: `queue`, `waiter` and `closed` only under `lock`.
 final class CMEventMailbox: @unchecked Sendable {
     private var queue: [CMEvent] = []
     private var waiter: CheckedContinuation<CMEvent?, Never>?
@@ -109,6 +112,7 @@ final class CMEventMailbox: @unchecked Sendable {
 
 /// A pthread mutex usable around `await`-free critical sections that must
 /// resume continuations outside the lock.
+// @unchecked: a pthread mutex, which is what makes others safe.
 final class PthreadLock: @unchecked Sendable {
     private let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     init() { pthread_mutex_init(m, nil) }

@@ -6,6 +6,7 @@ import SystemPackage
 
 /// An rdma_cm identifier (`rdma_create_id`) with an event channel of its own,
 /// so every connection receives only its own events.
+// @unchecked: immutable; its events reach tasks through the mailbox, and librdmacm calls on one id are thread-safe.
 final class CommunicationID: @unchecked Sendable {
     let id: UnsafeMutablePointer<rdma_cm_id>
     let channel: CMEventChannel

@@ -7,6 +7,7 @@ import SystemPackage
 /// A completion queue with its own completion channel (`ibv_create_cq`,
 /// `ibv_create_comp_channel`). The channel's non-blocking fd is what joins the
 /// event loop's epoll set.
+// @unchecked: immutable pointers; polled on the event loop's thread only, destroyed after it is unregistered there.
 final class CompletionQueue: @unchecked Sendable {
     let channel: UnsafeMutablePointer<ibv_comp_channel>
     let cq: UnsafeMutablePointer<ibv_cq>

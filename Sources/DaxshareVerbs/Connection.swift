@@ -34,6 +34,7 @@ public struct ConnectionOptions: Sendable {
 /// `postSend` instead returns once the SEND is posted and reports its completion
 /// to a handler, so a caller can keep several in flight.
 /// Receive completions arrive in `receives`.
+// @unchecked: mutable state only under `lock`, which work requests are posted under too.
 public final class Connection: @unchecked Sendable {
     public let device: Device
     /// This connection's own protection domain: memory registered here is
@@ -434,6 +435,7 @@ public final class Connection: @unchecked Sendable {
 }
 
 /// Set once, read after: whether a timer fired.
+// @unchecked: `value` only under `lock`.
 private final class Expired: @unchecked Sendable {
     private let lock = PthreadLock()
     private var value = false

@@ -9,6 +9,7 @@ import SystemPackage
 /// Connections made through rdma_cm use the context rdma_cm opened for the
 /// bound address; `Device` is for asking what a device can do (ODP caps,
 /// limits, port state) before or apart from that.
+// @unchecked: an immutable context pointer; ibv_query_* calls are thread-safe.
 public final class Device: @unchecked Sendable {
     public let name: String
     let context: UnsafeMutablePointer<ibv_context>

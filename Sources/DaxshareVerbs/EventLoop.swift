@@ -13,6 +13,7 @@ import SystemPackage
 /// dedicated thread keeps Swift's cooperative pool free: handlers only poll and
 /// resume continuations, never block. Teardown of anything a handler touches
 /// goes through `execute`, so it cannot race a handler on this thread.
+// @unchecked: mutable state in Mutexes; epoll_ctl and eventfd writes are thread-safe.
 public final class EventLoop: @unchecked Sendable {
     /// The loop every connection uses unless told otherwise.
     public static let shared = EventLoop(name: "daxshare-verbs")

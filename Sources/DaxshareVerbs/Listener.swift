@@ -6,6 +6,7 @@ import SystemPackage
 
 /// A passive rdma_cm endpoint (`rdma_bind_addr`, `rdma_listen`) that hands out
 /// incoming connection requests.
+// @unchecked: `isClosed` only under `closed`.
 public final class Listener: @unchecked Sendable {
     /// The bound address; its port is the real one when 0 was asked for.
     public let address: SocketAddress
@@ -54,6 +55,7 @@ public final class Listener: @unchecked Sendable {
 
 /// A client's connect request, waiting for `accept` or `reject`. Dropping it
 /// unanswered rejects it.
+// @unchecked: `answered` only under `lock`.
 public final class ConnectionRequest: @unchecked Sendable {
     /// The private data the client sent with its connect.
     public let privateData: [UInt8]

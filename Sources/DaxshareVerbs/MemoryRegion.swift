@@ -43,6 +43,7 @@ public struct RemoteMemory: Sendable, Hashable {
 /// that owns the memory (a file mapping, a buffer), so neither can go away
 /// while the NIC may still touch it. Deregistration happens on `deregister()`
 /// or when the last reference goes.
+// @unchecked: `mr` changes only under `lock`; everything else is immutable.
 public final class MemoryRegion: @unchecked Sendable {
     public let domain: ProtectionDomain
     public let address: UnsafeMutableRawPointer
@@ -132,6 +133,7 @@ public struct ScatterGatherElement: Sendable, Hashable {
 
 /// Page-aligned anonymous memory registered in a domain: the client-side and
 /// message buffers. Freed after deregistration.
+// @unchecked: immutable; its users own disjoint ranges of `bytes`.
 public final class RegisteredBuffer: @unchecked Sendable {
     public let region: MemoryRegion
     public var bytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: region.address, count: region.length) }
@@ -143,6 +145,7 @@ public final class RegisteredBuffer: @unchecked Sendable {
 }
 
 /// Page-aligned, zeroed heap memory that frees itself.
+// @unchecked: an immutable pointer, freed once, in deinit.
 final class AlignedMemory: @unchecked Sendable {
     let pointer: UnsafeMutableRawPointer
     init(length: Int) {

@@ -13,6 +13,7 @@ import Glibc
 /// once (its memory regions can go), and its identifier is parked here, to be disconnected and
 /// destroyed when the port is active again. On hardware this only delays a DREQ that could not
 /// have arrived.
+// @unchecked: `parked` and `polling` only under `lock`.
 final class PortWait: @unchecked Sendable {
     static let shared = PortWait()
 

@@ -7,6 +7,7 @@ import SystemPackage
 /// A protection domain (`ibv_alloc_pd`). Memory regions and queue pairs in
 /// different domains cannot be used together, which is how the server keeps
 /// one client from using an rkey granted to another: one domain per connection.
+// @unchecked: an immutable pointer; verbs calls that take a PD are thread-safe.
 public final class ProtectionDomain: @unchecked Sendable {
     let pd: UnsafeMutablePointer<ibv_pd>
     /// The device this domain lives on; kept so the context outlives the domain.

@@ -54,6 +54,7 @@ public struct FileKey: Hashable, Sendable, CustomStringConvertible {
 /// write that extends the file again); the few flushes through the mapping
 /// clip to the size fstat reports and, while layouts exist, the lease
 /// (issue 6) makes such a truncate wait.
+// @unchecked: the mapping, its generation and the visible size live under ioLock; the rest is immutable or atomic.
 public final class SharedFile: @unchecked Sendable {
     public let key: FileKey
     /// The one descriptor; O_RDWR unless the file could only be opened read-only.
