@@ -210,6 +210,33 @@ import Testing
         _ = try await a.layout(file: f, offset: 0, length: 8192, .readWrite)
     }
 
+    @Test func aTwoSidedWriteIsSeenThroughALayoutThatFirstReadTheRangeAsZeros() async throws {
+        let server = try server("core-coherent", port: 5812)
+        defer { #expect(server.stop() == 0, "log:\n\(server.log)") }
+        let a = try await session(server)
+        defer { a.close() }
+        // Grown by SET_SIZE: allocated but unwritten extents, which a read maps as the zero page.
+        let f = try await a.open("coherent.bin", [.read, .write, .create])
+        _ = try await a.request(.setSize(SetSizeRequest(fileId: f, size: 64 << 10)))
+        let layout = try await a.layout(file: f, offset: 0, length: 64 << 10, .read)
+        let local = try RegisteredBuffer(domain: a.channel.connection.domain, length: 64 << 10, access: [.localWrite, .remoteRead, .remoteWrite])
+        // Read once through the layout: zeros, and the pages are now mapped.
+        try await a.channel.connection.read(into: [local.region.segment(length: 64 << 10)], from: layout.extents[0].remote)
+        #expect(local.bytes.allSatisfy { $0 == 0 })
+        // A two-sided WRITE fills 16 KiB at 8 KiB...
+        let data = pattern(16 << 10, seed: 77)
+        local.bytes.copyBytes(from: data)
+        let remote = local.region.remote()
+        _ = try await a.request(.write(WriteRequest(
+            fileId: f, offset: 8192, length: UInt32(data.count), flags: [.writeThrough],
+            descriptors: [BufferDescriptor(address: remote.address, rkey: remote.rkey, length: UInt32(data.count))])))
+        // ...and the layout sees it, not the zero page it saw before.
+        local.bytes.initializeMemory(as: UInt8.self, repeating: 0xEE)
+        try await a.channel.connection.read(into: [local.region.segment(length: 64 << 10)], from: layout.extents[0].remote)
+        #expect(Array(local.bytes[8192..<(8192 + data.count)]) == data, "one-sided READ after a two-sided WRITE saw stale bytes")
+        #expect(local.bytes[0..<8192].allSatisfy { $0 == 0 })
+    }
+
     @Test func manyRequestsOfOneConnectionRunAtOnceAndTheExcessIsRefused() async throws {
         let server = try server("core-many", port: 5808)
         defer { #expect(server.stop() == 0, "log:\n\(server.log)") }
