@@ -322,16 +322,14 @@ final class ClientConnection: Sendable {
             return ok(.punchHole)
         case let .unlink(u):
             let export = try mutableTree(u.treeId)
-            try await recallingPath(u.path, in: export, reason: .unlink) {
+            try await recallingPaths([u.path], in: export, reason: .unlink) {
                 try export.unlink(u.path, directory: u.flags.contains(.directory))
             }
             return ok(.unlink)
         case let .rename(r):
             let export = try mutableTree(r.treeId)
-            try await recallingPath(r.from, in: export, reason: .rename) {
-                try await recallingPath(r.to, in: export, reason: .rename) {
-                    try export.rename(r.from, to: r.to, noReplace: r.flags.contains(.noReplace))
-                }
+            try await recallingPaths([r.from, r.to], in: export, reason: .rename) {
+                try export.rename(r.from, to: r.to, noReplace: r.flags.contains(.noReplace))
             }
             return ok(.rename)
         case let .flush(f):
@@ -419,15 +417,40 @@ final class ClientConnection: Sendable {
 
     // MARK: Files
 
-    /// Runs `change` on the name `path` once every layout on the file it names (if that file
-    /// is open here at all) has been recalled, with new grants held off until it is done.
-    private func recallingPath<T>(
-        _ path: String, in export: Export, reason: RecallReason, _ change: () async throws -> T
+    /// Runs `change` on the names `paths` once every layout on the files they name (those open
+    /// here) has been recalled, with new grants held off until it is done. The change is the
+    /// server's own change to those files (`FileLayouts.ownChange`): a delegation on them is
+    /// given up around it, or the unlink or rename would wait for the server's own delegation.
+    private func recallingPaths<T>(
+        _ paths: [String], in export: Export, reason: RecallReason, _ change: () throws -> T
     ) async throws -> T {
-        guard let status = try? export.status(of: path),
-            let fileLayouts = server.layouts.existingLayouts(FileKey(device: status.device, inode: status.inode))
-        else { return try await change() }
-        return try await fileLayouts.recalling(range: nil, except: layouts, reason: reason, change)
+        var states: [FileLayouts] = []
+        for path in paths {
+            guard let status = try? export.status(of: path),
+                let state = server.layouts.existingLayouts(FileKey(device: status.device, inode: status.inode)),
+                !states.contains(where: { $0 === state })
+            else { continue }
+            states.append(state)
+        }
+        // One order for every request, so two renames of the same pair never wait on each other.
+        states.sort { ObjectIdentifier($0) < ObjectIdentifier($1) }
+        return try await recalling(states, from: 0, reason: reason, change)
+    }
+
+    /// Recalls the layouts of `states[index...]`, one file after the other; the change runs
+    /// once, inside every recall.
+    private func recalling<T>(
+        _ states: [FileLayouts], from index: Int, reason: RecallReason, _ change: () throws -> T
+    ) async throws -> T {
+        guard index < states.count else { return try Self.ownChanges(of: states[...], change) }
+        return try await states[index].recalling(range: nil, except: layouts, reason: reason) {
+            try await recalling(states, from: index + 1, reason: reason, change)
+        }
+    }
+
+    private static func ownChanges<T>(of states: ArraySlice<FileLayouts>, _ change: () throws -> T) throws -> T {
+        guard let first = states.first else { return try change() }
+        return try first.ownChange(expectingUnlink: true) { try ownChanges(of: states.dropFirst(), change) }
     }
 
     private func tree(_ id: UInt32) throws -> Export {

@@ -29,7 +29,8 @@ final class ServerContext: Sendable {
         self.logger = logger
         self.authLimiter = AuthRateLimiter(burst: configuration.authFailureBurst, refill: configuration.authFailureRefill)
         let layouts = LayoutRegistry(
-            deadlineMs: configuration.recallDeadlineMs, counters: counters, logger: logger, leases: configuration.fileLeases)
+            deadlineMs: configuration.recallDeadlineMs, counters: counters, logger: logger,
+            leases: configuration.fileLeases ? configuration.leaseKind : nil)
         self.layouts = layouts
         self.files = FileTable(logger: logger) { layouts.forget($0) }
         self.baseNegotiateResponse = NegotiateResponse(

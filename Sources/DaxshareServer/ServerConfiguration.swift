@@ -1,3 +1,4 @@
+import DaxsharePmem
 import DaxshareWire
 import SystemPackage
 
@@ -50,6 +51,10 @@ public struct ServerConfiguration: Sendable {
     public var recallDeadlineMs: UInt32 = 5000
     /// Hold an OS write lease on files with layouts, so local opens recall them.
     public var fileLeases = true
+    /// Which OS lease: a delegation (F_SETDELEG, Linux 6.19) also recalls layouts on a local
+    /// unlink, rename or attribute change; where the kernel has none, a lease (F_SETLEASE) is
+    /// taken instead, which a local open or truncate breaks, nothing else.
+    public var leaseKind: FileLease.Mechanism = .delegation
     /// Prefetch (`ibv_advise_mr`) each layout's range at LAYOUTGET, so the client's first
     /// access does not take an ODP fault (an RNR NAK and a retry). Off only to measure it.
     public var layoutPrefetch = true

@@ -62,6 +62,9 @@ struct Daxshared: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds in which a rate-limited address earns back one failed authentication.")
     var authFailureRefillSeconds: Double = 6
 
+    @Option(name: .long, help: "The OS lease layouts live under: 'delegation' (F_SETDELEG, Linux 6.19+; a local open, truncate, unlink, rename or attribute change recalls them; falls back to 'lease' where the kernel has none) or 'lease' (F_SETLEASE; a local open or truncate recalls them).")
+    var leaseKind: FileLease.Mechanism = .delegation
+
     @Flag(inversion: .prefixedNo, help: "Prefetch each layout's pages at LAYOUTGET (ibv_advise_mr), so first accesses take no ODP fault.")
     var layoutPrefetch = true
 
@@ -125,6 +128,7 @@ struct Daxshared: AsyncParsableCommand {
         config.recallDeadlineMs = recallDeadlineMs
         config.transport.keepaliveInterval = .seconds(keepaliveSeconds)
         config.layoutPrefetch = layoutPrefetch
+        config.leaseKind = leaseKind
         config.authFailureBurst = authFailureBurst
         config.sessionSetupTimeout = .seconds(sessionSetupTimeout)
         config.authFailureRefill = .seconds(authFailureRefillSeconds)
@@ -177,3 +181,5 @@ struct Daxshared: AsyncParsableCommand {
         return bytes
     }
 }
+
+extension FileLease.Mechanism: ExpressibleByArgument {}

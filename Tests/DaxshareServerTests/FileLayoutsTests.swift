@@ -6,9 +6,13 @@ import Testing
 
 /// The per-file layout state machine with its lease, holders and deadline faked.
 @Suite struct FileLayoutsTests {
-    /// A lease that counts, and can be made to refuse (EAGAIN: the file is open elsewhere).
+    /// A lease that counts, and can be made to refuse (EAGAIN: the file is open elsewhere);
+    /// as a delegation it breaks on the server's own changes, and the file can lose its name.
     final class FakeLease: LayoutLease {
-        struct State { var held = false; var takes = 0; var releases = 0; var refuse = false }
+        struct State {
+            var held = false; var takes = 0; var releases = 0; var refuse = false
+            var delegation = false; var linked = true
+        }
         let state = Mutex(State())
         struct Refused: Error {}
         func take() throws {
@@ -27,6 +31,8 @@ import Testing
             }
         }
         var held: Bool { state.withLock { $0.held } }
+        var breaksOnOwnChanges: Bool { state.withLock { $0.delegation } }
+        func fileIsLinked() -> Bool { state.withLock { $0.linked } }
     }
 
     /// A session: answers a recall by returning the layout (or stays silent), records fences.
@@ -228,5 +234,75 @@ import Testing
         await brk.value
         #expect(a.fenced == [1])
         #expect(!lease.held)
+    }
+
+    // MARK: The server's own metadata changes under a delegation
+
+    @Test func aDelegationIsGivenUpAroundTheServersOwnChangeAndTakenBack() throws {
+        lease.state.withLock { $0.delegation = true }
+        try grant(1, holder("a"), range(0, 4096))
+        let ran = try file.ownChange(expectingUnlink: false) { () throws(LayoutRefusal) -> Bool in
+            #expect(!lease.held, "the change ran under the server's own delegation")
+            return true
+        }
+        #expect(ran)
+        #expect(lease.held)
+        #expect(lease.state.withLock { ($0.takes, $0.releases) } == (2, 1))
+    }
+
+    @Test func aLeaseStaysThroughTheServersOwnChange() throws {
+        try grant(1, holder("a"), range(0, 4096))
+        try file.ownChange(expectingUnlink: false) { () throws(LayoutRefusal) in #expect(lease.held) }
+        #expect(lease.state.withLock { ($0.takes, $0.releases) } == (1, 0))
+    }
+
+    @Test func aFailingChangeStillTakesTheDelegationBack() throws {
+        lease.state.withLock { $0.delegation = true }
+        try grant(1, holder("a"), range(0, 4096))
+        #expect(throws: LayoutRefusal.conflict) {
+            try file.ownChange(expectingUnlink: false) { () throws(LayoutRefusal) in throw .conflict }
+        }
+        #expect(lease.held)
+    }
+
+    @Test func anOpenWhileTheDelegationWasGivenUpIsABreak() async throws {
+        lease.state.withLock { $0.delegation = true }
+        let a = holder("a")
+        try grant(1, a, range(0, 4096))
+        try file.ownChange(expectingUnlink: false) { () throws(LayoutRefusal) in
+            lease.state.withLock { $0.refuse = true }  // a local process opened the file meanwhile
+        }
+        while file.count > 0 { await Task.yield() }
+        #expect(a.recalled == [1])
+        #expect(!lease.held)
+    }
+
+    @Test func anUnlinkWhileTheDelegationWasGivenUpIsABreakUnlessItWasTheChange() async throws {
+        lease.state.withLock { $0.delegation = true }
+        let a = holder("a")
+        try grant(1, a, range(0, 4096))
+        try file.ownChange(expectingUnlink: true) { () throws(LayoutRefusal) in lease.state.withLock { $0.linked = false } }
+        #expect(lease.held, "the server's own UNLINK: its requester keeps its layout")
+        #expect(a.recalled.isEmpty)
+        try file.ownChange(expectingUnlink: false) { () throws(LayoutRefusal) in }
+        while file.count > 0 || lease.held { await Task.yield() }  // the break's recall, then its release
+        #expect(a.recalled == [1], "nameless after a change that was not an unlink: a local rm got in")
+        #expect(!lease.held)
+    }
+
+    @Test func duringABreakTheServersOwnChangeLetsTheDelegationGo() async throws {
+        lease.state.withLock { $0.delegation = true }
+        let a = holder("a", answers: false)
+        try grant(1, a, range(0, 4096))
+        let brk = Task { await file.leaseBroke() }
+        while deadline.armed == 0 { await Task.yield() }
+        // The holder commits while its layout is being recalled: the change cannot wait for the
+        // break (which waits for this holder), so the delegation goes now, for good.
+        try file.ownChange(expectingUnlink: false) { () throws(LayoutRefusal) in #expect(!lease.held) }
+        #expect(!lease.held)
+        deadline.pass()
+        await brk.value
+        #expect(a.fenced == [1])
+        #expect(lease.state.withLock { ($0.takes, $0.releases) } == (1, 1))
     }
 }

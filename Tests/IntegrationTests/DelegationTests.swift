@@ -8,8 +8,9 @@ import Testing
 /// File delegations (F_SETDELEG, Linux 6.19; the testbed runs 7.2) on the fsdax mount, at the
 /// DaxsharePmem level: a local `rm` or `mv` by another process breaks a write delegation, the
 /// break arrives through the signalfd like a lease break, and the other process waits until
-/// the holder lets go. A lease misses both. And the lease-break signal sent to daxshared's
-/// process does not kill it (it is blocked in every thread).
+/// the holder lets go. A lease misses both. Then end to end through daxshared, which takes
+/// delegations. And the lease-break signal sent to daxshared's process does not kill it (it is
+/// blocked in every thread).
 @Suite(.serialized) struct DelegationTests {
     struct BreakOutcome: Sendable {
         var mechanism: FileLease.Mechanism
@@ -81,8 +82,9 @@ import Testing
         #expect(access(path, F_OK) != 0)
     }
 
-    /// The reason the server still takes leases (LeaseWatcher): the holder's own metadata
-    /// changes break its own delegation. Its ftruncate fails with EAGAIN and starts the break.
+    /// Why the server gives its delegation up around its own metadata changes
+    /// (`FileLayouts.ownChange`): the holder's own changes break its own delegation. Its
+    /// ftruncate fails with EAGAIN and starts the break.
     @Test func theHoldersOwnTruncateBreaksItsOwnDelegation() async throws {
         let path = try Testbed.pmemPath("deleg-self")
         defer { unlink(path) }
@@ -106,26 +108,50 @@ import Testing
         #expect(broke)
     }
 
-    /// End to end: a local `rm` or `mv` of a file under a client's RW layout should recall it, as
-    /// a local open does (RecallTests). It does not yet: the server takes F_SETLEASE (see
-    /// LeaseWatcher), which neither breaks. Recorded as a known issue, so this test starts
-    /// failing, as a reminder to drop `withKnownIssue`, the day the server takes delegations.
+    /// End to end: a local `rm` or `mv` of a file under a client's RW layout recalls it, as a
+    /// local open does (RecallTests), and waits for it: the server takes a delegation. Before
+    /// that, the client's LAYOUTCOMMIT makes the server change the file's own metadata (the
+    /// visible-size attribute of a layout past end of file, the size, mtime), which would break
+    /// its own delegation if it kept it through them: that recalls nothing.
     @Test(arguments: [("rm", 5785), ("mv", 5786)])
-    func aLocalRemoveOrRenameUnderALayout(_ tool: String, _ port: Int) async throws {
+    func aLocalRemoveOrRenameUnderALayoutRecallsIt(_ tool: String, _ port: Int) async throws {
         let server = try ServerProcess(name: "deleg-\(tool)", port: UInt16(port), arguments: ["--recall-deadline-ms", "3000"])
         defer { #expect(server.stop() == 0, "log:\n\(server.log)") }
         let a = try await RawSession(host: try Testbed.address, port: server.port, export: "data", secret: try server.secret)
         defer { a.close() }
         let file = try await a.open("f.bin", [.read, .write, .create])
-        _ = try await a.layout(file: file, offset: 0, length: 1 << 20, .readWrite)
+        let layout = try await a.layout(file: file, offset: 0, length: 1 << 20, .readWrite)
+        _ = try await a.request(.layoutCommit(LayoutCommitRequest(
+            stateid: layout.stateid, newSize: 8192, ranges: [ByteRange(offset: 0, length: 8192)])))
+        var counters = try await a.counters()
+        #expect(counters["layouts_recalled"] == 0 && counters["layouts_live"] == 1, "a commit broke the server's own delegation: \(counters)")
+        #expect(server.log.contains("layouts live under file delegations"), "\(server.log)")
         a.answerRecalls()
         let path = server.exportDir + "/f.bin"
         let r = tool == "rm" ? try run("/bin/rm", ["-f", path]) : try run("/bin/mv", [path, path + ".moved"])
         #expect(r.status == 0, "\(tool): \(r.err)")
+        // The tool returned only after the delegation was let go, which was after the recall.
+        counters = try await a.counters()
+        #expect(counters["layouts_recalled"] == 1 && counters["layouts_live"] == 0 && counters["layouts_revoked"] == 0, "\(counters)")
+        #expect(server.log.contains("lease broken on"), "\(server.log)")
+    }
+
+    /// The server's own UNLINK and RENAME of a file the requester holds a layout on give up the
+    /// server's delegation around the change: neither waits for a break of it (which would end
+    /// in a recall of the requester's layout, or its fence at the deadline).
+    @Test func aClientsOwnRenameAndUnlinkUnderItsLayoutRecallNothing() async throws {
+        let server = try ServerProcess(name: "deleg-own", port: 5787, arguments: ["--recall-deadline-ms", "3000"])
+        defer { #expect(server.stop() == 0, "log:\n\(server.log)") }
+        let a = try await RawSession(host: try Testbed.address, port: server.port, export: "data", secret: try server.secret)
+        defer { a.close() }
+        let file = try await a.open("own.bin", [.read, .write, .create])
+        _ = try await a.layout(file: file, offset: 0, length: 1 << 20, .readWrite)
+        a.answerRecalls()
+        _ = try await a.request(.rename(RenameRequest(treeId: a.treeId, from: "own.bin", to: "own2.bin")))
+        _ = try await a.request(.unlink(UnlinkRequest(treeId: a.treeId, path: "own2.bin")))
         let counters = try await a.counters()
-        withKnownIssue("the server takes F_SETLEASE, which a local \(tool) does not break (README, LeaseWatcher)") {
-            #expect(counters["layouts_recalled"] == 1 && counters["layouts_live"] == 0, "\(counters)")
-        }
+        #expect(counters["layouts_recalled"] == 0 && counters["layouts_revoked"] == 0 && counters["layouts_live"] == 1, "\(counters)")
+        #expect(access(server.exportDir + "/own.bin", F_OK) != 0 && access(server.exportDir + "/own2.bin", F_OK) != 0)
     }
 
     /// A lease-break signal that reaches daxshared's process (as a break does in the moment
@@ -140,7 +166,7 @@ import Testing
         }
         usleep(500_000)
         #expect(server.process.isRunning, "daxshared died of the lease signal: \(server.log)")
-        #expect(server.log.contains("layouts live under file leases"), "\(server.log)")
+        #expect(server.log.contains("layouts live under file delegations"), "\(server.log)")
         #expect(server.stop() == 0)
     }
 }

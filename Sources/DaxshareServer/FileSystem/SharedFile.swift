@@ -96,6 +96,9 @@ public final class SharedFile: @unchecked Sendable {
     /// to the visible size when the last one ends. Guarded by ioLock.
     private var pastEndLayouts = 0
     static let visibleSizeAttribute = "user.daxshare.visible_size"
+    /// Where the server's own metadata changes go through once the file has layout state
+    /// (`FileLayouts`, which may hold a delegation that such a change would break).
+    private let ownChanges = Mutex<(any OwnMetadataChanges)?>(nil)
 
     init(key: FileKey, file: PmemFile, origin: String, minimumReservation: Int, logger: Logger) throws(FileSystemError) {
         self.key = key
@@ -241,11 +244,7 @@ public final class SharedFile: @unchecked Sendable {
                 try allocate(from: size, to: target)
             } else if target < size {
                 if currentMapping.length > target { try adjustMapping(to: target) }
-                do throws(PmemError) {
-                    try file.setSize(target)
-                } catch {
-                    throw FileSystemError(error, operation: "ftruncate(\(origin))")
-                }
+                try truncate(to: target)
                 metadataDirty.store(true, ordering: .releasing)
             }
         }
@@ -365,7 +364,7 @@ public final class SharedFile: @unchecked Sendable {
             } catch {
                 if firstPastEnd && pastEndLayouts == 0 {  // as if this layout was never asked for
                     visibleOverride = nil
-                    _ = fremovexattr(file.descriptor.rawValue, Self.visibleSizeAttribute)
+                    removeVisibleAttribute()
                 }
                 throw error
             }
@@ -409,10 +408,12 @@ public final class SharedFile: @unchecked Sendable {
             return (try currentSize(), grew)
         }
         if !ranges.isEmpty || grew {
-            do throws(PmemError) {
-                try file.touchModificationTime()
-            } catch {
-                throw FileSystemError(error, operation: "futimens(\(origin))")
+            try ownChange { () throws(FileSystemError) in
+                do throws(PmemError) {
+                    try file.touchModificationTime()
+                } catch {
+                    throw FileSystemError(error, operation: "futimens(\(origin))")
+                }
             }
         }
         try synchronizeAll()
@@ -429,14 +430,14 @@ public final class SharedFile: @unchecked Sendable {
             guard pastEndLayouts == 0, let visible = visibleOverride else { return }
             do throws(FileSystemError) {
                 try adjustMapping(to: visible)
+                try truncate(to: visible)
                 do throws(PmemError) {
-                    try file.setSize(visible)
                     try file.synchronizeMetadata()
                 } catch {
-                    throw FileSystemError(error, operation: "ftruncate(\(origin))")
+                    throw FileSystemError(error, operation: "fdatasync(\(origin))")
                 }
                 visibleOverride = nil
-                _ = fremovexattr(file.descriptor.rawValue, Self.visibleSizeAttribute)
+                removeVisibleAttribute()
             } catch {
                 logger.error("could not trim \(origin) back to \(visible) bytes: \(error)")
             }
@@ -446,10 +447,12 @@ public final class SharedFile: @unchecked Sendable {
     /// Records the visible size, in memory and in the extended attribute. Holds ioLock exclusively.
     private func setVisible(_ size: Int) throws(FileSystemError) {
         var value = UInt64(size).littleEndian
-        let rc = withUnsafeBytes(of: &value) {
-            fsetxattr(file.descriptor.rawValue, Self.visibleSizeAttribute, $0.baseAddress, 8, 0)
+        try ownChange { () throws(FileSystemError) in
+            let rc = withUnsafeBytes(of: &value) {
+                fsetxattr(file.descriptor.rawValue, Self.visibleSizeAttribute, $0.baseAddress, 8, 0)
+            }
+            if rc != 0 { throw FileSystemError(errno: Errno(rawValue: errno), operation: "fsetxattr(\(origin))") }
         }
-        if rc != 0 { throw FileSystemError(errno: Errno(rawValue: errno), operation: "fsetxattr(\(origin))") }
         visibleOverride = size
         attributesDirty.store(true, ordering: .releasing)
     }
@@ -459,6 +462,39 @@ public final class SharedFile: @unchecked Sendable {
         var value: UInt64 = 0
         let n = withUnsafeMutableBytes(of: &value) { fgetxattr(fd.rawValue, visibleSizeAttribute, $0.baseAddress, 8) }
         return n == 8 ? Int(UInt64(littleEndian: value)) : nil
+    }
+
+    // MARK: - The server's own metadata changes
+
+    /// Routes the server's own metadata changes (ftruncate, futimens, the visible-size
+    /// attribute) through `changes` from now on. The registry calls this when it makes the
+    /// file's layout state.
+    func routeOwnChanges(through changes: any OwnMetadataChanges) {
+        ownChanges.withLock { $0 = changes }
+    }
+
+    private func ownChange(_ change: () throws(FileSystemError) -> Void) throws(FileSystemError) {
+        guard let changes = ownChanges.withLock({ $0 }) else { return try change() }
+        try changes.ownChange(expectingUnlink: false, change)
+    }
+
+    /// ftruncate(2) to `size`. Holds ioLock exclusively.
+    private func truncate(to size: Int) throws(FileSystemError) {
+        try ownChange { () throws(FileSystemError) in
+            do throws(PmemError) {
+                try file.setSize(size)
+            } catch {
+                throw FileSystemError(error, operation: "ftruncate(\(origin))")
+            }
+        }
+    }
+
+    /// Drops the visible-size attribute (best effort: a stale one only trims at the next open
+    /// what no layout reaches any more). Holds ioLock exclusively.
+    private func removeVisibleAttribute() {
+        try? ownChange { () throws(FileSystemError) in
+            _ = fremovexattr(file.descriptor.rawValue, Self.visibleSizeAttribute)
+        }
     }
 
     // MARK: - Internals
@@ -485,8 +521,8 @@ public final class SharedFile: @unchecked Sendable {
         do throws(PmemError) {
             try file.allocate(offset: start, length: end - start)
         } catch {
-            do throws(PmemError) {
-                if try file.size() > size { try file.setSize(size) }
+            do throws(FileSystemError) {
+                if try currentSize() > size { try truncate(to: size) }
             } catch {
                 logger.error("could not trim \(origin) back to \(size) bytes after a failed fallocate: \(error)")
             }

@@ -9,6 +9,11 @@ protocol LayoutLease: Sendable {
     func take() throws
     /// Gives it up, letting a local opener that broke it go on.
     func release()
+    /// Whether what `take` took also breaks on the server's own changes to the file's
+    /// metadata (a delegation does, measured on Linux 7.2; a lease does not).
+    var breaksOnOwnChanges: Bool { get }
+    /// Whether the file still has a name (`st_nlink` > 0).
+    func fileIsLinked() -> Bool
 }
 
 /// Whoever holds a layout: the session that must answer its recall, and that the server
@@ -43,7 +48,7 @@ enum LayoutRefusal: Error, Equatable {
 /// progress, and while the change it clears the way for runs, new grants are refused. A recall
 /// completes when its last target is released (signalled, not polled) or when its deadline
 /// passes, and then fences what is left.
-final class FileLayouts: Sendable {
+final class FileLayouts: OwnMetadataChanges {
     private enum Phase { case registering, granted, doomed }
     private struct Grant {
         let holder: any LayoutHolder
@@ -275,6 +280,17 @@ final class FileLayouts: Sendable {
         }
         guard first else { return }
         logger.notice("lease broken on \(name): recalling its layouts")
+        await recallAfterBreak()
+    }
+
+    /// Holds the lock, `breaking` set: the break's recall, on a task of its own.
+    private func startBreak(_ s: inout State, because reason: String) {
+        s.breaking = true
+        logger.notice("\(reason) on \(name): recalling its layouts")
+        Task { await recallAfterBreak() }
+    }
+
+    private func recallAfterBreak() async {
         await recall(range: nil, except: nil, reason: .leaseBreak)
         state.withLock { s in
             s.breaking = false
@@ -284,6 +300,49 @@ final class FileLayouts: Sendable {
                 s.leased = false
             }
         }
+    }
+
+    // MARK: The server's own metadata changes
+
+    /// Runs the server's own change to the file's metadata (ftruncate, futimens, an extended
+    /// attribute, its unlink or rename). A delegation breaks on its holder's changes too, so it
+    /// is given up around the change and taken back after, all under the lock, so no grant or
+    /// other change sees the gap. Taking it back can find the file opened meanwhile (EAGAIN)
+    /// or, with `expectingUnlink` false, unlinked: that is a break the kernel could not send,
+    /// and its recall starts. During a break the delegation cannot be kept (the change would
+    /// wait for the break, and the break for a holder waiting on this change): it goes now,
+    /// letting the breaker go on a little before the recall ends. A lease needs none of this.
+    func ownChange<T, E: Error>(expectingUnlink: Bool = false, _ change: () throws(E) -> T) throws(E) -> T {
+        var outcome: Result<T, E>?
+        state.withLock { s in
+            guard s.leased, lease.breaksOnOwnChanges else {
+                outcome = Self.run(change)
+                return
+            }
+            lease.release()
+            s.leased = false
+            if s.breaking {
+                outcome = Self.run(change)
+                return
+            }
+            outcome = Self.run(change)
+            guard !s.grants.isEmpty else { return }
+            do {
+                try lease.take()
+                s.leased = true
+            } catch {
+                startBreak(&s, because: "the file was opened while its delegation was given up for the server's own change (\(error))")
+                return
+            }
+            if !expectingUnlink && !lease.fileIsLinked() {
+                startBreak(&s, because: "the file was unlinked while its delegation was given up for the server's own change")
+            }
+        }
+        return try outcome!.get()
+    }
+
+    private static func run<T, E: Error>(_ change: () throws(E) -> T) -> Result<T, E> {
+        do throws(E) { return .success(try change()) } catch { return .failure(error) }
     }
 }
 

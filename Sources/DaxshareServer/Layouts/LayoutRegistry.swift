@@ -1,4 +1,5 @@
 import DaxsharePmem
+import Glibc
 import DaxshareWire
 import Logging
 import Synchronization
@@ -20,17 +21,18 @@ final class LayoutRegistry: Sendable {
     private let logger: Logger
     private let watcher: LeaseWatcher?
 
-    init(deadlineMs: UInt32, counters: ServerCounters, logger: Logger, leases: Bool) {
+    /// `leases` nil: layouts live without an OS lease (`--no-leases`).
+    init(deadlineMs: UInt32, counters: ServerCounters, logger: Logger, leases: FileLease.Mechanism?) {
         self.deadline = .milliseconds(Int(deadlineMs))
         self.counters = counters
         self.logger = logger
-        guard leases else {
+        guard let preferred = leases else {
             watcher = nil
             return
         }
         let box = WeakBox<LayoutRegistry>()
         do {
-            watcher = try LeaseWatcher(logger: logger) { fd in
+            watcher = try LeaseWatcher(logger: logger, preferring: preferred) { fd in
                 guard let layouts = box.value?.layouts(descriptor: fd) else { return }
                 Task { await layouts.leaseBroke() }
             }
@@ -49,6 +51,7 @@ final class LayoutRegistry: Sendable {
             let layouts = FileLayouts(
                 name: file.origin, lease: lease, deadline: deadline, recallIds: recallIds, counters: counters, logger: logger)
             e[file.key] = Entry(file: ObjectIdentifier(file), descriptor: file.descriptor, layouts: layouts)
+            file.routeOwnChanges(through: layouts)
             return layouts
         }
     }
@@ -74,12 +77,19 @@ private struct WatchedLease: LayoutLease {
     let descriptor: FileDescriptor
     func take() throws { _ = try watcher.lease(descriptor) }
     func release() { watcher.release(descriptor) }
+    var breaksOnOwnChanges: Bool { watcher.mechanism(of: descriptor) == .delegation }
+    func fileIsLinked() -> Bool {
+        var st = stat()
+        return fstat(descriptor.rawValue, &st) != 0 || st.st_nlink > 0  // unknown: assume linked
+    }
 }
 
 /// `--no-leases`: layouts live without an OS lease (local opens do not recall them).
 private struct NoLease: LayoutLease {
     func take() {}
     func release() {}
+    var breaksOnOwnChanges: Bool { false }
+    func fileIsLinked() -> Bool { true }
 }
 
 /// A weak reference that can be captured before the object exists.

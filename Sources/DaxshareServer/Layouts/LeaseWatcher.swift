@@ -105,6 +105,11 @@ final class LeaseWatcher: @unchecked Sendable {
         return lease.mechanism
     }
 
+    /// What `descriptor` holds now, if anything.
+    func mechanism(of descriptor: FileDescriptor) -> FileLease.Mechanism? {
+        held.withLock { $0[descriptor.rawValue] }
+    }
+
     /// Releases the lease, letting a blocked opener proceed.
     func release(_ descriptor: FileDescriptor) {
         let mechanism = held.withLock { $0.removeValue(forKey: descriptor.rawValue) } ?? .lease
