@@ -44,8 +44,9 @@ final class CommunicationID: @unchecked Sendable {
     }
 
     private func watch() throws(VerbsError) {
-        let channel = self.channel, mailbox = self.mailbox
+        let channel = self.channel, mailbox = self.mailbox, loop = self.loop
         try loop.register(fd: channel.fd) {
+            loop.assertInLoop("reading a CM event channel")
             while let event = channel.next() { mailbox.post(event) }
         }
     }

@@ -7,14 +7,17 @@ import SystemPackage
 /// A completion queue with its own completion channel (`ibv_create_cq`,
 /// `ibv_create_comp_channel`). The channel's non-blocking fd is what joins the
 /// event loop's epoll set.
-// @unchecked: immutable pointers; polled on the event loop's thread only, destroyed after it is unregistered there.
+// @unchecked: immutable pointers; polled on `loop`'s thread only (asserted), destroyed after it is unregistered there.
 final class CompletionQueue: @unchecked Sendable {
     let channel: UnsafeMutablePointer<ibv_comp_channel>
     let cq: UnsafeMutablePointer<ibv_cq>
+    /// The loop whose thread alone polls this queue.
+    let loop: EventLoop
 
     var fd: Int32 { channel.pointee.fd }
 
-    init(context: UnsafeMutablePointer<ibv_context>, entries: Int) throws(VerbsError) {
+    init(context: UnsafeMutablePointer<ibv_context>, entries: Int, loop: EventLoop) throws(VerbsError) {
+        self.loop = loop
         guard let channel = ibv_create_comp_channel(context) else {
             throw .call("ibv_create_comp_channel", Errno(rawValue: errno))
         }
@@ -47,6 +50,7 @@ final class CompletionQueue: @unchecked Sendable {
 
     /// Polls without waiting for an event (used at teardown).
     func poll(_ body: (WorkCompletion) -> Void) {
+        loop.assertInLoop("polling a completion queue")
         var wcs = [ibv_wc](repeating: ibv_wc(), count: 32)
         while true {
             let n = ibv_poll_cq(cq, Int32(wcs.count), &wcs)

@@ -72,7 +72,8 @@ public final class Connection: @unchecked Sendable {
         self.options = options
         self.device = Device(borrowing: context)
         self.domain = try ProtectionDomain(device: device)
-        self.cq = try CompletionQueue(context: context, entries: options.sendQueueDepth + options.receiveQueueDepth)
+        self.cq = try CompletionQueue(
+            context: context, entries: options.sendQueueDepth + options.receiveQueueDepth, loop: cm.loop)
         var attr = ibv_qp_init_attr()
         attr.send_cq = cq.cq
         attr.recv_cq = cq.cq

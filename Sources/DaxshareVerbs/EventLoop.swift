@@ -43,6 +43,13 @@ public final class EventLoop: @unchecked Sendable {
         threadID.withLock { $0.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
     }
 
+    /// Traps (in debug builds) unless the caller runs on the loop's thread: what only the loop
+    /// touches (a completion queue's polling, a CM channel's reads) says so where it is touched,
+    /// as swift-nio's `preconditionInEventLoop` does.
+    public func assertInLoop(_ what: @autoclosure () -> String, file: StaticString = #fileID, line: UInt = #line) {
+        assert(inLoop, "\(what()) off the event loop's thread", file: file, line: line)
+    }
+
     /// Calls `handler` on the loop thread whenever `fd` is readable
     /// (level-triggered: the handler must drain what it can).
     public func register(fd: Int32, handler: @escaping @Sendable () -> Void) throws(VerbsError) {

@@ -12,22 +12,9 @@ import Testing
         try run(Self.cli, [command, "--secret-file", secretFile ?? server.secretFile] + args)
     }
 
-    func sha256(_ path: String) throws -> String {
-        let data = try Data(contentsOf: URL(fileURLWithPath: path))
-        return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
-    }
+    func sha256(_ path: String) throws -> String { try sha256Hex(ofFile: path) }
 
-    func randomFile(_ size: Int) throws -> String {
-        let path = NSTemporaryDirectory() + "daxshare-cli-\(UUID())"
-        var g = SystemRandomNumberGenerator()
-        var bytes = [UInt8](repeating: 0, count: size)
-        for i in stride(from: 0, to: size, by: 8) {
-            let r = g.next()
-            for j in 0..<min(8, size - i) { bytes[i + j] = UInt8(truncatingIfNeeded: r >> (8 * UInt64(j))) }
-        }
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
-        return path
-    }
+    func randomFile(_ size: Int) throws -> String { try randomTestFile(size, prefix: "daxshare-cli") }
 
     @Test(arguments: [0, 1, 4096, 64 << 20])
     func putAndGetKeepEveryByte(size: Int) throws {

@@ -14,22 +14,9 @@ import Testing
         try run(Self.cli, [command, "--secret-file", server.secretFile] + args)
     }
 
-    func sha256(_ path: String) throws -> String {
-        SHA256.hash(data: try Data(contentsOf: URL(fileURLWithPath: path))).map { String(format: "%02x", $0) }.joined()
-    }
+    func sha256(_ path: String) throws -> String { try sha256Hex(ofFile: path) }
 
-    func randomFile(_ size: Int) throws -> String {
-        let path = NSTemporaryDirectory() + "daxshare-onesided-\(UUID())"
-        var g = SystemRandomNumberGenerator()
-        var bytes = [UInt8](repeating: 0, count: size)
-        bytes.withUnsafeMutableBytes { raw in
-            let words = raw.bindMemory(to: UInt64.self)
-            for i in words.indices { words[i] = g.next() }
-        }
-        for i in (size / 8 * 8)..<size { bytes[i] = UInt8.random(in: 0...255) }
-        _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
-        return path
-    }
+    func randomFile(_ size: Int) throws -> String { try randomTestFile(size, prefix: "daxshare-onesided") }
 
     /// The server's counters, by name.
     func counters(_ server: ServerProcess) throws -> [String: Int] {

@@ -70,7 +70,12 @@ import Testing
                     let want = Array(model[at..<(at + 16_384)])
                     if back != want {
                         let first = zip(back, want).enumerated().first { $0.element.0 != $0.element.1 }?.offset
-                        report.errors.append("read of 16384 at \(at) after write \(report.writes) (\(offset)+\(length)) got \(back.count) bytes, first difference at +\(first.map(String.init) ?? "the end") (got \(first.map { String(back[$0]) } ?? "-"), acknowledged \(first.map { String(want[$0]) } ?? "-"))")
+                        let differing = zip(back, want).filter { $0 != $1 }.count
+                        // Diagnosis: the paths this file's I/O took so far, and whether the same
+                        // read, made again at once, sees the acknowledged bytes.
+                        let usageThen = "\(file.usage)"
+                        let again = try? await file.read(at: UInt64(at), count: 16_384)
+                        report.errors.append("read of 16384 at \(at) after write \(report.writes) (\(offset)+\(length)) got \(back.count) bytes, \(differing) differing, first difference at +\(first.map(String.init) ?? "the end") (got \(first.map { String(back[$0]) } ?? "-"), acknowledged \(first.map { String(want[$0]) } ?? "-")); read again: \(again.map { $0 == want ? "matches" : "differs" } ?? "failed"); paths so far: \(usageThen)")
                     }
                 } catch {
                     // The bytes of a failed write are not acknowledged but may have landed: re-read

@@ -1,3 +1,4 @@
+import Crypto
 import DaxshareVerbs
 import Foundation
 import Testing
@@ -62,4 +63,21 @@ enum TestbedError: Error, CustomStringConvertible {
 /// A deterministic byte pattern, different for every seed.
 func pattern(_ count: Int, seed: UInt8) -> [UInt8] {
     (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed) &* 7 &+ ($0 >> 8)) }
+}
+
+/// A temporary file of `size` random bytes from the kernel's generator (a byte loop in the
+/// debug test bundle took most of a minute for 64 MiB under emulation).
+func randomTestFile(_ size: Int, prefix: String) throws -> String {
+    let path = NSTemporaryDirectory() + "\(prefix)-\(UUID())"
+    let random = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/dev/urandom"))
+    defer { try? random.close() }
+    var data = Data()
+    while data.count < size { data += try random.read(upToCount: min(size - data.count, 1 << 20)) ?? Data() }
+    FileManager.default.createFile(atPath: path, contents: data)
+    return path
+}
+
+/// A file's SHA-256, in hex.
+func sha256Hex(ofFile path: String) throws -> String {
+    SHA256.hash(data: try Data(contentsOf: URL(fileURLWithPath: path))).map { String(format: "%02x", $0) }.joined()
 }
