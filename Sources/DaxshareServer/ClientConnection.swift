@@ -539,45 +539,71 @@ final class ClientConnection: Sendable {
         return try fileRange(offset, UInt64(length), "transfer").0
     }
 
-    /// Moves `count` bytes between `chunk` and the transfer's bytes `[at, at + count)` in the
-    /// client's descriptors, one RDMA operation per descriptor touched.
-    private func transfer(
-        _ chunk: RegisteredBuffer, count: Int, at: Int, _ descriptors: [BufferDescriptor], toClient: Bool
-    ) async throws {
+    /// RDMA-READs the transfer's bytes `[at, at + count)` from the client's descriptors into
+    /// `chunk`, one RDMA READ per descriptor touched, and waits for them.
+    private func readFromClient(into chunk: RegisteredBuffer, count: Int, at: Int, _ descriptors: [BufferDescriptor]) async throws {
         var done = 0
         for piece in descriptors.pieces(offset: at, length: count) {
             let d = descriptors[piece.descriptor]
             let local = chunk.region.segment(offset: done, length: piece.length)
             let remote = RemoteMemory(address: d.address &+ piece.offset, rkey: d.rkey, length: UInt64(piece.length))
-            if toClient {
-                try await channel.connection.write(from: [local], to: remote)
-            } else {
-                try await channel.connection.read(into: [local], from: remote)
-            }
+            try await channel.connection.read(into: [local], from: remote)
             done += piece.length
         }
     }
 
     /// READ: the file into a chunk (`pread`), the chunk into the client's buffer (RDMA WRITE),
-    /// chunk by chunk; stops at end of file.
+    /// chunk by chunk; stops at end of file. The WRITEs are posted, not awaited: the reply goes
+    /// out behind them on the same queue pair, which delivers it only once their bytes are in
+    /// place (RC ordering), so a READ costs no wait for their completion; each chunk goes back
+    /// to the pool when its last WRITE completes (an RC send queue completes in order).
     private func read(_ r: ReadRequest) async throws -> ReadResponse {
         let offset = try checkTransfer(offset: r.offset, length: r.length, descriptors: r.descriptors)
         let file = try files.file(FileID(rawValue: r.fileId))
-        let (total, endOfFile) = try await bounce.withChunk { chunk in
-            var total = 0
-            while total < Int(r.length) {
-                let want = min(chunk.bytes.count, Int(r.length) - total)
-                let result = try file.read(at: offset + total, into: UnsafeMutableRawBufferPointer(rebasing: chunk.bytes[0..<want]))
-                if result.count > 0 {
-                    try await transfer(chunk, count: result.count, at: total, r.descriptors, toClient: true)
-                }
-                total += result.count
-                if result.endOfFile || result.count < want { return (total, true) }
+        var total = 0, endOfFile = false
+        while total < Int(r.length) {
+            let chunk = try await bounce.acquire()
+            let want = min(chunk.bytes.count, Int(r.length) - total)
+            let result: ReadResult
+            do {
+                result = try file.read(at: offset + total, into: UnsafeMutableRawBufferPointer(rebasing: chunk.bytes[0..<want]))
+            } catch {
+                bounce.give(chunk)
+                throw error
             }
-            return (total, false)
+            if result.count > 0 {
+                try await postWrites(chunk, count: result.count, at: total, r.descriptors)
+            } else {
+                bounce.give(chunk)
+            }
+            total += result.count
+            if result.endOfFile || result.count < want {
+                endOfFile = true
+                break
+            }
         }
         server.counters.add(ServerCounter.bytesReadTwoSided, UInt64(total))
         return ReadResponse(bytesRead: UInt32(total), flags: endOfFile ? [.endOfFile] : [])
+    }
+
+    /// Posts RDMA WRITEs of `chunk`'s first `count` bytes to the transfer's bytes
+    /// `[at, at + count)` in the client's descriptors; the chunk goes back to the pool when the
+    /// last of them completes. A failed WRITE breaks the queue pair, so the reply never arrives
+    /// and the connection ends: it is only logged here.
+    private func postWrites(_ chunk: RegisteredBuffer, count: Int, at: Int, _ descriptors: [BufferDescriptor]) async throws {
+        let pieces = Array(descriptors.pieces(offset: at, length: count))
+        var done = 0
+        for (i, piece) in pieces.enumerated() {
+            let d = descriptors[piece.descriptor]
+            let local = chunk.region.segment(offset: done, length: piece.length)
+            let remote = RemoteMemory(address: d.address &+ piece.offset, rkey: d.rkey, length: UInt64(piece.length))
+            let last = i == pieces.count - 1
+            try await channel.connection.postWrite(from: [local], to: remote) { [bounce, logger] result in
+                if case let .failure(error) = result { logger.debug("RDMA WRITE for a READ failed: \(error)") }
+                if last { bounce.give(chunk) }
+            }
+            done += piece.length
+        }
     }
 
     /// WRITE: the client's buffer into a chunk (RDMA READ), the chunk into the file (`pwrite`),
@@ -590,7 +616,7 @@ final class ClientConnection: Sendable {
             var done = 0
             while done < Int(w.length) {
                 let n = min(chunk.bytes.count, Int(w.length) - done)
-                try await transfer(chunk, count: n, at: done, w.descriptors, toClient: false)
+                try await readFromClient(into: chunk, count: n, at: done, w.descriptors)
                 try file.write(UnsafeRawBufferPointer(rebasing: chunk.bytes[0..<n]), at: offset + done, writeThrough: writeThrough)
                 done += n
             }

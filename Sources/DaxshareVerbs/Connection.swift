@@ -256,6 +256,18 @@ public final class Connection: @unchecked Sendable {
         if let failure = enqueue(IBV_WR_SEND, segments, remote: nil, onCompletion) { throw failure }
     }
 
+    /// Posts an RDMA WRITE of `segments` to `remote` and returns once it is on the send queue,
+    /// as `postSend` does; `onCompletion` says when it is done, and the segments must stay
+    /// untouched until then. A SEND posted after it on this connection reaches the peer only
+    /// after the written bytes are in place (RC ordering), so a reply need not wait for it.
+    public func postWrite(
+        from segments: [ScatterGatherElement], to remote: RemoteMemory, onCompletion: @escaping CompletionHandler
+    ) async throws {
+        try validate(segments, remote: remote)
+        try await acquireSlot()
+        if let failure = enqueue(IBV_WR_RDMA_WRITE, segments, remote: remote, onCompletion) { throw failure }
+    }
+
     /// An RDMA READ of `remote` into `segments` (one-sided: the peer's CPU is not involved).
     @discardableResult
     public func read(into segments: [ScatterGatherElement], from remote: RemoteMemory) async throws -> WorkCompletion {

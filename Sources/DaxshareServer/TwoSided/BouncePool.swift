@@ -30,7 +30,8 @@ final class BouncePool: Sendable {
         return try await body(chunk)
     }
 
-    private func acquire() async throws -> RegisteredBuffer {
+    /// A chunk of the caller's own, waiting for one if all are taken; it goes back with `give`.
+    func acquire() async throws -> RegisteredBuffer {
         enum Next { case take(RegisteredBuffer), make, wait }
         let next = state.withLock { s -> Next in
             if let b = s.free.popLast() { return .take(b) }
@@ -56,7 +57,8 @@ final class BouncePool: Sendable {
         }
     }
 
-    private func give(_ chunk: RegisteredBuffer) {
+    /// Returns a chunk (from any thread: the event loop's completion handlers do).
+    func give(_ chunk: RegisteredBuffer) {
         let waiter = state.withLock { s -> CheckedContinuation<RegisteredBuffer, any Error>? in
             if s.waiters.isEmpty { s.free.append(chunk); return nil }
             return s.waiters.removeFirst()
