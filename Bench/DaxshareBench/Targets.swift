@@ -1,4 +1,5 @@
-/// The targets issue #7 sets, checked against one run's rows (ratios only: same run, same device).
+/// The targets issues #7 (one-sided) and #13 (two-sided) set, checked against one run's rows
+/// (ratios only: same run, same device).
 public enum Targets {
     public struct Check: Sendable, Equatable {
         public var target: String
@@ -35,6 +36,19 @@ public enum Targets {
                 out.append(Check(target: "server CPU while streaming one-sided <= 2% of a core", point: label(r),
                                  value: core * 100, limit: 2, atLeast: false))
             }
+        }
+        // Issue 13: queue depth buys two-sided throughput, and large two-sided reads near raw.
+        let twoSided = rows.filter { $0.mode == "two-sided" && $0.point.clients == 1 }
+        for r in twoSided where r.point.op == .read && r.point.size == 4096 && r.point.qd == 8 {
+            guard let one = twoSided.first(where: {
+                $0.point.op == .read && $0.point.size == 4096 && $0.point.qd == 1 && $0.point.pattern == r.point.pattern
+            }), one.iops > 0 else { continue }
+            out.append(Check(target: "two-sided 4 KiB read IOPS at qd8 >= 4x qd1", point: label(r), value: r.iops / one.iops,
+                             limit: 4, atLeast: true))
+        }
+        for r in twoSided where r.point.op == .read && r.point.size == 1 << 20 {
+            guard let ratio = r.ratio else { continue }
+            out.append(Check(target: "two-sided 1 MiB read >= 0.9x raw", point: label(r), value: ratio, limit: 0.9, atLeast: true))
         }
         return out
     }

@@ -3,8 +3,9 @@ import Testing
 
 @Suite("Targets and fio reports")
 struct TargetsTests {
-    func row(_ mode: String, _ op: BenchOp, _ size: Int, ratio: Double?, p50Ratio: Double? = nil, core: Double? = nil) -> BenchRow {
-        BenchRow(mode: mode, point: PointKey(op: op, pattern: .seq, size: size, qd: 1, clients: 1), mbps: 1, iops: 1,
+    func row(_ mode: String, _ op: BenchOp, _ size: Int, ratio: Double?, p50Ratio: Double? = nil, core: Double? = nil,
+             qd: Int = 1, iops: Double = 1) -> BenchRow {
+        BenchRow(mode: mode, point: PointKey(op: op, pattern: .seq, size: size, qd: qd, clients: 1), mbps: 1, iops: iops,
                  serverCoreFraction: core, baseline: "raw-odp", ratio: ratio, p50Ratio: p50Ratio)
     }
 
@@ -15,7 +16,8 @@ struct TargetsTests {
             row("one-sided", .write, 65536, ratio: 0.85),
             row("two-sided", .read, 1 << 20, ratio: 0.1),
         ])
-        #expect(checks.count == 4)  // 1M read: ratio and CPU; 4K read: p50; 64K write: ratio
+        #expect(checks.count == 5)  // 1M read: ratio and CPU; 4K read: p50; 64K write: ratio; two-sided 1M read
+        #expect(checks.contains { $0.target == "two-sided 1 MiB read >= 0.9x raw" && !$0.met })
         let read = checks.first { $0.target.hasPrefix("one-sided read") }!
         #expect(read.met && read.point == "read seq 1M qd1")
         let cpu = checks.first { $0.target.hasPrefix("server CPU") }!
@@ -25,6 +27,17 @@ struct TargetsTests {
         let write = checks.first { $0.target.contains("write") }!
         #expect(!write.met && abs(write.margin - (0.85 / 0.9 - 1)) < 1e-9)
         #expect(Targets.markdown(checks).contains("**no**"))
+    }
+
+    @Test func twoSidedQueueDepthIsTheRatioOfIOPSAtTheSamePoint() {
+        let checks = Targets.check([
+            row("two-sided", .read, 4096, ratio: 0.2, iops: 30),
+            row("two-sided", .read, 4096, ratio: 0.3, qd: 8, iops: 150),
+            row("two-sided", .write, 4096, ratio: 0.3, qd: 8, iops: 900),
+        ])
+        let depth = checks.first { $0.target.hasPrefix("two-sided 4 KiB") }
+        #expect(checks.count == 1)
+        #expect(depth?.value == 5 && depth?.met == true && depth?.point == "read seq 4K qd8")
     }
 
     static let fioJSON = """

@@ -107,17 +107,13 @@ import Testing
         let c0 = try counters(server)
         let cat = try run(Self.cli, ["cat", "-v", "--secret-file", server.secretFile, url])
         #expect(cat.status == 0, "cat: \(cat.err)")
-        // Whichever path moved them, the bytes are exact (a refused layout falls back).
         #expect(cat.out == text)
         let c1 = try counters(server)
         // The file's size (99000) is not a whole number of pages: the READ layout reaches to the
-        // next page boundary (PROTOCOL.md §5.2), which daxshared currently refuses with IO_ERROR
-        // (its mapping ends at the size). Until that is fixed, cat falls back to two-sided here.
-        withKnownIssue("daxshared: READ layout of a file whose size is not page-aligned fails with IO_ERROR", isIntermittent: true) {
-            #expect(cat.err.contains("\(text.utf8.count) bytes, one-sided via layout"), "cat -v: \(cat.err)")
-            #expect(grew(c0, c1, "bytes_read_two_sided") == 0, "\(c0) -> \(c1)")
-            #expect(grew(c0, c1, "layouts_granted") == 1, "\(c0) -> \(c1)")
-        }
+        // next page boundary (PROTOCOL.md §5.2), which the mapping covers (mmap maps whole pages).
+        #expect(cat.err.contains("\(text.utf8.count) bytes, one-sided via layout"), "cat -v: \(cat.err)")
+        #expect(grew(c0, c1, "bytes_read_two_sided") == 0, "\(c0) -> \(c1)")
+        #expect(grew(c0, c1, "layouts_granted") == 1, "\(c0) -> \(c1)")
         try? FileManager.default.removeItem(atPath: local)
     }
 }
