@@ -103,9 +103,9 @@ import Testing
     }
 
     @Test func anEstablishedSessionOutlivesTheDeadlineUntilItsLogoff() async throws {
-        try await withConnection(configure: { $0.sessionSetupTimeout = .milliseconds(200) }) { c in
+        try await withConnection(configure: { $0.sessionSetupTimeout = .milliseconds(500) }) { c in
             _ = try await c.establish()
-            try await Task.sleep(for: .milliseconds(600))
+            try await Task.sleep(for: .seconds(1))
             #expect(!c.channel.isClosed)
             #expect(try await c.ok(.echo(EchoMessage())) == .echo(EchoMessage()))
 
