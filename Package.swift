@@ -121,7 +121,15 @@ let package = Package(
         .testTarget(name: "DaxshareVerbsTests", dependencies: ["DaxshareVerbs"]),
         .testTarget(name: "DaxsharePmemTests", dependencies: ["DaxsharePmem"]),
         .testTarget(name: "DaxshareTransportTests", dependencies: ["DaxshareTransport", "DaxshareWire"]),
-        .testTarget(name: "DaxshareServerTests", dependencies: ["DaxshareServer", "DaxshareWire"]),
+        // DaxshareTransport and DaxshareVerbs for the fake channel's types (no device is opened);
+        // Crypto for the client's half of SESSION_SETUP.
+        .testTarget(
+            name: "DaxshareServerTests",
+            dependencies: [
+                "DaxshareServer", "DaxshareWire", "DaxshareTransport", "DaxshareVerbs",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .testTarget(name: "DaxshareClientTests", dependencies: ["DaxshareClient"]),
         .testTarget(name: "BenchTests", dependencies: ["DaxshareBench"]),
         // Runs only inside the testbed VM (real rxe, real fsdax): `make test-vm`.

@@ -13,14 +13,17 @@ import Synchronization
 /// gets TOO_MANY), so a request that waits for a recall holds up nothing else on the
 /// connection. A message that does not decode gets BAD_MESSAGE (when its header can be read)
 /// and closes this connection only; an unknown command gets NOT_SUPPORTED.
+///
+/// Its transport is a `RequestChannel` (a `MessageChannel`, or a fake in host unit tests), and
+/// the RDMA it does itself is a `ConnectionRDMA` (none with a fake).
 final class ClientConnection: Sendable {
-    let channel: MessageChannel
+    let channel: any RequestChannel
     let server: ServerContext
     let logger: Logger
     private let files: SessionFiles
     private let authenticator: Authenticator
     private let layouts: SessionLayouts
-    private let bounce: BouncePool
+    private let rdma: ConnectionRDMA?
     private let maxOutstanding: Int
 
     private struct PendingAuth {
@@ -52,23 +55,30 @@ final class ClientConnection: Sendable {
     /// Callbacks sent and not yet answered (§2.10: a reply to anything else is a violation).
     private let callbacks = OutstandingCallbacks()
 
-    init(channel: MessageChannel, server: ServerContext) {
+    /// A connection over RDMA: its channel, and the verbs connection under it for the server's own RDMA.
+    convenience init(channel: MessageChannel, server: ServerContext) {
+        let rdma = ConnectionRDMA(connection: channel.connection, maxReadWriteSize: channel.negotiated.maxReadWriteSize)
+        self.init(channel: channel, rdma: rdma, server: server)
+    }
+
+    /// A connection over any channel; without `rdma`, two-sided READ and WRITE answer
+    /// NOT_SUPPORTED and NEGOTIATE offers no layouts.
+    init(channel: any RequestChannel, rdma: ConnectionRDMA?, server: ServerContext) {
         self.channel = channel
+        self.rdma = rdma
         self.server = server
         var logger = server.logger
-        logger[metadataKey: "peer"] = "\(channel.connection.peerAddress)"
+        logger[metadataKey: "peer"] = "\(channel.peerAddress)"
         self.logger = logger
         self.authenticator = Authenticator(secret: server.configuration.secret)
         self.files = SessionFiles(maxOpenFiles: server.configuration.maxOpenFiles)
         self.maxOutstanding = server.maxOutstandingRequests
-        let chunk = min(Int(channel.negotiated.maxReadWriteSize), ServerContext.bounceChunkSize)
-        self.bounce = BouncePool(domain: channel.connection.domain, chunkSize: chunk, count: ServerContext.bounceChunks)
         let sessionId = self.sessionId
         let callbacks = self.callbacks
         self.layouts = SessionLayouts(
-            domain: channel.connection.domain, registry: server.layouts, counters: server.counters, logger: logger,
+            domain: rdma?.domain, registry: server.layouts, counters: server.counters, logger: logger,
             maxLayouts: server.configuration.maxLayouts,
-            prefetch: server.configuration.layoutPrefetch, peer: "\(channel.connection.peerAddress)"
+            prefetch: server.configuration.layoutPrefetch, peer: "\(channel.peerAddress)"
         ) { [channel, logger] messageId, callback in
             let message = Message(messageId: messageId, sessionId: sessionId.value.load(ordering: .acquiring), body: .callback(callback))
             callbacks.sent(messageId)
@@ -84,19 +94,27 @@ final class ClientConnection: Sendable {
         logger.info("connected")
         armSessionDeadline()
         await withDiscardingTaskGroup { group in
+            let reason: String
             do {
-                for try await bytes in channel.messages {
-                    if try await !receive(bytes, group: &group) { break }
-                }
+                try await take(channel.messages, group: &group)
                 logger.info("disconnected")
+                reason = "closed locally"
             } catch {
                 server.counters.add(ServerCounter.protocolViolations, isViolation(error) ? 1 : 0)
                 logger.warning("connection closed: \(error)")
+                reason = "\(error)"
             }
             // Requests still running fail on the closed channel (or finish their recall wait).
-            channel.close()
+            channel.close(reason: reason)
         }
         release()
+    }
+
+    /// Takes the client's messages until they end or one ends the connection (it throws).
+    private func take(_ messages: some AsyncSequence<[UInt8], any Error>, group: inout DiscardingTaskGroup) async throws {
+        for try await bytes in messages {
+            if try await !receive(bytes, group: &group) { return }
+        }
     }
 
     /// Drops everything the session held.
@@ -252,7 +270,7 @@ final class ClientConnection: Sendable {
                 session.withLock { $0.closeAfterReply = "no common dialect (the client speaks \(n.minDialect)...\(n.maxDialect))" }
                 throw RequestFailure(status: .notSupported, reason: "dialects \(n.minDialect)...\(n.maxDialect)")
             }
-            var response = server.negotiateResponse(for: channel.connection)
+            var response = server.negotiateResponse(for: rdma?.connection)
             response.capabilities.formIntersection(n.capabilities)
             session.withLock { [agreed = response.capabilities] in $0.agreed = agreed }
             return ok(.negotiate(response))
@@ -369,7 +387,7 @@ final class ClientConnection: Sendable {
         guard !session.withLock({ $0.authenticated }) else {
             throw RequestFailure(status: .invalidArgument, reason: "SESSION_SETUP on an established session")
         }
-        let address = channel.connection.peerAddress.host
+        let address = channel.peerAddress.host
         if let wait = server.authLimiter.wait(for: address) {
             session.withLock { $0.pendingAuth = nil }
             server.counters.add(ServerCounter.authRefusals)
@@ -539,15 +557,25 @@ final class ClientConnection: Sendable {
         return try fileRange(offset, UInt64(length), "transfer").0
     }
 
+    /// The RDMA two-sided READ and WRITE move data with; a connection without it refuses them.
+    private func twoSided() throws -> ConnectionRDMA {
+        guard let rdma else {
+            throw RequestFailure(status: .notSupported, reason: "two-sided data needs an RDMA connection")
+        }
+        return rdma
+    }
+
     /// RDMA-READs the transfer's bytes `[at, at + count)` from the client's descriptors into
     /// `chunk`, one RDMA READ per descriptor touched, and waits for them.
-    private func readFromClient(into chunk: RegisteredBuffer, count: Int, at: Int, _ descriptors: [BufferDescriptor]) async throws {
+    private func readFromClient(
+        on rdma: ConnectionRDMA, into chunk: RegisteredBuffer, count: Int, at: Int, _ descriptors: [BufferDescriptor]
+    ) async throws {
         var done = 0
         for piece in descriptors.pieces(offset: at, length: count) {
             let d = descriptors[piece.descriptor]
             let local = chunk.region.segment(offset: done, length: piece.length)
             let remote = RemoteMemory(address: d.address &+ piece.offset, rkey: d.rkey, length: UInt64(piece.length))
-            try await channel.connection.read(into: [local], from: remote)
+            try await rdma.connection.read(into: [local], from: remote)
             done += piece.length
         }
     }
@@ -560,21 +588,22 @@ final class ClientConnection: Sendable {
     private func read(_ r: ReadRequest) async throws -> ReadResponse {
         let offset = try checkTransfer(offset: r.offset, length: r.length, descriptors: r.descriptors)
         let file = try files.file(FileID(rawValue: r.fileId))
+        let rdma = try twoSided()
         var total = 0, endOfFile = false
         while total < Int(r.length) {
-            let chunk = try await bounce.acquire()
+            let chunk = try await rdma.bounce.acquire()
             let want = min(chunk.bytes.count, Int(r.length) - total)
             let result: ReadResult
             do {
                 result = try file.read(at: offset + total, into: UnsafeMutableRawBufferPointer(rebasing: chunk.bytes[0..<want]))
             } catch {
-                bounce.give(chunk)
+                rdma.bounce.give(chunk)
                 throw error
             }
             if result.count > 0 {
-                try await postWrites(chunk, count: result.count, at: total, r.descriptors)
+                try await postWrites(on: rdma, chunk, count: result.count, at: total, r.descriptors)
             } else {
-                bounce.give(chunk)
+                rdma.bounce.give(chunk)
             }
             total += result.count
             if result.endOfFile || result.count < want {
@@ -590,7 +619,9 @@ final class ClientConnection: Sendable {
     /// `[at, at + count)` in the client's descriptors; the chunk goes back to the pool when the
     /// last of them completes. A failed WRITE breaks the queue pair, so the reply never arrives
     /// and the connection ends: it is only logged here.
-    private func postWrites(_ chunk: RegisteredBuffer, count: Int, at: Int, _ descriptors: [BufferDescriptor]) async throws {
+    private func postWrites(
+        on rdma: ConnectionRDMA, _ chunk: RegisteredBuffer, count: Int, at: Int, _ descriptors: [BufferDescriptor]
+    ) async throws {
         let pieces = Array(descriptors.pieces(offset: at, length: count))
         var done = 0
         for (i, piece) in pieces.enumerated() {
@@ -598,7 +629,7 @@ final class ClientConnection: Sendable {
             let local = chunk.region.segment(offset: done, length: piece.length)
             let remote = RemoteMemory(address: d.address &+ piece.offset, rkey: d.rkey, length: UInt64(piece.length))
             let last = i == pieces.count - 1
-            try await channel.connection.postWrite(from: [local], to: remote) { [bounce, logger] result in
+            try await rdma.connection.postWrite(from: [local], to: remote) { [bounce = rdma.bounce, logger] result in
                 if case let .failure(error) = result { logger.debug("RDMA WRITE for a READ failed: \(error)") }
                 if last { bounce.give(chunk) }
             }
@@ -612,11 +643,12 @@ final class ClientConnection: Sendable {
         let offset = try checkTransfer(offset: w.offset, length: w.length, descriptors: w.descriptors)
         let file = try writable(w.fileId)
         let writeThrough = w.flags.contains(.writeThrough) || file.writeThrough
-        try await bounce.withChunk { chunk in
+        let rdma = try twoSided()
+        try await rdma.bounce.withChunk { chunk in
             var done = 0
             while done < Int(w.length) {
                 let n = min(chunk.bytes.count, Int(w.length) - done)
-                try await readFromClient(into: chunk, count: n, at: done, w.descriptors)
+                try await readFromClient(on: rdma, into: chunk, count: n, at: done, w.descriptors)
                 try file.write(UnsafeRawBufferPointer(rebasing: chunk.bytes[0..<n]), at: offset + done, writeThrough: writeThrough)
                 done += n
             }

@@ -45,8 +45,13 @@ final class ServerContext: Sendable {
 
     /// NEGOTIATE's answer on `connection`: layouts (and ODP) are offered only where its device
     /// can serve one-sided READ and WRITE on on-demand-paging memory, the only way fsdax
-    /// memory registers.
-    func negotiateResponse(for connection: Connection) -> NegotiateResponse {
+    /// memory registers; never without one (a connection served over a fake channel).
+    func negotiateResponse(for connection: Connection?) -> NegotiateResponse {
+        var response = baseNegotiateResponse
+        guard let connection else {
+            response.capabilities.subtract([.layouts, .odp])
+            return response
+        }
         let name = connection.device.name
         let odp = odpByDevice.withLock { cache -> Bool in
             if let known = cache[name] { return known }
@@ -54,7 +59,6 @@ final class ServerContext: Sendable {
             cache[name] = supported
             return supported
         }
-        var response = baseNegotiateResponse
         if !odp {
             response.capabilities.subtract([.layouts, .odp])
             logger.notice("device \(name) has no RC on-demand paging: layouts are not offered")

@@ -10,7 +10,9 @@ import Synchronization
 /// layout may be granted, and its recall, are the file's business (`FileLayouts`); this is the
 /// holder those recalls call back (`LayoutHolder`).
 final class SessionLayouts: LayoutHolder {
-    private let domain: ProtectionDomain
+    /// Where layouts' regions are registered; nil on a connection without RDMA (a fake channel
+    /// in host tests), which is granted none.
+    private let domain: ProtectionDomain?
     private let registry: LayoutRegistry
     private let counters: ServerCounters
     private let logger: Logger
@@ -29,7 +31,7 @@ final class SessionLayouts: LayoutHolder {
     private static let ids = IDSource()
 
     init(
-        domain: ProtectionDomain, registry: LayoutRegistry, counters: ServerCounters, logger: Logger, maxLayouts: Int,
+        domain: ProtectionDomain?, registry: LayoutRegistry, counters: ServerCounters, logger: Logger, maxLayouts: Int,
         prefetch: Bool = true, peer: String, sendCallback: @escaping @Sendable (_ messageId: UInt64, Callback) async -> Void
     ) {
         self.domain = domain
@@ -45,6 +47,7 @@ final class SessionLayouts: LayoutHolder {
     var count: Int { state.withLock { $0.layouts.count } }
 
     func get(_ request: LayoutGetRequest, file: OpenFile) async throws -> LayoutGetResponse {
+        guard let domain else { throw RequestFailure(status: .notSupported, reason: "layouts need an RDMA connection") }
         let writable = request.iomode == .readWrite
         if writable {
             guard !file.export.isReadOnly else { throw RequestFailure(status: .readOnly, reason: "RW layout on a read-only export") }
