@@ -47,6 +47,9 @@ struct Daxshared: AsyncParsableCommand {
     @Option(name: .long, help: "Open files per client session.")
     var maxOpenFiles: Int = 1024
 
+    @Option(name: .long, help: "Layouts a client session may hold at once; LAYOUTGET beyond it gets TOO_MANY.")
+    var maxLayouts: Int = 1024
+
     @Option(name: .long, help: "Milliseconds a client has to return a recalled layout before it is fenced.")
     var recallDeadlineMs: UInt32 = 5000
 
@@ -125,6 +128,7 @@ struct Daxshared: AsyncParsableCommand {
             host: host, port: port, exports: try exports.map { try .init(parsing: $0) }, secret: try readSecret())
         config.maxConnections = maxConnections
         config.maxOpenFiles = maxOpenFiles
+        config.maxLayouts = maxLayouts
         config.recallDeadlineMs = recallDeadlineMs
         config.transport.keepaliveInterval = .seconds(keepaliveSeconds)
         config.layoutPrefetch = layoutPrefetch

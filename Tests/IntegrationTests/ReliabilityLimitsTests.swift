@@ -78,7 +78,9 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(10))) func layoutsBeyondMaxLayoutsGetTooMany() async throws {
-        let server = try ServerProcess(name: "rel-maxlayouts", port: 5633, arguments: ["--log-level", "debug"])
+        // --max-layouts (1024 by default): each layout is an ODP registration, ~60 ms under emulation.
+        let maxLayouts = 64 * Reliability.scale
+        let server = try ServerProcess(name: "rel-maxlayouts", port: 5633, arguments: ["--log-level", "debug", "--max-layouts", "\(maxLayouts)"])
         defer { #expect(stopBounded(server) == "exit 0") }
         FileManager.default.createFile(atPath: server.exportDir + "/l.bin", contents: Data(seededBytes(64 << 10, seed: 1)))
         let s = try await ProbeSession(host: try Testbed.address, port: server.port)
@@ -87,7 +89,6 @@ import Testing
         guard case let .open(o) = try await s.request(.open(OpenRequest(treeId: tree, flags: [.read], path: "l.bin"))) else {
             throw TestbedError.missing("open")
         }
-        let maxLayouts = 1024  // ServerConfiguration.maxLayouts, advertised in NEGOTIATE
         var stateids: [LayoutStateid] = []
         for i in 0..<maxLayouts {
             guard case let .layoutGet(l) = try await s.request(.layoutGet(LayoutGetRequest(
