@@ -38,11 +38,14 @@ import Testing
         let expected = try sha256(local)
         let url = try server.url + "/f-\(size).bin"
 
+        // --digest up to 1 MiB: the debug CLI's SHA-256 (swift-crypto unoptimised) would take
+        // most of a minute for 64 MiB under emulation; the test hashes the files itself.
+        let digest = size <= 1 << 20
         let c0 = try counters(server)
-        let put = try daxshare(server, "put", "-v", "--digest", local, url)
+        let put = try run(Self.cli, ["put", "--secret-file", server.secretFile, "-v"] + (digest ? ["--digest"] : []) + [local, url])
         #expect(put.status == 0, "put: \(put.err)")
         #expect(put.err.contains("\(size) bytes, one-sided via layout"), "put -v: \(put.err)")
-        #expect(put.out == "\(expected)  \(local)\n")
+        if digest { #expect(put.out == "\(expected)  \(local)\n") }
         // On the server's pmem byte for byte, and the size committed.
         #expect(try sha256(server.exportDir + "/f-\(size).bin") == expected)
         let c1 = try counters(server)
@@ -52,10 +55,10 @@ import Testing
         #expect(grew(c0, c1, "layouts_granted") >= 1, "\(c0) -> \(c1)")
 
         let back = local + ".back"
-        let get = try daxshare(server, "get", "-v", "--digest", url, back)
+        let get = try run(Self.cli, ["get", "--secret-file", server.secretFile, "-v"] + (digest ? ["--digest"] : []) + [url, back])
         #expect(get.status == 0, "get: \(get.err)")
         #expect(get.err.contains("\(size) bytes, one-sided via layout"), "get -v: \(get.err)")
-        #expect(get.out == "\(expected)  \(back)\n")
+        if digest { #expect(get.out == "\(expected)  \(back)\n") }
         #expect(try sha256(back) == expected)
         let c2 = try counters(server)
         #expect(grew(c1, c2, "bytes_read_two_sided") == 0, "\(c1) -> \(c2)")
