@@ -140,6 +140,25 @@ public final class PmemMapping: @unchecked Sendable {
         }
     }
 
+    /// Drops this process's page-table entries for the pages holding `[offset, offset + count)`
+    /// (`madvise(MADV_DONTNEED)`: a shared file mapping keeps its data; the next touch faults
+    /// the file's page in again). Memory regions registered on demand (ODP) over the mapping
+    /// follow this process's page tables, so they let go of those pages too.
+    ///
+    /// Why: on ext4 DAX, a `pwrite` into pages a reader had mapped as a hole (the zero page,
+    /// an unwritten extent) can leave that zero page mapped (measured, Linux 7.2, soak test):
+    /// a layout then reads zeros where the file has the written bytes.
+    public func dropPageMappings(offset: Int, count: Int) {
+        lock.withReadLock {
+            guard let base, count > 0, offset < mappedLength else { return }
+            let page = Self.pageSize
+            let start = offset / page * page
+            let end = min((offset + count + page - 1) / page * page, (mappedLength + page - 1) / page * page)
+            guard end > start else { return }
+            _ = madvise(base + start, end - start, MADV_DONTNEED)
+        }
+    }
+
     /// Copies bytes into the mapping at `offset`. With `persist`, they are
     /// made durable before returning (`pmem_memcpy_persist` on pmem).
     ///

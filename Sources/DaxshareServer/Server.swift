@@ -18,9 +18,11 @@ final class ServerContext: Sendable {
     /// Whether the device serves one-sided RC on ODP memory, by device name (`odp_caps`).
     private let odpByDevice = Mutex<[String: Bool]>([:])
 
-    /// Two-sided data moves through registered chunks this big, at most this many per connection.
-    static let bounceChunkSize = 1 << 20
-    static let bounceChunks = 8
+    /// Two-sided data moves through registered chunks this big, at most this many per connection
+    /// (8 MiB). A quarter MiB, so a large READ overlaps the `pread` of one chunk with the RDMA
+    /// WRITE of the one before.
+    static let bounceChunkSize = 256 << 10
+    static let bounceChunks = 32
 
     init(configuration: ServerConfiguration, exports: [String: Export], counters: ServerCounters, logger: Logger) {
         self.configuration = configuration

@@ -16,7 +16,9 @@ import Testing
 
     func randomFile(_ size: Int) throws -> String { try randomTestFile(size, prefix: "daxshare-cli") }
 
-    @Test(arguments: [0, 1, 4096, 64 << 20])
+    /// Sizes around the edges: empty, one byte, one page, just past 1 MiB (a partial last chunk
+    /// and page). OneSidedCLITests moves 64 MiB and checks which path carried it.
+    @Test(arguments: [0, 1, 4096, (1 << 20) + 1])
     func putAndGetKeepEveryByte(size: Int) throws {
         let server = try ServerProcess(name: "putget-\(size)", port: 5501)
         defer { #expect(server.stop() == 0, "server log:\n\(server.log)") }

@@ -37,7 +37,9 @@ import Testing
         func set() { lock.withLock { value = true } }
     }
 
-    static func client(_ index: Int, host: String, port: UInt16, secret: SessionSecret, until end: ContinuousClock.Instant) async -> ClientReport {
+    /// `exportDir`: where the server's files are, for diagnosing a read that differs.
+    static func client(_ index: Int, host: String, port: UInt16, secret: SessionSecret, until end: ContinuousClock.Instant,
+                       exportDir: String? = nil) async -> ClientReport {
         var report = ClientReport(index: index, oneSided: index % 2 == 0)
         var config = ClientConfiguration()
         config.useLayouts = report.oneSided
@@ -52,15 +54,19 @@ import Testing
             let session = try await ClientSession.connect(host: host, port: port, export: "data", secret: secret, config: config)
             let file = try await session.open("soak-\(index).bin", flags: [.read, .write, .create])
             _ = try await file.setSize(UInt64(fileSize))
+            /// Each acknowledged write and the path it took, for diagnosis.
+            var history: [(range: Range<Int>, path: String)] = []
             while ContinuousClock.now < end {
                 let length = [512, 4096, 8192, 12_288, 65_536][Int(rng.next() % 5)]
                 let offset = Int(rng.next() % UInt64(dataEnd - length))
                 let data = seededBytes(length, seed: rng.next())
                 do {
+                    let before = file.usage.twoSidedBytes
                     try await file.write(at: UInt64(offset), data)
                     try await file.flush()
                     // Acknowledged: from here these bytes must survive.
                     model.replaceSubrange(offset..<(offset + length), with: data)
+                    history.append((offset..<(offset + length), file.usage.twoSidedBytes > before ? "two-sided" : "one-sided"))
                     report.writes += 1
                     report.bytesAcknowledged += length
                     // A verified read of another range.
@@ -75,7 +81,15 @@ import Testing
                         // read, made again at once, sees the acknowledged bytes.
                         let usageThen = "\(file.usage)"
                         let again = try? await file.read(at: UInt64(at), count: 16_384)
-                        report.errors.append("read of 16384 at \(at) after write \(report.writes) (\(offset)+\(length)) got \(back.count) bytes, \(differing) differing, first difference at +\(first.map(String.init) ?? "the end") (got \(first.map { String(back[$0]) } ?? "-"), acknowledged \(first.map { String(want[$0]) } ?? "-")); read again: \(again.map { $0 == want ? "matches" : "differs" } ?? "failed"); paths so far: \(usageThen)")
+                        let onPmem = exportDir.flatMap { dir -> [UInt8]? in
+                            guard let h = FileHandle(forReadingAtPath: dir + "/soak-\(index).bin") else { return nil }
+                            defer { try? h.close() }
+                            try? h.seek(toOffset: UInt64(at))
+                            return (try? h.read(upToCount: 16_384)).map { [UInt8]($0) }
+                        }
+                        let writers = first.map { f in history.enumerated().filter { $0.element.range.contains(at + f) }
+                            .map { "write \($0.offset + 1) \($0.element.range) \($0.element.path)" }.joined(separator: ", ") } ?? "-"
+                        report.errors.append("read of 16384 at \(at) after write \(report.writes) (\(offset)+\(length)) got \(back.count) bytes, \(differing) differing, first difference at +\(first.map(String.init) ?? "the end") (got \(first.map { String(back[$0]) } ?? "-"), acknowledged \(first.map { String(want[$0]) } ?? "-")); read again: \(again.map { $0 == want ? "matches" : "differs" } ?? "failed"); the file itself: \(onPmem.map { $0 == want ? "matches" : "differs" } ?? "not read"); written by: \(writers); paths so far: \(usageThen)")
                     }
                 } catch {
                     // The bytes of a failed write are not acknowledged but may have landed: re-read
@@ -148,7 +162,7 @@ import Testing
 
         let reports = await withTaskGroup(of: ClientReport.self) { group in
             for i in 0..<clients {
-                group.addTask { await Self.client(i, host: host, port: server.port, secret: secret, until: end) }
+                group.addTask { await Self.client(i, host: host, port: server.port, secret: secret, until: end, exportDir: server.exportDir) }
             }
             var all: [ClientReport] = []
             for await r in group { all.append(r) }

@@ -75,6 +75,9 @@ public final class SharedFile: @unchecked Sendable {
     /// Whether an RW layout was ever prepared: only then can one-sided
     /// writes sit in the mapping for `flush` to persist.
     private let writableLayoutsGranted = Atomic<Bool>(false)
+    /// Whether any layout was ever prepared: only then can a memory region map a page that a
+    /// two-sided write must invalidate.
+    private let layoutsPrepared = Atomic<Bool>(false)
     private let minimumReservation: Int
     private let logger: Logger
 
@@ -205,6 +208,11 @@ public final class SharedFile: @unchecked Sendable {
                     try file.write(bytes, at: start)
                 } catch {
                     throw FileSystemError(error, operation: "pwrite(\(origin))")
+                }
+                // Layouts over these pages must see what pwrite wrote, not a zero page they
+                // mapped before (see `PmemMapping.dropPageMappings`).
+                if layoutsPrepared.load(ordering: .acquiring) {
+                    currentMapping.dropPageMappings(offset: start, count: end - start)
                 }
                 return true
             }
@@ -351,6 +359,7 @@ public final class SharedFile: @unchecked Sendable {
         return try ioLock.withWriteLock { () throws(FileSystemError) -> (PmemMapping, Bool) in
             let size = try currentSize()
             if size != currentMapping.length { try adjustMapping(to: size) }
+            layoutsPrepared.store(true, ordering: .releasing)
             if writable { writableLayoutsGranted.store(true, ordering: .releasing) }
             let visible = visibleOverride ?? size
             guard writable, end > visible else { return (currentMapping, false) }
