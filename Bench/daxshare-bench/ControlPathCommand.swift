@@ -99,7 +99,9 @@ struct ControlPathCommand: AsyncParsableCommand {
 
     /// LAYOUTGET (RW over `size` bytes of a file that long) until the reply, then LAYOUTRETURN.
     func layoutGet(_ server: ServerHandle, size: Int, variant: String, baseline: String? = nil) async throws -> ControlRow {
-        let session = try await connect(server) { $0.useLayouts = false }
+        // Layouts on (the server grants them only to a client that agreed LAYOUTS and CALLBACKS,
+        // PROTOCOL.md §4.3); the engine reads and writes nothing here, so it takes none itself.
+        let session = try await connect(server)
         let file = try await session.open("ctl-layoutget-\(size).dat", flags: [.read, .write, .create, .truncate])
         _ = try await file.setSize(UInt64(size))
         var us: [Double] = []
