@@ -9,12 +9,8 @@ import Testing
 
     @Test(arguments: fileSystemsUnderTest)
     func writeThenReadBack(base: String) throws {
-        let fixture = ExportFixture(under: base)
-        defer { fixture.remove() }
-        let export = try fixture.export()
-        let table = FileTable(logger: quietLogger)
-        let file = try table.open("f", in: export, options: createNew)
-        defer { file.close() }
+        let (fixture, file) = try newFile(under: base)
+        defer { file.close(); fixture.remove() }
 
         try file.write("hello", at: 0)
         try file.write(" world", at: 5, writeThrough: true)
@@ -55,12 +51,8 @@ import Testing
 
     @Test(arguments: fileSystemsUnderTest)
     func largeWriteSpanningPagesRoundTrips(base: String) throws {
-        let fixture = ExportFixture(under: base)
-        defer { fixture.remove() }
-        let export = try fixture.export()
-        let table = FileTable(logger: quietLogger)
-        let file = try table.open("big", in: export, options: createNew)
-        defer { file.close() }
+        let (fixture, file) = try newFile("big", under: base)
+        defer { file.close(); fixture.remove() }
         var generator = SystemRandomNumberGenerator()
         let bytes = (0..<(5 * page + 123)).map { _ in UInt8.random(in: 0...255, using: &generator) }
         try bytes.withUnsafeBytes { try file.write($0, at: 77, writeThrough: true) }
@@ -92,12 +84,8 @@ import Testing
 
     @Test(arguments: fileSystemsUnderTest)
     func setSizeGrowReadsZerosEvenWhereDataWas(base: String) throws {
-        let fixture = ExportFixture(under: base)
-        defer { fixture.remove() }
-        let export = try fixture.export()
-        let table = FileTable(logger: quietLogger)
-        let file = try table.open("f", in: export, options: createNew)
-        defer { file.close() }
+        let (fixture, file) = try newFile(under: base)
+        defer { file.close(); fixture.remove() }
         let ones = [UInt8](repeating: 1, count: 2 * page)
         try ones.withUnsafeBytes { try file.write($0, at: 0) }
         try file.setSize(10)
@@ -111,12 +99,8 @@ import Testing
 
     @Test(arguments: fileSystemsUnderTest)
     func setSizeShrinks(base: String) throws {
-        let fixture = ExportFixture(under: base)
-        defer { fixture.remove() }
-        let export = try fixture.export()
-        let table = FileTable(logger: quietLogger)
-        let file = try table.open("f", in: export, options: createNew)
-        defer { file.close() }
+        let (fixture, file) = try newFile(under: base)
+        defer { file.close(); fixture.remove() }
         try file.write(String(repeating: "z", count: 3 * page), at: 0)
         try file.setSize(page + 1)
         #expect(try file.status().size == Int64(page + 1))
@@ -131,12 +115,8 @@ import Testing
 
     @Test(arguments: fileSystemsUnderTest)
     func punchHoleReadsZerosAndKeepsSize(base: String) throws {
-        let fixture = ExportFixture(under: base)
-        defer { fixture.remove() }
-        let export = try fixture.export()
-        let table = FileTable(logger: quietLogger)
-        let file = try table.open("f", in: export, options: createNew)
-        defer { file.close() }
+        let (fixture, file) = try newFile(under: base)
+        defer { file.close(); fixture.remove() }
         let ones = [UInt8](repeating: 1, count: 4 * page)
         try ones.withUnsafeBytes { try file.write($0, at: 0) }
         try file.punchHole(offset: page, length: 2 * page)
@@ -197,12 +177,8 @@ import Testing
     /// old write copied through the stale mapping and died of SIGBUS.
     @Test(arguments: fileSystemsUnderTest)
     func localTruncateUnderAnOpenFileNeverFaults(base: String) throws {
-        let fixture = ExportFixture(under: base)
-        defer { fixture.remove() }
-        let export = try fixture.export()
-        let table = FileTable(logger: quietLogger)
-        let file = try table.open("f", in: export, options: createNew)
-        defer { file.close() }
+        let (fixture, file) = try newFile(under: base)
+        defer { file.close(); fixture.remove() }
         let ones = [UInt8](repeating: 1, count: 4 * page)
         try ones.withUnsafeBytes { try file.write($0, at: 0) }
         #expect(truncate(fixture.exportPath + "/f", 0) == 0)
@@ -224,12 +200,8 @@ import Testing
     /// kind of values for every other operation: clipped or refused, never a trap.
     @Test(arguments: fileSystemsUnderTest)
     func anyUInt64RangeIsClippedOrRefused(base: String) throws {
-        let fixture = ExportFixture(under: base)
-        defer { fixture.remove() }
-        let export = try fixture.export()
-        let table = FileTable(logger: quietLogger)
-        let file = try table.open("f", in: export, options: createNew)
-        defer { file.close() }
+        let (fixture, file) = try newFile(under: base)
+        defer { file.close(); fixture.remove() }
         try file.write(String(repeating: "x", count: 2 * page), at: 0)
         // Typed: an untyped literal would pick the Int overloads.
         let half: UInt64 = 1 << 63

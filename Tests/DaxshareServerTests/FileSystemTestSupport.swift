@@ -95,3 +95,15 @@ extension OpenFile {
 
 let readWrite = FileOpenOptions(write: true)
 let createNew = FileOpenOptions(write: true, create: true)
+
+/// A new file `name` (created read-write) in a fresh export under `base`; the caller closes the
+/// file and removes the fixture.
+func newFile(_ name: String = "f", under base: String) throws -> (ExportFixture, OpenFile) {
+    let fixture = ExportFixture(under: base)
+    do {
+        return (fixture, try FileTable(logger: quietLogger).open(name, in: try fixture.export(), options: createNew))
+    } catch {
+        fixture.remove()
+        throw error
+    }
+}

@@ -10,10 +10,6 @@ import Testing
 @Suite struct SharedFileTests {
     let page = PmemMapping.pageSize
 
-    private func open(_ fixture: ExportFixture, _ name: String = "f") throws -> OpenFile {
-        try FileTable(logger: quietLogger).open(name, in: try fixture.export(), options: createNew)
-    }
-
     /// Blocks the file really holds (st_blocks × 512).
     private func allocated(_ file: OpenFile) throws -> Int64 { Int64(try file.shared.file.status().sizeAllocated) }
 
@@ -21,10 +17,8 @@ import Testing
     /// 13: one at 512 MiB allocated 512 MiB; one at 1 TiB failed NO_SPACE).
     @Test(arguments: fileSystemsUnderTest, [512 << 20, 1 << 40])
     func layoutFarPastEndAllocatesOnlyItsOwnRange(base: String, offset: Int) throws {
-        let fixture = ExportFixture(under: base)
-        defer { fixture.remove() }
-        let file = try open(fixture)
-        defer { file.close() }
+        let (fixture, file) = try newFile(under: base)
+        defer { file.close(); fixture.remove() }
         if base != "/tmp" { #expect(file.shared.isPmem, "the fsdax mount maps MAP_SYNC") }
         try file.write("head", at: 0)
         let (mapping, pastEnd) = try file.shared.prepareLayout(start: offset, end: offset + 4 * page, writable: true)
@@ -44,10 +38,8 @@ import Testing
     /// SET_SIZE acts on the visible size while a layout reaches past it.
     @Test(arguments: fileSystemsUnderTest)
     func setSizeMovesTheVisibleSizeUnderAPastEndLayout(base: String) throws {
-        let fixture = ExportFixture(under: base)
-        defer { fixture.remove() }
-        let file = try open(fixture)
-        defer { file.close() }
+        let (fixture, file) = try newFile(under: base)
+        defer { file.close(); fixture.remove() }
         let ones = [UInt8](repeating: 1, count: 2 * page)
         try ones.withUnsafeBytes { try file.write($0, at: 0) }
         _ = try file.shared.prepareLayout(start: 2 * page, end: 4 * page, writable: true)
@@ -79,10 +71,8 @@ import Testing
     /// it must fsync.
     @Test(arguments: fileSystemsUnderTest)
     func writeThroughPastTheVisibleSizeFsyncs(base: String) throws {
-        let fixture = ExportFixture(under: base)
-        defer { fixture.remove() }
-        let file = try open(fixture)
-        defer { file.close() }
+        let (fixture, file) = try newFile(under: base)
+        defer { file.close(); fixture.remove() }
         try file.write("abc", at: 0)
         _ = try file.shared.prepareLayout(start: 0, end: 4 * page, writable: true)
         try file.flush()  // nothing pending from the layout's own bookkeeping
@@ -103,10 +93,8 @@ import Testing
     /// LAYOUTCOMMIT sets mtime and ctime (PROTOCOL.md §5.3): a NIC's stores don't.
     @Test(arguments: fileSystemsUnderTest)
     func layoutCommitUpdatesModificationTime(base: String) throws {
-        let fixture = ExportFixture(under: base)
-        defer { fixture.remove() }
-        let file = try open(fixture)
-        defer { file.close() }
+        let (fixture, file) = try newFile(under: base)
+        defer { file.close(); fixture.remove() }
         try file.write(String(repeating: "x", count: page), at: 0)
         _ = try file.shared.prepareLayout(start: 0, end: page, writable: true)
         var past = [timespec(tv_sec: 1_000_000_000, tv_nsec: 0), timespec(tv_sec: 1_000_000_000, tv_nsec: 0)]
@@ -129,10 +117,8 @@ import Testing
     /// the size fstat reports: a page another process cut off must not be touched.
     @Test(arguments: fileSystemsUnderTest)
     func flushAndCommitAfterALocalTruncateStayInsideTheFile(base: String) throws {
-        let fixture = ExportFixture(under: base)
-        defer { fixture.remove() }
-        let file = try open(fixture)
-        defer { file.close() }
+        let (fixture, file) = try newFile(under: base)
+        defer { file.close(); fixture.remove() }
         let ones = [UInt8](repeating: 1, count: 8 * page)
         try ones.withUnsafeBytes { try file.write($0, at: 0) }
         let (mapping, pastEnd) = try file.shared.prepareLayout(start: 0, end: 8 * page, writable: true)
@@ -148,10 +134,8 @@ import Testing
     /// A layout that stays inside the file allocates nothing and is not past end.
     @Test(arguments: fileSystemsUnderTest)
     func layoutInsideTheFileIsNotPastEnd(base: String) throws {
-        let fixture = ExportFixture(under: base)
-        defer { fixture.remove() }
-        let file = try open(fixture)
-        defer { file.close() }
+        let (fixture, file) = try newFile(under: base)
+        defer { file.close(); fixture.remove() }
         try file.setSize(8 * page)
         let (_, pastEnd) = try file.shared.prepareLayout(start: 2 * page, end: 4 * page, writable: true)
         #expect(!pastEnd)
