@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import Testing
 
@@ -17,7 +16,7 @@ import Testing
     func randomFile(_ size: Int) throws -> String { try randomTestFile(size, prefix: "daxshare-cli") }
 
     /// Sizes around the edges: empty, one byte, one page, just past 1 MiB (a partial last chunk
-    /// and page). OneSidedCLITests moves 64 MiB and checks which path carried it.
+    /// and page). OneSidedCLITests moves up to 16 MiB and checks which path carried it.
     @Test(arguments: [0, 1, 4096, (1 << 20) + 1])
     func putAndGetKeepEveryByte(size: Int) throws {
         let server = try ServerProcess(name: "putget-\(size)", port: 5501)

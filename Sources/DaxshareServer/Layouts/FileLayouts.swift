@@ -315,18 +315,14 @@ final class FileLayouts: OwnMetadataChanges {
     func ownChange<T, E: Error>(expectingUnlink: Bool = false, _ change: () throws(E) -> T) throws(E) -> T {
         var outcome: Result<T, E>?
         state.withLock { s in
-            guard s.leased, lease.breaksOnOwnChanges else {
-                outcome = Self.run(change)
-                return
-            }
-            lease.release()
-            s.leased = false
-            if s.breaking {
-                outcome = Self.run(change)
-                return
+            let givenUp = s.leased && lease.breaksOnOwnChanges
+            if givenUp {
+                lease.release()
+                s.leased = false
             }
             outcome = Self.run(change)
-            guard !s.grants.isEmpty else { return }
+            // Taken back only while grants remain, and never during a break (it went for good).
+            guard givenUp, !s.breaking, !s.grants.isEmpty else { return }
             do {
                 try lease.take()
                 s.leased = true

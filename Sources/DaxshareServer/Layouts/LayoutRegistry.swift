@@ -1,6 +1,6 @@
 import DaxsharePmem
-import Glibc
 import DaxshareWire
+import Glibc
 import Logging
 import Synchronization
 import SystemPackage

@@ -15,16 +15,13 @@ import SystemPackage
 /// Which mechanism it takes (`FileLease.Mechanism`): `preferring: .delegation`
 /// takes F_SETDELEG where the kernel has it (Linux 6.19), which also breaks on
 /// a local unlink, rename or attribute change, and falls back to F_SETLEASE.
-/// The server prefers `.lease` for now: a delegation also breaks on the
-/// holder's own metadata changes (measured, Linux 7.2): its ftruncate fails
+/// The server prefers `.delegation` (`--lease-kind`). A delegation also breaks on
+/// the holder's own metadata changes (measured, Linux 7.2): its ftruncate fails
 /// with EAGAIN, and its fsetxattr, fremovexattr, futimens, fchmod, unlink and
-/// rename block until the delegation is released, each starting a break of
-/// it. SharedFile does some of these while layouts are held (the visible-size
-/// xattr under ioLock, trimming), and the server's own UNLINK/RENAME of a file
-/// its requester holds a layout on would wait for its own recall. Before the
-/// server can prefer `.delegation`, the owner of a file's lease state must
-/// release the delegation around its own metadata changes and take it again
-/// after (fallocate is safe: it breaks neither).
+/// rename block until the delegation is released, each starting a break of it.
+/// So the server's own such changes go through `FileLayouts.ownChange`, which
+/// releases the delegation around them and takes it again after (fallocate is
+/// safe: it breaks neither).
 // @unchecked: `threadID` is written only in init, before the instance is shared.
 final class LeaseWatcher: @unchecked Sendable {
     let signal = LeaseBreakNotifier.defaultSignal
@@ -81,7 +78,7 @@ final class LeaseWatcher: @unchecked Sendable {
         case (.delegation, false):
             return "file leases (F_SETLEASE; this kernel has no F_SETDELEG): a local open or truncate recalls them, a local unlink or rename does not"
         case (.lease, _):
-            return "file leases (F_SETLEASE\(kernel ? "; F_SETDELEG not used yet" : "")): a local open or truncate recalls them, a local unlink or rename does not"
+            return "file leases (F_SETLEASE\(kernel ? ", chosen over F_SETDELEG" : "")): a local open or truncate recalls them, a local unlink or rename does not"
         }
     }
 
