@@ -98,7 +98,7 @@ let package = Package(
         .executableTarget(
             name: "daxshare",
             dependencies: [
-                "DaxshareClient", "DaxshareWire",
+                "DaxshareClient", "DaxshareVerbs", "DaxshareWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

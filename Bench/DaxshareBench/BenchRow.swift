@@ -77,6 +77,8 @@ public struct BenchRow: Sendable, Equatable {
     public var ratio: Double?
     /// p50 / the baseline's p50 at the same point.
     public var p50Ratio: Double?
+    /// mbps / perftest's mbps at the same point: every mode against the device.
+    public var perftestRatio: Double?
     public var repeats: Int
     public var note: String?
 
@@ -123,7 +125,7 @@ extension BenchRow: Codable {
     enum CodingKeys: String, CodingKey {
         case mode, op, pattern, size, qd, clients, mbps, iops
         case p50_us, p99_us, p999_us, server_cpu_s_per_gib, server_cpu_core_fraction
-        case baseline, ratio, p50_ratio, repeats, note
+        case baseline, ratio, p50_ratio, perftest_ratio, repeats, note
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -144,6 +146,7 @@ extension BenchRow: Codable {
         try c.encode(baseline, forKey: .baseline)
         try c.encode(ratio.map { Self.rounded($0, digits: 3) }, forKey: .ratio)
         try c.encode(p50Ratio.map { Self.rounded($0, digits: 3) }, forKey: .p50_ratio)
+        try c.encode(perftestRatio.map { Self.rounded($0, digits: 3) }, forKey: .perftest_ratio)
         try c.encode(repeats, forKey: .repeats)
         try c.encode(note, forKey: .note)
     }
@@ -165,6 +168,7 @@ extension BenchRow: Codable {
         baseline = try c.decodeIfPresent(String.self, forKey: .baseline)
         ratio = try c.decodeIfPresent(Double.self, forKey: .ratio)
         p50Ratio = try c.decodeIfPresent(Double.self, forKey: .p50_ratio)
+        perftestRatio = try c.decodeIfPresent(Double.self, forKey: .perftest_ratio)
         repeats = try c.decodeIfPresent(Int.self, forKey: .repeats) ?? 1
         note = try c.decodeIfPresent(String.self, forKey: .note)
     }

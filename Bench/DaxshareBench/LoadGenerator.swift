@@ -58,7 +58,9 @@ public struct LoadResult: Sendable {
 /// each I/O into an HdrHistogram. I/Os completing after the warm-up are measured; no new I/O
 /// starts after the end, and the window closes at the last completion.
 public enum LoadGenerator {
-    public static func run(targets: [any IOTarget], spec: LoadSpec) async throws -> LoadResult {
+    /// With an `executor` (the targets' event loop) every I/O task runs on it, so a completion
+    /// resumes its task on the thread that polled it.
+    public static func run(targets: [any IOTarget], spec: LoadSpec, executor: (any TaskExecutor)? = nil) async throws -> LoadResult {
         precondition(spec.qd >= 1 && spec.size > 0)
         let start = monotonicNanoseconds()
         let measureFrom = start + UInt64(max(0, spec.warmup) * 1e9)
@@ -66,7 +68,7 @@ public enum LoadGenerator {
         let partials = try await withThrowingTaskGroup(of: (LoadResult, UInt64).self) { group in
             for (c, target) in targets.enumerated() {
                 for slot in 0..<spec.qd {
-                    group.addTask {
+                    group.addTask(executorPreference: executor) {
                         var offsets = OffsetSequence(pattern: spec.pattern, blockSize: spec.size, span: spec.span, slot: slot,
                                                      depth: spec.qd, seed: spec.seed &+ UInt64(c) &* 1_000_003)
                         var r = LoadResult()

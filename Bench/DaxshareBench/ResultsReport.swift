@@ -27,8 +27,9 @@ public enum ResultsReport {
     }
 
     /// The whole document.
-    public static func markdown(data: [BenchRow], control: [ControlRow], peers: [BenchRow], environment: String,
-                                notes: String, plot: String?) -> String {
+    /// `polled`: the same harness with `--poll` (the client's loop busy-polls, as perftest does).
+    public static func markdown(data: [BenchRow], polled: [BenchRow] = [], control: [ControlRow], peers: [BenchRow],
+                                environment: String, notes: String, plot: String?) -> String {
         var s = """
         # daxshare benchmark results
 
@@ -53,6 +54,13 @@ public enum ResultsReport {
             s += "is the median of its repeats; writes through daxshare include their durability point (LAYOUTCOMMIT or FLUSH).\n\n"
             s += TableFormat.markdown(data)
             if let plot { s += "\n![throughput against I/O size](\(plot))\n" }
+        }
+        if !polled.isEmpty {
+            s += "\n## Data path, busy-polling (`--poll`)\n\n"
+            s += "The same harness with `--poll`: the client's event loop spins on its completion queues, as perftest does, "
+            s += "instead of sleeping until the completion channel signals. `x perftest` is every row against the device.\n\n"
+            s += "Targets on these rows:\n\n" + Targets.markdown(Targets.check(polled)) + "\n"
+            s += TableFormat.markdown(polled)
         }
         if !control.isEmpty {
             s += "\n## Control path\n\n"

@@ -1,5 +1,6 @@
 import DaxshareBench
 import DaxshareClient
+import DaxshareVerbs
 import DaxshareWire
 import Foundation
 import Synchronization
@@ -23,12 +24,12 @@ final class ClientMode: BenchMode, @unchecked Sendable {
         self.configure = configure
     }
 
-    static func twoSided(server: ServerHandle) -> ClientMode {
-        ClientMode(name: "two-sided", server: server) { $0.useLayouts = false }
+    static func twoSided(server: ServerHandle, loop: EventLoop) -> ClientMode {
+        ClientMode(name: "two-sided", server: server) { $0.useLayouts = false; $0.eventLoop = loop }
     }
 
-    static func oneSided(server: ServerHandle) -> ClientMode {
-        ClientMode(name: "one-sided", server: server) { $0.useLayouts = true }
+    static func oneSided(server: ServerHandle, loop: EventLoop) -> ClientMode {
+        ClientMode(name: "one-sided", server: server) { $0.useLayouts = true; $0.eventLoop = loop }
     }
 
     func setUp(clients: Int, qd: Int, maxSize: Int, span: Int) async throws {
@@ -58,7 +59,10 @@ final class ClientMode: BenchMode, @unchecked Sendable {
                 done += n
             }
             try await file.flush()
-            clientTargets.append(ClientTarget(file: file, buffers: SlotBuffers(count: qd, size: maxSize)))
+            // The I/O buffers are registered with the session: reads and writes are zero-copy.
+            let buffers = SlotBuffers(count: qd, size: maxSize)
+            _ = try session.register(buffers.memory)
+            clientTargets.append(ClientTarget(file: file, buffers: buffers))
             lastUsage.append(file.usage)
         }
     }

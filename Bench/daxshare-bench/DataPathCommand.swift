@@ -58,6 +58,9 @@ struct DataPathCommand: AsyncParsableCommand {
     var port: UInt16 = 5446
     @Option(help: "RDMA device for perftest (default: the first one).")
     var device: String?
+    @Flag(help: "Busy-poll completions, as perftest does: the client's event loop spins on its completion queues while connections are open (a core), instead of sleeping until the completion channel signals.")
+    var poll = false
+
     @Flag(help: "Print the rows as JSON on stdout (one object per row) instead of the table.")
     var json = false
     @Option(help: "Also write the JSON rows to this file.")
@@ -99,8 +102,11 @@ struct DataPathCommand: AsyncParsableCommand {
         var active: [any BenchMode] = []
         var perftest: PerftestRunner?
         func note(_ s: String) { FileHandle.standardError.write(Data(("daxshare-bench: " + s + "\n").utf8)) }
-        if modeNames.contains("raw") { active.append(RawMode(onDemand: false, address: address, pmemDirectory: pmemDir)) }
-        if modeNames.contains("raw-odp") { active.append(RawMode(onDemand: true, address: address, pmemDirectory: pmemDir)) }
+        // Every mode's connections and I/O tasks share one loop: completions resume their task
+        // on the thread that polled them.
+        let loop = poll ? EventLoop(name: "bench-poll", waiting: .busyPolling) : EventLoop.shared
+        if modeNames.contains("raw") { active.append(RawMode(onDemand: false, address: address, pmemDirectory: pmemDir, loop: loop)) }
+        if modeNames.contains("raw-odp") { active.append(RawMode(onDemand: true, address: address, pmemDirectory: pmemDir, loop: loop)) }
         if modeNames.contains("two-sided") || modeNames.contains("one-sided") {
             do {
                 server = try startServer(address: address, pmemDir: pmemDir)
@@ -108,8 +114,8 @@ struct DataPathCommand: AsyncParsableCommand {
                 note("client modes skipped: \(error)")
             }
             if let server {
-                if modeNames.contains("two-sided") { active.append(ClientMode.twoSided(server: server)) }
-                if modeNames.contains("one-sided") { active.append(ClientMode.oneSided(server: server)) }
+                if modeNames.contains("two-sided") { active.append(ClientMode.twoSided(server: server, loop: loop)) }
+                if modeNames.contains("one-sided") { active.append(ClientMode.oneSided(server: server, loop: loop)) }
             }
         }
         if modeNames.contains("perftest") {
@@ -148,7 +154,7 @@ struct DataPathCommand: AsyncParsableCommand {
                     let spec = LoadSpec(op: point.op, pattern: point.pattern, size: point.size, qd: point.qd, span: spanBytes,
                                         warmup: warmup, duration: duration, seed: UInt64(r + 1))
                     do {
-                        let m = try await measure(mode, spec: spec, clients: point.clients)
+                        let m = try await measure(mode, spec: spec, clients: point.clients, loop: loop)
                         samples[mode.name, default: []].append(m)
                         note("[\(i + 1)/\(points.count)] \(label) rep \(r + 1)/\(self.repeat) \(mode.name): \(TableFormat.fixed(m.mbps, 2)) MB/s, p50 \(m.latency.map { TableFormat.fixed($0.p50, 1) } ?? "-") us\(m.note.map { " (\($0))" } ?? "") [\(Int(Date().timeIntervalSince(started))) s]")
                     } catch {
@@ -185,10 +191,10 @@ struct DataPathCommand: AsyncParsableCommand {
     }
 
     /// One repeat of one mode at one point, with the server's CPU time around it.
-    func measure(_ mode: any BenchMode, spec: LoadSpec, clients: Int) async throws -> BenchMeasurement {
+    func measure(_ mode: any BenchMode, spec: LoadSpec, clients: Int, loop: EventLoop) async throws -> BenchMeasurement {
         let cpu0 = mode.serverCPUSeconds()
         let t0 = monotonicNanoseconds()
-        let result = try await LoadGenerator.run(targets: mode.targets(clients: clients), spec: spec)
+        let result = try await LoadGenerator.run(targets: mode.targets(clients: clients), spec: spec, executor: loop)
         let f0 = monotonicNanoseconds()
         let note = try await mode.finishRepeat(op: spec.op, clients: clients)
         let finish = Double(monotonicNanoseconds() - f0) / 1e9

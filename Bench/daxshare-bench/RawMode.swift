@@ -21,7 +21,10 @@ final class RawMode: BenchMode, @unchecked Sendable {
     private var file: PmemFile?
     private var filePath: String?
 
-    init(onDemand: Bool, address: String, pmemDirectory: String?) {
+    let loop: EventLoop
+
+    init(onDemand: Bool, address: String, pmemDirectory: String?, loop: EventLoop) {
+        self.loop = loop
         self.name = onDemand ? "raw-odp" : "raw"
         self.onDemand = onDemand
         self.address = address
@@ -31,7 +34,7 @@ final class RawMode: BenchMode, @unchecked Sendable {
     func setUp(clients: Int, qd: Int, maxSize: Int, span: Int) async throws {
         var options = ConnectionOptions()
         options.sendQueueDepth = max(options.sendQueueDepth, qd * 2)
-        let listener = try Listener(host: address, port: 0)
+        let listener = try Listener(host: address, port: 0, loop: loop)
         self.listener = listener
         var mapping: PmemMapping?
         if onDemand {
@@ -55,7 +58,7 @@ final class RawMode: BenchMode, @unchecked Sendable {
                 guard let request = await requests.next() else { throw BenchFailure("listener closed") }
                 return try await request.accept(options: opts)
             }
-            let client = try await Connection.connect(host: address, port: listener.address.port, options: opts)
+            let client = try await Connection.connect(host: address, port: listener.address.port, options: opts, loop: loop)
             let server = try await accepting.value
             pairs.append((server, client))
             let remote: RemoteMemory

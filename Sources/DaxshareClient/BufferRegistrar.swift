@@ -14,6 +14,8 @@ public protocol RegisteredMemory: AnyObject, Sendable {
 /// register once and reuse (see `BouncePool`).
 public protocol BufferRegistrar: Sendable {
     func register(length: Int) throws(ClientError) -> any RegisteredMemory
+    /// Registers the caller's memory as it is (`CallerBuffers`): nothing is allocated.
+    func register(existing buffer: UnsafeMutableRawBufferPointer) throws(ClientError) -> any RegisteredMemory
 }
 
 /// Registration in a verbs protection domain: the connection's own, since memory registered
@@ -30,14 +32,24 @@ public struct VerbsBufferRegistrar: BufferRegistrar {
             throw .transport("cannot register \(length) bytes of buffer memory: \(error)")
         }
     }
+
+    public func register(existing buffer: UnsafeMutableRawBufferPointer) throws(ClientError) -> any RegisteredMemory {
+        do {
+            return VerbsRegisteredMemory(try MemoryRegion(domain: domain, address: buffer.baseAddress!, length: buffer.count,
+                                                          access: [.localWrite, .remoteRead, .remoteWrite]))
+        } catch {
+            throw .transport("cannot register the caller's \(buffer.count) bytes: \(error)")
+        }
+    }
 }
 
 final class VerbsRegisteredMemory: RegisteredMemory {
-    let buffer: RegisteredBuffer
-    init(_ buffer: RegisteredBuffer) { self.buffer = buffer }
-    var bytes: UnsafeMutableRawBufferPointer { buffer.bytes }
+    let region: MemoryRegion
+    init(_ buffer: RegisteredBuffer) { region = buffer.region }
+    init(_ region: MemoryRegion) { self.region = region }
+    var bytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: region.address, count: region.length) }
     func descriptor(offset: Int, length: Int) -> BufferDescriptor {
-        let r = buffer.region.remote(offset: offset, length: length)
+        let r = region.remote(offset: offset, length: length)
         return BufferDescriptor(address: r.address, rkey: r.rkey, length: UInt32(length))
     }
 }

@@ -1,3 +1,4 @@
+import DaxshareVerbs
 import DaxshareWire
 
 /// Everything about a client session that is not the server's address, export or secret.
@@ -5,6 +6,11 @@ import DaxshareWire
 public struct ClientConfiguration: Sendable {
     /// Credits, message sizes and reassembly limit (PROTOCOL.md §2.11 defaults).
     public var transport = TransportConfig()
+    /// The thread the connection's completions arrive on. A busy-polling loop
+    /// (`EventLoop(name:waiting: .busyPolling)`, the CLI's `--poll`) spins on it while the
+    /// session lives, for latency. Tasks that run with it as executor preference
+    /// (`ClientSession.eventLoop`) resume from a completion without a hop to the pool.
+    public var eventLoop: EventLoop = .shared
     /// Which of the server's secrets to use; empty for its default secret.
     public var identity = ""
     /// What this client supports. LAYOUTS, ODP and CALLBACKS are advertised only while

@@ -24,6 +24,7 @@ public final class ClientSession: Sendable {
     /// per I/O) when both sides agreed to layouts, else `TwoSidedDataPath`. See `DataPath`.
     public let dataPath: any DataPath
     let dispatcher: RequestDispatcher
+    let callerBuffers: CallerBuffers
 
     /// Unsolicited server messages, after the session has acknowledged them. See `ServerCallback`.
     public var callbacks: AsyncStream<ServerCallback> { dispatcher.callbacks }
@@ -31,8 +32,25 @@ public final class ClientSession: Sendable {
     /// Largest READ/WRITE the server accepts in one request (negotiated by the transport).
     public var maxReadWriteSize: Int { dispatcher.transport.maxReadWriteSize }
 
+    // MARK: Registered memory
+
+    /// Registers `buffer` with this session's connection (`ibv_reg_mr`) so that every read
+    /// into it and write from it, one- or two-sided, moves between it and the server with no
+    /// copy (see `CallerBuffers`). Registration pins the pages and costs a system call: do it
+    /// once per buffer and reuse it. The memory must stay allocated until `deregister`.
+    public func register(_ buffer: UnsafeMutableRawBufferPointer) throws(ClientError) -> BufferRegistration {
+        try callerBuffers.register(buffer)
+    }
+
+    /// Ends a registration; I/O into the buffer goes through staging copies again.
+    public func deregister(_ registration: BufferRegistration) {
+        callerBuffers.deregister(registration)
+    }
+
     private init(export: String, treeId: UInt32, treeFlags: TreeFlags, sessionId: UInt64, server: NegotiateResponse,
-                 configuration: ClientConfiguration, dataPath: any DataPath, dispatcher: RequestDispatcher) {
+                 configuration: ClientConfiguration, dataPath: any DataPath, dispatcher: RequestDispatcher,
+                 callerBuffers: CallerBuffers) {
+        self.callerBuffers = callerBuffers
         self.export = export
         self.treeId = treeId
         self.treeFlags = treeFlags
@@ -52,7 +70,8 @@ public final class ClientSession: Sendable {
     ) async throws(ClientError) -> ClientSession {
         let channel: MessageChannel
         do {
-            channel = try await MessageChannel.connect(host: host, port: port, config: configuration.transport)
+            channel = try await MessageChannel.connect(host: host, port: port, config: configuration.transport,
+                                                      loop: configuration.eventLoop)
         } catch {
             throw ClientError(transportFailure: error)
         }
@@ -125,18 +144,21 @@ public final class ClientSession: Sendable {
                                                     budget: configuration.bounceBufferBytes,
                                                     queueDepth: configuration.queueDepth)
             let pool = BouncePool(registrar: registrar, slotSize: geometry.slotSize, slotCount: geometry.slotCount)
-            let twoSided = TwoSidedDataPath(dispatcher: dispatcher, pool: pool, queueDepth: configuration.queueDepth)
+            let callerBuffers = CallerBuffers(registrar: registrar)
+            let twoSided = TwoSidedDataPath(dispatcher: dispatcher, pool: pool, queueDepth: configuration.queueDepth,
+                                            callerBuffers: callerBuffers)
             var dataPath: any DataPath = twoSided
             if configuration.useLayouts, let remoteAccess, server.capabilities.isSuperset(of: [.layouts, .callbacks]) {
                 let settings = configuration.layouts
                 let staging = BouncePool(registrar: registrar, slotSize: settings.maxWorkRequest, slotCount: settings.queueDepth)
                 let layouts = LayoutDataPath(dispatcher: dispatcher, twoSided: twoSided, access: remoteAccess,
-                                             staging: staging, settings: settings)
+                                             staging: staging, settings: settings, callerBuffers: callerBuffers)
                 dispatcher.setAcknowledger { [weak layouts] recall in layouts?.acknowledge(recall) ?? .badStateid }
                 dataPath = layouts
             }
             return ClientSession(export: export, treeId: tree.treeId, treeFlags: tree.flags, sessionId: sessionId,
-                                 server: server, configuration: configuration, dataPath: dataPath, dispatcher: dispatcher)
+                                 server: server, configuration: configuration, dataPath: dataPath, dispatcher: dispatcher,
+                                 callerBuffers: callerBuffers)
         } catch {
             dispatcher.shutdown(error, reason: "session setup failed: \(error)")
             throw error

@@ -58,6 +58,15 @@ public protocol DataPath: Sendable {
 
     /// How this file's bytes moved so far.
     func usage(fileId: UInt64) -> DataPathUsage
+
+    /// Whether a FLUSH would make durable anything of this file id's that `commit` does not:
+    /// a two-sided write without write-through since the last call, which clears the mark
+    /// (`markUnflushed` sets it again if the FLUSH fails). Writes that all went one-sided are
+    /// durable with their LAYOUTCOMMIT, size and times included (PROTOCOL.md §6).
+    func takeUnflushedWrites(fileId: UInt64) -> Bool
+
+    /// A FLUSH that `takeUnflushedWrites` asked for failed: its writes are still not durable.
+    func markUnflushed(fileId: UInt64)
 }
 
 extension DataPath {
@@ -68,6 +77,9 @@ extension DataPath {
     public func closing(fileId: UInt64) async throws(ClientError) {}
     public func disableOneSided(fileId: UInt64, reason: String) {}
     public func usage(fileId: UInt64) -> DataPathUsage { DataPathUsage(defaultPath: name) }
+    /// A path that does not track its writes always FLUSHes.
+    public func takeUnflushedWrites(fileId: UInt64) -> Bool { true }
+    public func markUnflushed(fileId: UInt64) {}
 }
 
 /// How one file's bytes moved: what `-v` prints and the transfer result reports.

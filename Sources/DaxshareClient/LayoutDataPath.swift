@@ -68,7 +68,9 @@ final class LayoutDataPath: DataPath {
         var inFlight = 0
         var drainWaiters: [CheckedContinuation<Void, Never>] = []
         var dirty = DirtyRanges()
-        var active: Bool { recallId == nil && !revoked }
+        /// Chosen for eviction: no new operations, then returned.
+        var evicting = false
+        var active: Bool { recallId == nil && !revoked && !evicting }
     }
 
     struct FileState: Sendable {
@@ -85,6 +87,12 @@ final class LayoutDataPath: DataPath {
         var notBefore: ContinuousClock.Instant?
         /// Bytes lost with revoked layouts, not yet reported to the caller.
         var lost = DirtyRanges()
+        /// A two-sided write without write-through since the last FLUSH (`takeUnflushedWrites`).
+        var unflushed = false
+        /// LAYOUTGETs sent and not yet answered, and the recalls that arrived meanwhile for
+        /// layouts not known yet: a recall can overtake the task that applies the reply.
+        var layoutGetsInFlight = 0
+        var parkedRecalls: [LayoutRecall] = []
         var usage: DataPathUsage
         let getLock = AsyncSemaphore(permits: 1)
         let commitLock = AsyncSemaphore(permits: 1)
@@ -97,14 +105,22 @@ final class LayoutDataPath: DataPath {
     }
     private let state = Mutex(State())
 
+    /// Caller memory a piece uses as its local side directly (zero-copy), skipping `staging`.
+    let callerBuffers: CallerBuffers?
+
     init(dispatcher: RequestDispatcher, twoSided: TwoSidedDataPath, access: any RemoteMemoryAccess, staging: BouncePool,
-         settings: LayoutSettings) {
+         settings: LayoutSettings, callerBuffers: CallerBuffers? = nil) {
+        self.callerBuffers = callerBuffers
         self.dispatcher = dispatcher
         self.twoSided = twoSided
         self.access = access
         self.staging = staging
         self.settings = settings
     }
+
+    /// The largest work request on registered caller memory: 1 GiB, under every device's
+    /// maximum message size (rxe's is 2 GiB).
+    static let maxDirectWorkRequest = 1 << 30
 
     /// Bytes one transfer batch should hold to keep the queue full.
     var batchSize: Int { settings.queueDepth * settings.maxWorkRequest }
@@ -128,6 +144,18 @@ final class LayoutDataPath: DataPath {
 
     func usage(fileId: UInt64) -> DataPathUsage {
         state.withLock { $0.files[fileId]?.usage } ?? DataPathUsage(defaultPath: name)
+    }
+
+    func takeUnflushedWrites(fileId: UInt64) -> Bool {
+        state.withLock { s in
+            guard s.files[fileId] != nil else { return true }
+            defer { s.files[fileId]?.unflushed = false }
+            return s.files[fileId]!.unflushed
+        }
+    }
+
+    func markUnflushed(fileId: UInt64) {
+        state.withLock { $0.files[fileId]?.unflushed = true }
     }
 
     func sizeChanged(fileId: UInt64, to size: UInt64) {
@@ -246,6 +274,7 @@ final class LayoutDataPath: DataPath {
         try await twoSided.write(fileId: fileId, at: offset, from: SharedBuffer(buffer.slice(at, length)), writeThrough: writeThrough)
         state.withLock { s in
             s.files[fileId]?.usage.twoSidedBytes += UInt64(length)
+            if !writeThrough { s.files[fileId]?.unflushed = true }
             if let size = s.files[fileId]?.size { s.files[fileId]?.size = max(size, offset + UInt64(length)) }
         }
     }
@@ -255,6 +284,10 @@ final class LayoutDataPath: DataPath {
                           buffer: SharedBuffer) async throws(ClientError) -> [Chunk] {
         let end = offset + UInt64(length)
         var pos = offset
+        // Into or out of registered caller memory, a piece is bounded only by its extent (one
+        // work request per extent, up to the region's size); staged, by the slot's size.
+        let maxPiece = callerBuffers?.find(UnsafeMutableRawBufferPointer(buffer.slice(0, length))) != nil
+            ? Self.maxDirectWorkRequest : settings.maxWorkRequest
         var planned: [(UInt64, OneSidedPiece)] = []
         var gaps: [Chunk] = []
         while pos < end {
@@ -263,7 +296,7 @@ final class LayoutDataPath: DataPath {
             if let granted = try await layout(fileId: fileId, iomode: iomode, window: window, ioStart: pos, ioEnd: stop) {
                 let (id, extents) = granted
                 let split = LayoutPlan.split(offset: pos, length: Int(stop - pos), bufferOffset: Int(pos - offset),
-                                             extents: extents, maxPiece: settings.maxWorkRequest,
+                                             extents: extents, maxPiece: maxPiece,
                                              alignment: settings.remoteAlignment)
                 planned += split.pieces.map { (id, $0) }
                 gaps += split.gaps
@@ -284,9 +317,13 @@ final class LayoutDataPath: DataPath {
     private func runPiece(fileId: UInt64, iomode: LayoutIOMode, layoutId: UInt64, piece: OneSidedPiece,
                           buffer: SharedBuffer) async -> Result<Chunk?, ClientError> {
         let chunk = Chunk(fileOffset: piece.fileOffset, bufferOffset: piece.bufferOffset, length: piece.length)
-        let slot: BounceSlot
-        do throws(ClientError) { slot = try await staging.acquire() } catch { return .failure(error) }
-        defer { staging.release(slot) }
+        // The local side: the caller's registered memory (zero-copy), else a staging slot.
+        let direct = callerBuffers?.find(buffer.slice(piece.bufferOffset, piece.length))
+        var slot: BounceSlot?
+        if direct == nil {
+            do throws(ClientError) { slot = try await staging.acquire() } catch { return .failure(error) }
+        }
+        defer { if let slot { staging.release(slot) } }
         enum Admission { case go, skip, broken(String) }
         let admission = state.withLock { s -> Admission in
             if let b = s.broken { return .broken(b) }
@@ -302,13 +339,21 @@ final class LayoutDataPath: DataPath {
         }
         let remote = RemoteSpan(address: piece.remoteAddress, rkey: piece.rkey, length: UInt64(piece.length))
         var failure: OneSidedFailure?
-        if iomode == .read {
+        if let (memory, at) = direct {
+            do throws(OneSidedFailure) {
+                if iomode == .read {
+                    try await access.read(into: memory, offset: at, from: remote)
+                } else {
+                    try await access.write(from: memory, offset: at, to: remote)
+                }
+            } catch { failure = error }
+        } else if let slot, iomode == .read {
             do throws(OneSidedFailure) { try await access.read(into: slot.memory, offset: slot.offset, from: remote) } catch { failure = error }
             if failure == nil {
                 buffer.slice(piece.bufferOffset, piece.length)
                     .copyMemory(from: UnsafeRawBufferPointer(rebasing: slot.bytes[0..<piece.length]))
             }
-        } else {
+        } else if let slot {
             slot.bytes.copyMemory(from: UnsafeRawBufferPointer(buffer.slice(piece.bufferOffset, piece.length)))
             do throws(OneSidedFailure) { try await access.write(from: slot.memory, offset: slot.offset, to: remote) } catch { failure = error }
         }
@@ -377,14 +422,21 @@ final class LayoutDataPath: DataPath {
             let r = LayoutPlan.request(window: window, ioStart: ioStart, ioEnd: ioEnd, iomode: iomode, expectedEnd: expectedEnd)
             do throws(ClientError) {
                 let request = LayoutGetRequest(fileId: fileId, offset: r.offset, length: r.length, minLength: r.minLength, iomode: iomode)
-                guard case let .layoutGet(reply) = try await dispatcher.call(.layoutGet(request)) else {
+                state.withLock { $0.files[fileId]?.layoutGetsInFlight += 1 }
+                let answer: Response
+                do throws(ClientError) {
+                    answer = try await dispatcher.call(.layoutGet(request))
+                } catch {
+                    layoutGetAnswered(fileId: fileId, granted: nil)
+                    throw error
+                }
+                guard case let .layoutGet(reply) = answer else {
+                    layoutGetAnswered(fileId: fileId, granted: nil)
                     throw .protocol("LAYOUTGET answered with another body")
                 }
+                let recalled = layoutGetAnswered(fileId: fileId, granted: reply)
                 let id = reply.stateid.id
-                state.withLock { s in
-                    s.files[fileId]?.layouts[id] = Held(stateid: reply.stateid, iomode: reply.iomode, extents: reply.extents)
-                    s.files[fileId]?.notBefore = nil
-                }
+                if recalled { return nil }  // recalled before it could be used: two-sided for now
                 return (id, reply.extents)
             } catch {
                 switch LayoutRefusal.decide(error, attempt: attempt, maxAttempts: settings.tryLaterAttempts) {
@@ -414,6 +466,41 @@ final class LayoutDataPath: DataPath {
         }
     }
 
+    /// Applies a LAYOUTGET's answer (`granted`, or nil when it failed) and the recalls that
+    /// arrived while it was outstanding: one naming the granted layout starts its return at
+    /// once (true: the layout is already recalled); once no LAYOUTGET is outstanding, the rest
+    /// name nothing this client holds and are answered with a LAYOUTRETURN of what they name.
+    @discardableResult
+    private func layoutGetAnswered(fileId: UInt64, granted reply: LayoutGetResponse?) -> Bool {
+        let (mine, strays) = state.withLock { s -> ([LayoutRecall], [LayoutRecall]) in
+            guard var f = s.files[fileId] else { return ([], []) }
+            f.layoutGetsInFlight -= 1
+            var mine: [LayoutRecall] = []
+            if let reply {
+                var held = Held(stateid: reply.stateid, iomode: reply.iomode, extents: reply.extents)
+                if let i = f.parkedRecalls.firstIndex(where: { $0.stateid.id == reply.stateid.id }) {
+                    let recall = f.parkedRecalls.remove(at: i)
+                    held.recallId = recall.recallId
+                    held.stateid.seqid = max(held.stateid.seqid, recall.stateid.seqid)
+                    f.notBefore = ContinuousClock.now + .milliseconds(settings.recallBackoffMs)
+                    mine.append(recall)
+                } else {
+                    f.notBefore = nil
+                }
+                f.layouts[reply.stateid.id] = held
+            }
+            var strays: [LayoutRecall] = []
+            if f.layoutGetsInFlight == 0 { swap(&strays, &f.parkedRecalls) }
+            s.files[fileId] = f
+            return (mine, strays)
+        }
+        for recall in mine { Task { await self.returnRecalled(recall) } }
+        for recall in strays {
+            Task { _ = try? await self.dispatcher.call(.layoutReturn(LayoutReturnRequest(stateid: recall.stateid, recallId: recall.recallId))) }
+        }
+        return !mine.isEmpty
+    }
+
     private func cached(_ fileId: UInt64, _ iomode: LayoutIOMode, _ start: UInt64, _ end: UInt64) -> (UInt64, [LayoutExtent])? {
         state.withLock { s in
             guard s.broken == nil, let f = s.files[fileId], f.disabled == nil else { return nil }
@@ -428,8 +515,14 @@ final class LayoutDataPath: DataPath {
     /// limit). Returns how many were returned.
     private func evictIdleLayouts(fileId: UInt64) async -> Int {
         try? await commit(fileId: fileId)
-        let idle = state.withLock { s in
-            s.files[fileId]?.layouts.values.filter { $0.active && $0.inFlight == 0 && $0.dirty.isEmpty }.map(\.stateid) ?? []
+        // Marked in the same lock that chooses them: no operation starts on them afterwards, so
+        // none can add dirty bytes to a layout about to be dropped.
+        let idle = state.withLock { s -> [LayoutStateid] in
+            guard var f = s.files[fileId] else { return [] }
+            let chosen = f.layouts.values.filter { $0.active && $0.inFlight == 0 && $0.dirty.isEmpty }.map(\.stateid)
+            for stateid in chosen { f.layouts[stateid.id]?.evicting = true }
+            s.files[fileId] = f
+            return chosen
         }
         for stateid in idle {
             state.withLock { _ = $0.files[fileId]?.layouts.removeValue(forKey: stateid.id) }
@@ -497,7 +590,12 @@ final class LayoutDataPath: DataPath {
     /// the layout and starts the return).
     func acknowledge(_ recall: LayoutRecall) -> Status {
         let start = state.withLock { s -> Bool? in
-            guard var h = s.files[recall.fileId]?.layouts[recall.stateid.id] else { return nil }
+            guard var h = s.files[recall.fileId]?.layouts[recall.stateid.id] else {
+                // Maybe the reply of a LAYOUTGET still being applied: wait for it.
+                guard let f = s.files[recall.fileId], f.layoutGetsInFlight > 0, !settings.ignoreRecallsForTesting else { return nil }
+                s.files[recall.fileId]!.parkedRecalls.append(recall)
+                return false
+            }
             if settings.ignoreRecallsForTesting { return false }
             guard h.recallId == nil else { return false }
             h.recallId = recall.recallId

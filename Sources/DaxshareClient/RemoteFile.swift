@@ -106,14 +106,22 @@ public final class RemoteFile: Sendable {
         return a
     }
 
-    /// Makes acknowledged writes in the range (length 0: to the end), the size and the times
-    /// durable: LAYOUTCOMMIT of what was written one-sided (with the new size), then FLUSH for
-    /// what was written two-sided. Throws `.layoutLost` if bytes written one-sided were lost
-    /// with a revoked layout.
+    /// Makes this file id's acknowledged writes in the range (length 0: to the end), the size
+    /// and the times durable: LAYOUTCOMMIT of what was written one-sided (with the new size),
+    /// then FLUSH, only if something was written two-sided without write-through since the last
+    /// one (after one-sided writes alone, the LAYOUTCOMMIT is the durability point: the server
+    /// persists no whole file for them). Throws `.layoutLost` if bytes written one-sided were
+    /// lost with a revoked layout.
     public func flush(offset: UInt64 = 0, length: UInt64 = 0) async throws(ClientError) {
         try checkOpen()
         try await dataPath.commit(fileId: fileId)
-        _ = try await session.dispatcher.call(.flush(FlushRequest(fileId: fileId, offset: offset, length: length)))
+        guard dataPath.takeUnflushedWrites(fileId: fileId) else { return }
+        do throws(ClientError) {
+            _ = try await session.dispatcher.call(.flush(FlushRequest(fileId: fileId, offset: offset, length: length)))
+        } catch {
+            dataPath.markUnflushed(fileId: fileId)
+            throw error
+        }
     }
 
     /// LAYOUTCOMMIT of what was written one-sided (with the new size): durable when it returns.

@@ -66,10 +66,10 @@ public struct VerbsRemoteAccess: RemoteMemoryAccess {
 
     private static func segment(_ local: any RegisteredMemory, _ offset: Int, _ remote: RemoteSpan) throws(OneSidedFailure) -> ScatterGatherElement {
         guard let m = local as? VerbsRegisteredMemory else { throw .failed("local memory is not registered with verbs") }
-        guard offset >= 0, remote.length <= UInt64(m.buffer.region.length - offset) else {
+        guard offset >= 0, remote.length <= UInt64(m.region.length - offset) else {
             throw .failed("\(remote.length) bytes at \(offset) pass the end of the local buffer")
         }
-        return m.buffer.region.segment(offset: offset, length: Int(remote.length))
+        return m.region.segment(offset: offset, length: Int(remote.length))
     }
 
     private static func failure(_ error: any Error) -> OneSidedFailure {

@@ -36,6 +36,16 @@ public struct PutOptions: Sendable, Hashable {
 /// (queueDepth chunks, each ≤ maxReadWriteSize, in flight at once), double-buffered so the
 /// local read or write of one batch overlaps the network transfer of the next.
 extension ClientSession {
+    /// Registers a transfer's two batch buffers, so its reads and writes are zero-copy; where
+    /// registration fails (memlock limits) the transfer copies through staging slots instead.
+    func registerBatchBuffers(_ a: UnsafeMutableRawBufferPointer, _ b: UnsafeMutableRawBufferPointer) -> [BufferRegistration] {
+        var out: [BufferRegistration] = []
+        for buffer in [a, b] {
+            do throws(ClientError) { out.append(try register(buffer)) } catch { break }
+        }
+        return out
+    }
+
     /// Bytes one batch moves: every bounce slot in use once (two-sided), or every one-sided
     /// work request of the queue depth (layouts).
     public var transferBatchSize: Int {
@@ -53,7 +63,7 @@ extension ClientSession {
     public func get(_ remotePath: String, to local: LocalFile, progress: TransferProgress? = nil) async throws(ClientError) -> TransferResult {
         let file = try await open(remotePath, flags: [.read])
         do throws(ClientError) {
-            var result = try await Self.download(file, to: local, batch: transferBatchSize, progress: progress)
+            var result = try await Self.download(file, to: local, batch: transferBatchSize, executor: configuration.eventLoop, progress: progress)
             result.dataPath = file.usage.description
             try await file.close()
             return result
@@ -72,7 +82,7 @@ extension ClientSession {
             let local = try LocalFile.create(localPath)
             var result: TransferResult
             do throws(ClientError) {
-                result = try await Self.download(file, to: local, batch: transferBatchSize, progress: progress)
+                result = try await Self.download(file, to: local, batch: transferBatchSize, executor: configuration.eventLoop, progress: progress)
                 result.dataPath = file.usage.description
                 local.close()
             } catch {
@@ -106,15 +116,15 @@ extension ClientSession {
         do throws(ClientError) {
             var result: TransferResult
             do throws(ClientError) {
-                result = try await Self.upload(local, to: file, batch: transferBatchSize,
-                                               writeThrough: options.writeThrough, progress: progress)
+                result = try await Self.upload(local, to: file, batch: transferBatchSize, writeThrough: options.writeThrough,
+                                               executor: configuration.eventLoop, progress: progress)
                 // The commit (and FLUSH) is the durability point: success only after it.
                 if options.writeThrough { try await file.commit() } else { try await file.flush() }
             } catch {
                 guard case .layoutLost = error, isConnected, local.rewind() else { throw error }
                 file.disableOneSided(reason: "\(error); sent again two-sided")
-                result = try await Self.upload(local, to: file, batch: transferBatchSize,
-                                               writeThrough: options.writeThrough, progress: progress)
+                result = try await Self.upload(local, to: file, batch: transferBatchSize, writeThrough: options.writeThrough,
+                                               executor: configuration.eventLoop, progress: progress)
                 if !options.writeThrough { try await file.flush() }
             }
             result.dataPath = file.usage.description
@@ -126,12 +136,16 @@ extension ClientSession {
         }
     }
 
-    static func download(_ file: RemoteFile, to local: LocalFile, batch: Int,
+    /// `executor`: where the batches' tasks run (the connection's event loop: no hop per
+    /// completion).
+    static func download(_ file: RemoteFile, to local: LocalFile, batch: Int, executor: (any TaskExecutor)? = nil,
                          progress: TransferProgress?) async throws(ClientError) -> TransferResult {
         let total = file.size
         let a = UnsafeMutableRawBufferPointer.allocate(byteCount: batch, alignment: 4096)
         let b = UnsafeMutableRawBufferPointer.allocate(byteCount: batch, alignment: 4096)
+        let registered = file.session.registerBatchBuffers(a, b)
         defer {
+            for r in registered { file.session.deregister(r) }
             a.deallocate()
             b.deallocate()
         }
@@ -139,11 +153,11 @@ extension ClientSession {
         var spare = SharedBuffer(b)
         var digest = StreamDigest()
         var offset: UInt64 = 0
-        var pending: Task<Result<Int, ClientError>, Never>? = startRead(file, at: 0, into: current)
+        var pending: Task<Result<Int, ClientError>, Never>? = startRead(file, at: 0, into: current, executor)
         while let task = pending {
             let n = try await task.value.get()
             // Ask for the next batch before writing this one locally.
-            pending = n == batch ? startRead(file, at: offset + UInt64(n), into: spare) : nil
+            pending = n == batch ? startRead(file, at: offset + UInt64(n), into: spare, executor) : nil
             let bytes = UnsafeRawBufferPointer(current.slice(0, n))
             do throws(ClientError) {
                 try local.write(bytes)
@@ -160,11 +174,13 @@ extension ClientSession {
     }
 
     static func upload(_ local: LocalFile, to file: RemoteFile, batch: Int, writeThrough: Bool,
-                       progress: TransferProgress?) async throws(ClientError) -> TransferResult {
+                       executor: (any TaskExecutor)? = nil, progress: TransferProgress?) async throws(ClientError) -> TransferResult {
         let total = local.size
         let a = UnsafeMutableRawBufferPointer.allocate(byteCount: batch, alignment: 4096)
         let b = UnsafeMutableRawBufferPointer.allocate(byteCount: batch, alignment: 4096)
+        let registered = file.session.registerBatchBuffers(a, b)
         defer {
+            for r in registered { file.session.deregister(r) }
             a.deallocate()
             b.deallocate()
         }
@@ -191,7 +207,7 @@ extension ClientSession {
             if n == 0 { break }
             let chunk = SharedBuffer(current.slice(0, n))
             let at = offset
-            pending = Task {
+            pending = Task(executorPreference: executor) {
                 do throws(ClientError) {
                     try await file.write(from: UnsafeRawBufferPointer(chunk.pointer), at: at, writeThrough: writeThrough)
                     return .success(())
@@ -211,8 +227,9 @@ extension ClientSession {
         return TransferResult(bytes: offset, sha256: digest.finalize(), dataPath: file.dataPath.name)
     }
 
-    private static func startRead(_ file: RemoteFile, at offset: UInt64, into buffer: SharedBuffer) -> Task<Result<Int, ClientError>, Never> {
-        Task {
+    private static func startRead(_ file: RemoteFile, at offset: UInt64, into buffer: SharedBuffer,
+                                  _ executor: (any TaskExecutor)?) -> Task<Result<Int, ClientError>, Never> {
+        Task(executorPreference: executor) {
             do throws(ClientError) {
                 return .success(try await file.read(at: offset, into: buffer.pointer))
             } catch {

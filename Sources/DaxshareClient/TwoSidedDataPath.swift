@@ -13,11 +13,14 @@ final class TwoSidedDataPath: DataPath {
     let dispatcher: RequestDispatcher
     let pool: BouncePool
     let queueDepth: Int
+    /// Caller memory READ and WRITE name directly (zero-copy), skipping the pool.
+    let callerBuffers: CallerBuffers?
 
-    init(dispatcher: RequestDispatcher, pool: BouncePool, queueDepth: Int) {
+    init(dispatcher: RequestDispatcher, pool: BouncePool, queueDepth: Int, callerBuffers: CallerBuffers? = nil) {
         self.dispatcher = dispatcher
         self.pool = pool
         self.queueDepth = queueDepth
+        self.callerBuffers = callerBuffers
     }
 
     var chunkSize: Int { pool.slotSize }
@@ -39,16 +42,16 @@ final class TwoSidedDataPath: DataPath {
 
     private func readChunk(fileId: UInt64, _ chunk: Chunk, into destination: SharedBuffer) async -> Result<Int, ClientError> {
         do throws(ClientError) {
+            if let (memory, at) = callerBuffers?.find(destination.slice(chunk.bufferOffset, chunk.length)) {
+                // Zero-copy: the server writes straight into the caller's registered memory.
+                let request = ReadRequest(fileId: fileId, offset: chunk.fileOffset,
+                                          descriptors: [memory.descriptor(offset: at, length: chunk.length)])
+                return .success(try await read(request, chunk))
+            }
             let slot = try await pool.acquire()
             defer { pool.release(slot) }
             let request = ReadRequest(fileId: fileId, offset: chunk.fileOffset, descriptors: [slot.descriptor(length: chunk.length)])
-            guard case let .read(reply) = try await dispatcher.call(.read(request)) else {
-                throw .protocol("READ answered with another command's body")
-            }
-            let n = Int(reply.bytesRead)
-            guard n <= chunk.length else {
-                throw .protocol("READ of \(chunk.length) bytes answered with \(n) bytes read")
-            }
+            let n = try await read(request, chunk)
             if n > 0 {
                 destination.slice(chunk.bufferOffset, n).copyMemory(from: UnsafeRawBufferPointer(rebasing: slot.bytes[0..<n]))
             }
@@ -58,22 +61,45 @@ final class TwoSidedDataPath: DataPath {
         }
     }
 
+    /// Sends one READ; the bytes it says it read.
+    private func read(_ request: ReadRequest, _ chunk: Chunk) async throws(ClientError) -> Int {
+        guard case let .read(reply) = try await dispatcher.call(.read(request)) else {
+            throw .protocol("READ answered with another command's body")
+        }
+        let n = Int(reply.bytesRead)
+        guard n <= chunk.length else {
+            throw .protocol("READ of \(chunk.length) bytes answered with \(n) bytes read")
+        }
+        return n
+    }
+
     private func writeChunk(fileId: UInt64, _ chunk: Chunk, from source: SharedBuffer, writeThrough: Bool) async -> Result<Void, ClientError> {
         do throws(ClientError) {
+            let flags: WriteFlags = writeThrough ? [.writeThrough] : []
+            if let (memory, at) = callerBuffers?.find(source.slice(chunk.bufferOffset, chunk.length)) {
+                // Zero-copy: the server reads straight from the caller's registered memory.
+                let request = WriteRequest(fileId: fileId, offset: chunk.fileOffset, flags: flags,
+                                           descriptors: [memory.descriptor(offset: at, length: chunk.length)])
+                return .success(try await write(request, chunk))
+            }
             let slot = try await pool.acquire()
             defer { pool.release(slot) }
             slot.bytes.copyMemory(from: UnsafeRawBufferPointer(source.slice(chunk.bufferOffset, chunk.length)))
-            let request = WriteRequest(fileId: fileId, offset: chunk.fileOffset, flags: writeThrough ? [.writeThrough] : [],
+            let request = WriteRequest(fileId: fileId, offset: chunk.fileOffset, flags: flags,
                                        descriptors: [slot.descriptor(length: chunk.length)])
-            guard case let .write(reply) = try await dispatcher.call(.write(request)) else {
-                throw .protocol("WRITE answered with another command's body")
-            }
-            guard Int(reply.bytesWritten) == chunk.length else {
-                throw .protocol("WRITE of \(chunk.length) bytes answered with \(reply.bytesWritten) bytes written")
-            }
-            return .success(())
+            return .success(try await write(request, chunk))
         } catch {
             return .failure(error)
+        }
+    }
+
+    /// Sends one WRITE, which must write the whole chunk.
+    private func write(_ request: WriteRequest, _ chunk: Chunk) async throws(ClientError) {
+        guard case let .write(reply) = try await dispatcher.call(.write(request)) else {
+            throw .protocol("WRITE answered with another command's body")
+        }
+        guard Int(reply.bytesWritten) == chunk.length else {
+            throw .protocol("WRITE of \(chunk.length) bytes answered with \(reply.bytesWritten) bytes written")
         }
     }
 }

@@ -90,7 +90,16 @@ final class ClientConnection: Sendable {
 
     /// Serves until the client leaves, breaks the protocol, or the server stops; then waits
     /// for its request tasks and drops everything the session held.
+    ///
+    /// Its loop (receiving, in-order commands) and its READ and WRITE requests run on the
+    /// connection's event loop: a completion resumes them on the thread that polled it, and
+    /// a two-sided transfer costs no hop between threads. Requests that may block for long
+    /// (FLUSH, LAYOUTCOMMIT, a truncate, a recall…) run on the shared pool.
     func serve() async {
+        await withTaskExecutorPreference(rdma?.connection.eventLoop) { await serveConnection() }
+    }
+
+    private func serveConnection() async {
         logger.info("connected")
         armSessionDeadline()
         await withDiscardingTaskGroup { group in
@@ -221,7 +230,7 @@ final class ClientConnection: Sendable {
             try await reply(.error(.tooMany, to: header))
             return true
         }
-        group.addTask { [self] in
+        group.addTask(executorPreference: request.servedOnEventLoop ? nil : globalConcurrentExecutor) { [self] in
             await serve(request, header: header)
             session.withLock { $0.inFlight -= 1 }
         }
@@ -688,6 +697,15 @@ final class SessionIDBox: Sendable {
 }
 
 extension Request {
+    /// READ and WRITE: copies between a registered chunk and the file (`pread`/`pwrite`) and
+    /// RDMA, nothing that waits long; served on the connection's event loop (see `serve`).
+    var servedOnEventLoop: Bool {
+        switch self {
+        case .read, .write: true
+        default: false
+        }
+    }
+
     /// Session commands and LAYOUTRETURN: served by the connection's loop, in arrival order
     /// (PROTOCOL.md §3.4); LAYOUTRETURN so that it is never held up behind other requests.
     var servedInOrder: Bool {

@@ -76,6 +76,9 @@ public final class Server: Sendable {
     public let counters = ServerCounters()
     private let context: ServerContext
     private let listener: Listener
+    /// Connections' completions and their two-sided data are served on these, one loop per
+    /// connection (`ServerConfiguration.eventLoops`).
+    private let loops: EventLoopGroup
     private let logger: Logger
     private struct State {
         var connections: [ObjectIdentifier: ClientConnection] = [:]
@@ -100,6 +103,7 @@ public final class Server: Sendable {
         self.logger = logger
         self.context = ServerContext(configuration: configuration, exports: exports, counters: counters, logger: logger)
         self.listener = try Listener(host: configuration.host, port: configuration.port)
+        self.loops = EventLoopGroup(name: "daxshared-verbs", count: configuration.eventLoops)
         for spec in configuration.exports {
             logger.info("export \(spec.name) = \(spec.path)\(spec.readOnly ? " (read-only)" : "")")
         }
@@ -133,7 +137,7 @@ public final class Server: Sendable {
     private func serve(_ request: ConnectionRequest) async {
         let channel: MessageChannel
         do {
-            channel = try await MessageChannel.accept(request, config: configuration.transport, logger: logger)
+            channel = try await MessageChannel.accept(request, config: configuration.transport, loop: loops.nextLoop(), logger: logger)
         } catch {
             logger.warning("connection from \(request.peer) failed to set up: \(error)")
             return

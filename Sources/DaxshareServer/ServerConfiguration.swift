@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import DaxsharePmem
 import DaxshareWire
 import SystemPackage
@@ -45,6 +48,9 @@ public struct ServerConfiguration: Sendable {
     public var maxOpenFiles = 1024
     /// Layouts per session.
     public var maxLayouts = 1024
+    /// Threads that poll completions and serve two-sided READ and WRITE, a connection on
+    /// each in turn: one per online CPU by default.
+    public var eventLoops = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
     /// How long a layout holder has to return a recalled layout before it is
     /// fenced; well under /proc/sys/fs/lease-break-time (45 s), so a local
     /// opener is released by the recall, not by the kernel giving up.

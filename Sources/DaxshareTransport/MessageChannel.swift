@@ -132,9 +132,10 @@ public final class MessageChannel: Sendable {
         }
     }
 
-    /// Server side: accepts the request, waits for the negotiate request and answers it.
+    /// Server side: accepts the request (its completions on `loop`, or the listener's), waits
+    /// for the negotiate request and answers it.
     public static func accept(
-        _ request: ConnectionRequest, config: TransportConfig = .init(),
+        _ request: ConnectionRequest, config: TransportConfig = .init(), loop: EventLoop? = nil,
         logger: Logger = Logger(label: "daxshare.transport")
     ) async throws -> MessageChannel {
         guard let hello = try? ConnectPrivateData.decode(request.privateData), hello.kind == .connect else {
@@ -148,7 +149,7 @@ public final class MessageChannel: Sendable {
         let count = receiveCount(config)
         var receives: RegisteredBuffer?
         let connection = try await request.accept(
-            privateData: try ConnectPrivateData(kind: .accept).encode(), options: connectionOptions(config)
+            privateData: try ConnectPrivateData(kind: .accept).encode(), options: connectionOptions(config), loop: loop
         ) { c in
             receives = try postReceives(on: c, count: count, size: Int(config.maxReceiveSize))
         }
@@ -308,7 +309,9 @@ public final class MessageChannel: Sendable {
     static let disconnectGrace: Duration = .milliseconds(250)
 
     private func start(_ incoming: sending AsyncStream<WorkCompletion>.Iterator) {
-        Task { [self] in
+        // On the connection's loop: a receive completion is handled on the thread that polled
+        // it, and the task waiting for the message (on the same loop) resumes without a hop.
+        Task(executorPreference: connection.eventLoop) { [self] in
             var it = incoming
             while let wc = await it.next() {
                 if let error = wc.error {
@@ -388,7 +391,7 @@ public final class MessageChannel: Sendable {
         }
         wake.forEach { $0.resume() }
         if sendGrant {
-            Task { [self] in
+            Task(executorPreference: connection.eventLoop) { [self] in
                 while true {
                     try? await sendDataTransfer(nil)
                     let again = state.withLock { s -> Bool in

@@ -5,14 +5,17 @@ import Glibc
 import SystemPackage
 
 /// A completion queue with its own completion channel (`ibv_create_cq`,
-/// `ibv_create_comp_channel`). The channel's non-blocking fd is what joins the
-/// event loop's epoll set.
-// @unchecked: immutable pointers; polled on `loop`'s thread only (asserted), destroyed after it is unregistered there.
+/// `ibv_create_comp_channel`). On a blocking loop the channel's non-blocking fd joins the
+/// loop's epoll set; on a busy-polling loop the queue is never armed and is polled every turn.
+// @unchecked: immutable pointers, and `entries`, touched on `loop`'s thread only (asserted); destroyed after it is unwatched there.
 final class CompletionQueue: @unchecked Sendable {
     let channel: UnsafeMutablePointer<ibv_comp_channel>
     let cq: UnsafeMutablePointer<ibv_cq>
     /// The loop whose thread alone polls this queue.
     let loop: EventLoop
+    /// Where `poll` lands completions: allocated once, so polling allocates nothing.
+    private let entries = UnsafeMutablePointer<ibv_wc>.allocate(capacity: 32)
+    private static let batch: Int32 = 32
 
     var fd: Int32 { channel.pointee.fd }
 
@@ -30,7 +33,26 @@ final class CompletionQueue: @unchecked Sendable {
         self.cq = cq
         let flags = fcntl(channel.pointee.fd, F_GETFL)
         _ = fcntl(channel.pointee.fd, F_SETFL, flags | O_NONBLOCK)
-        try check("ibv_req_notify_cq", ibv_req_notify_cq(cq, 0))
+        if loop.waiting == .blocking {
+            try check("ibv_req_notify_cq", ibv_req_notify_cq(cq, 0))
+        }
+    }
+
+    /// Hands every completion to `body` on the loop thread from now on: when the channel
+    /// signals (blocking loop), or on every turn (busy-polling loop).
+    func watch(_ body: @escaping @Sendable (WorkCompletion) -> Void) throws(VerbsError) {
+        switch loop.waiting {
+        case .blocking: try loop.register(fd: fd) { [self] in drain(body) }
+        case .busyPolling: loop.addPoller(key: fd) { [self] in poll(body) }
+        }
+    }
+
+    /// Stops `watch`; call on the loop thread (`execute`) so no poll is running.
+    func unwatch() {
+        switch loop.waiting {
+        case .blocking: loop.unregister(fd: fd)
+        case .busyPolling: loop.removePoller(key: fd)
+        }
     }
 
     /// Consumes pending channel events, re-arms the queue, and hands every
@@ -51,11 +73,11 @@ final class CompletionQueue: @unchecked Sendable {
     /// Polls without waiting for an event (used at teardown).
     func poll(_ body: (WorkCompletion) -> Void) {
         loop.assertInLoop("polling a completion queue")
-        var wcs = [ibv_wc](repeating: ibv_wc(), count: 32)
         while true {
-            let n = ibv_poll_cq(cq, Int32(wcs.count), &wcs)
+            let n = ibv_poll_cq(cq, Self.batch, entries)
             if n <= 0 { return }
-            for i in 0..<Int(n) { body(WorkCompletion(wcs[i])) }
+            for i in 0..<Int(n) { body(WorkCompletion(entries[i])) }
+            if n < Self.batch { return }
         }
     }
 
@@ -63,5 +85,6 @@ final class CompletionQueue: @unchecked Sendable {
     func destroy() {
         ibv_destroy_cq(cq)
         ibv_destroy_comp_channel(channel)
+        entries.deallocate()
     }
 }

@@ -91,10 +91,7 @@ public final class Connection: @unchecked Sendable {
         self.qp = cm.id.pointee.qp
         self.freeSlots = options.sendQueueDepth
         (receives, receiveSink) = AsyncStream.makeStream(of: WorkCompletion.self)
-        let cq = self.cq
-        try cm.loop.register(fd: cq.fd) { [weak self] in
-            cq.drain { wc in self?.complete(wc) }
-        }
+        try cq.watch { [weak self] wc in self?.complete(wc) }
         AsyncEvents.shared.watch(context, loop: cm.loop)
         AsyncEvents.shared.register(qp, self)
     }
@@ -197,6 +194,10 @@ public final class Connection: @unchecked Sendable {
         }
         return event
     }
+
+    /// The loop this connection's completions and CM events arrive on: tasks that prefer it
+    /// as their executor resume from a completion without a thread hop.
+    public var eventLoop: EventLoop { cm.loop }
 
     /// The peer's address (`rdma_get_peer_addr`).
     public var peerAddress: SocketAddress {
@@ -425,7 +426,7 @@ public final class Connection: @unchecked Sendable {
         guard first else { return }
         let cq = self.cq, cm = self.cm
         cm.loop.executeAndWait {
-            cm.loop.unregister(fd: cq.fd)
+            cq.unwatch()
             // What is still queued was flushed; its callers fail below.
             cq.poll { _ in }
         }

@@ -81,16 +81,17 @@ public final class ConnectionRequest: @unchecked Sendable {
         guard first else { throw .invalidArgument("connection request already answered") }
     }
 
-    /// Accepts (`rdma_accept`) with a new queue pair in a new protection domain.
+    /// Accepts (`rdma_accept`) with a new queue pair in a new protection domain, whose events
+    /// and completions arrive on `loop` (the listener's unless given).
     /// `prepare` runs before the accept goes out: post receives there.
     public func accept(
-        privateData: [UInt8] = [], options: ConnectionOptions = .init(),
+        privateData: [UInt8] = [], options: ConnectionOptions = .init(), loop: EventLoop? = nil,
         prepare: (Connection) throws -> Void = { _ in }
     ) async throws -> Connection {
         try take()
         let cm: CommunicationID
         do {
-            cm = try CommunicationID(migrating: event.id, loop: loop)
+            cm = try CommunicationID(migrating: event.id, loop: loop ?? self.loop)
         } catch {
             _ = rdma_reject(event.id, nil, 0)
             rdma_destroy_id(event.id)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DaxshareClient
+import DaxshareVerbs
 import DaxshareWire
 
 /// The root command: only help; the work is in the subcommands.
@@ -83,12 +84,16 @@ struct DataPathOptions: ParsableArguments {
           help: "Move the data with two-sided READ/WRITE requests instead of one-sided RDMA through layouts.")
     var twoSided = false
 
+    @Flag(help: "Busy-poll RDMA completions (a core spins while the command runs) for lower latency, as perftest does.")
+    var poll = false
+
     @Flag(name: [.customShort("v"), .customLong("verbose")],
           help: "Print on stderr how the data moved (\"one-sided via layout\" or \"two-sided\") and how much.")
     var verbose = false
 
     func apply(to config: inout ClientConfiguration) {
         if twoSided { config.useLayouts = false }
+        if poll { config.eventLoop = EventLoop(name: "daxshare-poll", waiting: .busyPolling) }
         // TEST ONLY (the recall tests' fencing case): acknowledge recalls but never return.
         if Console.environment(ClientConfiguration.ignoreRecallsVariable) == "1" {
             config.layouts.ignoreRecallsForTesting = true
@@ -141,7 +146,10 @@ enum CLI {
     ) async throws(ClientError) -> T {
         let session = try await ClientSession.connect(to: url, secret: secret, config: config)
         do throws(ClientError) {
-            let result = try await body(session, url)
+            // On the connection's loop: completions resume the command without a thread hop.
+            let result = try await withTaskExecutorPreference(config.eventLoop) { () async throws(ClientError) -> T in
+                try await body(session, url)
+            }
             await session.close()
             return result
         } catch {

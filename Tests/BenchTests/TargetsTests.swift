@@ -16,17 +16,41 @@ struct TargetsTests {
             row("one-sided", .write, 65536, ratio: 0.85),
             row("two-sided", .read, 1 << 20, ratio: 0.1),
         ])
-        #expect(checks.count == 5)  // 1M read: ratio and CPU; 4K read: p50; 64K write: ratio; two-sided 1M read
+        // 1M read: ratio and CPU; 4K read: ratio and p50; 64K write: ratio; two-sided 1M read
+        #expect(checks.count == 6)
         #expect(checks.contains { $0.target == "two-sided 1 MiB read >= 0.9x raw" && !$0.met })
-        let read = checks.first { $0.target.hasPrefix("one-sided read") }!
-        #expect(read.met && read.point == "read seq 1M qd1")
+        let read = checks.first { $0.target.hasPrefix("one-sided read") && $0.point == "read seq 1M qd1" }!
+        #expect(read.met)
+        #expect(checks.contains { $0.target.hasPrefix("one-sided read") && $0.point == "read seq 4K qd1" && !$0.met })
         let cpu = checks.first { $0.target.hasPrefix("server CPU") }!
         #expect(cpu.met && cpu.value == 1)
         let p50 = checks.first { $0.target.hasPrefix("4 KiB") }!
-        #expect(!p50.met && abs(p50.margin - (1 - 1.3 / 1.15)) < 1e-9)
+        #expect(!p50.met && abs(p50.margin - (1 - 1.3 / 1.10)) < 1e-9)
         let write = checks.first { $0.target.contains("write") }!
-        #expect(!write.met && abs(write.margin - (0.85 / 0.9 - 1)) < 1e-9)
+        #expect(!write.met && abs(write.margin - (0.85 / 0.95 - 1)) < 1e-9)
         #expect(Targets.markdown(checks).contains("**no**"))
+    }
+
+    /// Issue 14: raw and one-sided against the device (perftest) at 4 KiB and 64 KiB, depth 1
+    /// and 8; the ratio is filled by `Baselines.applyRatios` from perftest's row at the point.
+    @Test func rawAndOneSidedAreHeldAgainstPerftest() {
+        func measured(_ mode: String, _ size: Int, qd: Int, mbps: Double) -> BenchRow {
+            BenchRow(mode: mode, point: PointKey(op: .read, pattern: .seq, size: size, qd: qd, clients: 1), mbps: mbps, iops: 1,
+                     baseline: Baselines.defaults[mode])
+        }
+        let rows = Baselines.applyRatios([
+            measured("perftest", 4096, qd: 1, mbps: 10), measured("raw", 4096, qd: 1, mbps: 9.5),
+            measured("raw-odp", 4096, qd: 1, mbps: 9), measured("one-sided", 4096, qd: 1, mbps: 8),
+            measured("raw", 1 << 20, qd: 1, mbps: 50),  // no perftest row there: no device check
+        ])
+        #expect(rows.first { $0.mode == "raw" && $0.point.size == 4096 }?.perftestRatio == 0.95)
+        #expect(rows.first { $0.mode == "perftest" }?.perftestRatio == nil)
+        let checks = Targets.check(rows)
+        let raw = checks.first { $0.target == "raw >= 0.9x perftest" }
+        #expect(raw?.met == true && raw?.point == "read seq 4K qd1")
+        let one = checks.first { $0.target == "one-sided >= 0.85x perftest" }
+        #expect(one?.value == 0.8 && one?.met == false)
+        #expect(checks.filter { $0.target == "raw >= 0.9x perftest" }.count == 1)
     }
 
     @Test func twoSidedQueueDepthIsTheRatioOfIOPSAtTheSamePoint() {

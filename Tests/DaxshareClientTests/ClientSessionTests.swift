@@ -132,6 +132,50 @@ struct ClientSessionTests {
         #expect(h.registrations == 1)
     }
 
+    /// Two-sided READ and WRITE of a registered buffer name the buffer itself in their
+    /// descriptors (the server's RDMA moves the bytes in place); a buffer partly outside the
+    /// registration goes through the bounce slots.
+    @Test func aRegisteredBufferIsNamedInTheDescriptors() async throws {
+        let h = try await Harness.make(maxReadWriteSize: 65536)
+        let file = try await h.session.open("f", flags: [.read, .write, .create])
+        let data = patternBytes(200_000, seed: 5)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: data.count + 4096, alignment: 4096)
+        defer { buffer.deallocate() }
+        let registration = try h.session.register(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<data.count]))
+        let inside = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<data.count])
+        inside.copyBytes(from: data)
+        let start = UInt64(UInt(bitPattern: buffer.baseAddress!))
+        func descriptors(_ c: Command) -> [BufferDescriptor] {
+            h.transport.sent.withLock { sent in
+                sent.flatMap { m -> [BufferDescriptor] in
+                    switch m.body {
+                    case let .request(.read(r)) where c == .read: r.descriptors
+                    case let .request(.write(w)) where c == .write: w.descriptors
+                    default: []
+                    }
+                }
+            }
+        }
+        func allInside(_ ds: [BufferDescriptor]) -> Bool {
+            ds.allSatisfy { $0.address >= start && $0.address + UInt64($0.length) <= start + UInt64(data.count) }
+        }
+        try await file.write(from: UnsafeRawBufferPointer(inside), at: 0)
+        #expect(descriptors(.write).count == 4 && allInside(descriptors(.write)))
+        inside.initializeMemory(as: UInt8.self, repeating: 0)
+        #expect(try await file.read(at: 0, into: inside) == data.count)
+        #expect(Array(inside) == data)
+        #expect(descriptors(.read).count == 4 && allInside(descriptors(.read)))
+        // Past the registration's end: staged, the same bytes.
+        let straddling = UnsafeMutableRawBufferPointer(rebasing: buffer[4096..<(data.count + 4096)])
+        #expect(try await file.read(at: 4096, into: straddling) == data.count - 4096)
+        #expect(Array(straddling[0..<(data.count - 4096)]) == Array(data[4096...]))
+        #expect(!allInside(descriptors(.read)))
+        h.session.deregister(registration)
+        #expect(h.callerRegistrations == 1)
+        try await file.close()
+        await h.session.close()
+    }
+
     @Test func putAndGetStreamFilesWithMatchingDigests() async throws {
         let h = try await Harness.make(maxReadWriteSize: 32768) {
             $0.queueDepth = 3
@@ -163,7 +207,9 @@ struct ClientSessionTests {
         // put ends with one FLUSH per file (durable), and closes what it opened.
         #expect(h.server.state.withLock { $0.flushes } == 5)
         #expect(h.server.state.withLock { $0.open.isEmpty })
-        #expect(h.registrations == 1)
+        // Each transfer registered its two batch buffers (zero-copy); the bounce pool was never needed.
+        #expect(h.callerRegistrations == 2 * 10)
+        #expect(h.registrations == 0)
     }
 
     @Test func putNoClobberAndWriteThrough() async throws {

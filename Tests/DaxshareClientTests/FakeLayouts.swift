@@ -41,6 +41,9 @@ struct FakeLayoutState: Sendable {
     var extentSize: UInt64 = 1 << 40
     /// Answer the next LAYOUTCOMMIT LAYOUT_REVOKED (as after a fence).
     var revokeOnNextCommit = false
+    /// Send a CB_LAYOUTRECALL with this recall id right behind the next grant's reply (a local
+    /// open on the server just after the LAYOUTGET).
+    var recallBehindNextGrant: UInt32?
     var regions: [UInt32: FakeRegion] = [:]
     var layouts: [UInt64: FakeLayout] = [:]
     var nextId: UInt64 = 100
@@ -88,8 +91,17 @@ extension FakeServer {
                 pos += n
             }
             s.layouts[id] = FakeLayout(fileId: g.fileId, path: path, iomode: g.iomode, rkeys: rkeys, extents: extents)
-            return [Message.response(.layoutGet(LayoutGetResponse(stateid: LayoutStateid(id: id, seqid: 1), iomode: g.iomode,
-                                                                  recallDeadlineMs: 5000, extents: extents)), to: h)]
+            var replies = [Message.response(.layoutGet(LayoutGetResponse(stateid: LayoutStateid(id: id, seqid: 1), iomode: g.iomode,
+                                                                         recallDeadlineMs: 5000, extents: extents)), to: h)]
+            if let recallId = s.recallBehindNextGrant {
+                s.recallBehindNextGrant = nil
+                s.layouts[id]!.seqid += 1
+                let r = LayoutRecall(stateid: LayoutStateid(id: id, seqid: 2), fileId: g.fileId,
+                                     range: ByteRange(offset: 0, length: UInt64(Int64.max)), recallId: recallId, deadlineMs: 5000,
+                                     reason: .leaseBreak)
+                replies.append(Message(messageId: 1, sessionId: options.sessionId, body: .callback(.layoutRecall(r))))
+            }
+            return replies
         }
     }
 
@@ -204,10 +216,15 @@ final class FakeRemoteAccess: RemoteMemoryAccess {
     }
     private func leave() { server.layoutState.withLock { $0.inFlight -= 1 } }
 
+    /// Operations whose local side was the caller's registered memory (zero-copy).
+    let direct = Mutex(0)
+    private func note(_ local: any RegisteredMemory) { if local is CallerMemory { direct.withLock { $0 += 1 } } }
+
     func read(into local: any RegisteredMemory, offset: Int, from remote: RemoteSpan) async throws(OneSidedFailure) {
         await enter()
         defer { leave() }
         let (region, at) = try region(remote, write: false)
+        note(local)
         let n = Int(remote.length)
         local.bytes.baseAddress!.advanced(by: offset).copyMemory(from: region.bytes.baseAddress! + at, byteCount: n)
         server.layoutState.withLock { $0.bytesRead += n }
@@ -217,6 +234,7 @@ final class FakeRemoteAccess: RemoteMemoryAccess {
         await enter()
         defer { leave() }
         let (region, at) = try region(remote, write: true)
+        note(local)
         let n = Int(remote.length)
         (region.bytes.baseAddress! + at).copyMemory(from: local.bytes.baseAddress!.advanced(by: offset), byteCount: n)
         server.layoutState.withLock { $0.bytesWritten += n }

@@ -25,6 +25,23 @@ final class HostRegistrar: BufferRegistrar {
         registrations.withLock { $0 += 1 }
         return HostMemory(length: length)
     }
+    /// The caller's memory, as it is: descriptors carry its own address.
+    /// Caller buffers registered (`ClientSession.register`), apart from allocated memory.
+    let callerRegistrations = Mutex(0)
+    func register(existing buffer: UnsafeMutableRawBufferPointer) throws(ClientError) -> any RegisteredMemory {
+        callerRegistrations.withLock { $0 += 1 }
+        return CallerMemory(bytes: buffer)
+    }
+}
+
+/// Caller memory registered with the fake: nothing is allocated or freed.
+// @unchecked: an immutable pointer to memory the test owns and keeps alive.
+final class CallerMemory: RegisteredMemory, @unchecked Sendable {
+    let bytes: UnsafeMutableRawBufferPointer
+    init(bytes: UnsafeMutableRawBufferPointer) { self.bytes = bytes }
+    func descriptor(offset: Int, length: Int) -> BufferDescriptor {
+        BufferDescriptor(address: UInt64(UInt(bitPattern: bytes.baseAddress! + offset)), rkey: 0xCAFE, length: UInt32(length))
+    }
 }
 
 /// A transport whose other end is a `FakeServer` in the same process. Each request is
@@ -302,6 +319,8 @@ struct Harness {
     let transport: FakeTransport
     let registrar: HostRegistrar
     let session: ClientSession
+    /// The fake RDMA, for a one-sided harness.
+    let access: FakeRemoteAccess?
 
     /// With `oneSided`, the session can post fake RDMA against the fake server's layout regions
     /// (and so takes layouts when the configuration allows).
@@ -312,13 +331,15 @@ struct Harness {
         let registrar = HostRegistrar()
         var config = ClientConfiguration()
         configure(&config)
+        let access = oneSided ? FakeRemoteAccess(server: server) : nil
         let session = try await ClientSession.establish(
-            over: transport, registrar: registrar, remoteAccess: oneSided ? FakeRemoteAccess(server: server) : nil, export: "pmem",
+            over: transport, registrar: registrar, remoteAccess: access, export: "pmem",
             secret: try SessionSecret(fileContents: options.secret), config: config)
-        return Harness(server: server, transport: transport, registrar: registrar, session: session)
+        return Harness(server: server, transport: transport, registrar: registrar, session: session, access: access)
     }
 
     var registrations: Int { registrar.registrations.withLock { $0 } }
+    var callerRegistrations: Int { registrar.callerRegistrations.withLock { $0 } }
 }
 
 /// Deterministic pseudo-random bytes.

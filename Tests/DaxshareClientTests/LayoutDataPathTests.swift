@@ -29,6 +29,8 @@ struct LayoutDataPathTests {
         #expect(put.dataPath == "one-sided via layout")
         #expect(h.server.file("f") == data)
         #expect(count(h, .write) == 0)
+        // Everything went one-sided: the LAYOUTCOMMIT is the durability point, no FLUSH.
+        #expect(count(h, .flush) == 0)
         // One RW layout sized by the put, committed with the new size, returned on close.
         let gets = h.server.layoutState.withLock { $0.gets }
         #expect(gets.count == 1)
@@ -49,8 +51,42 @@ struct LayoutDataPathTests {
         #expect(h.server.layoutState.withLock { ($0.gets.last?.iomode, $0.bytesRead) } == (.read, data.count))
         #expect(h.server.liveLayouts.isEmpty)
         #expect(h.server.state.withLock { $0.open.isEmpty })
-        // The staging memory is registered once, beside the two-sided bounce buffer.
-        #expect(h.registrations == 2)
+        // put and get register their two batch buffers and move every byte from and into them
+        // (zero-copy): the staging slots and the two-sided bounce buffer are never needed.
+        #expect(h.registrations == 0)
+        #expect(h.callerRegistrations == 4)
+        #expect((h.access?.direct.withLock { $0 } ?? 0) > 0)
+        #expect(h.session.callerBuffers.isEmpty)
+        await h.session.close()
+    }
+
+    /// A registered buffer is the local side of every one-sided operation into or out of it; an
+    /// unregistered one goes through the staging slots (copies), with the same bytes.
+    @Test func aRegisteredBufferIsTheLocalSideOfTheRDMA() async throws {
+        let h = try await Harness.make(oneSided: true) { $0.layouts.maxWorkRequest = 64 << 10 }
+        let file = try await h.session.open("f", flags: [.read, .write, .create])
+        let data = patternBytes(300_000, seed: 3)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: data.count, alignment: 4096)
+        defer { buffer.deallocate() }
+        buffer.copyBytes(from: data)
+        let registration = try h.session.register(buffer)
+        try await file.write(from: UnsafeRawBufferPointer(buffer), at: 0)
+        let direct = h.access!.direct.withLock { $0 }
+        // One work request for the extent: registered memory is not cut to the staging slots'
+        // 64 KiB (which would take five).
+        #expect(direct == 1)
+        buffer.initializeMemory(as: UInt8.self, repeating: 0)
+        #expect(try await file.read(at: 0, into: buffer) == data.count)
+        #expect(Array(buffer) == data)
+        #expect(h.access!.direct.withLock { $0 } == 2 * direct)
+
+        h.session.deregister(registration)
+        buffer.initializeMemory(as: UInt8.self, repeating: 0)
+        #expect(try await file.read(at: 0, into: buffer) == data.count)
+        #expect(Array(buffer) == data)
+        #expect(h.access!.direct.withLock { $0 } == 2 * direct)
+        try await file.close()  // commits
+        #expect(h.server.file("f") == data)
         await h.session.close()
     }
 
@@ -84,6 +120,10 @@ struct LayoutDataPathTests {
         try await file.write(at: 100_000, patternBytes(100_000, seed: 2))
         try await file.flush()
         #expect(h.server.file("f") == patternBytes(100_000) + patternBytes(100_000, seed: 2))
+        // Written two-sided: the flush FLUSHes, once; a second flush has nothing to add.
+        #expect(count(h, .flush) == 1)
+        try await file.flush()
+        #expect(count(h, .flush) == 1)
         #expect(h.server.layoutState.withLock { $0.gets.count } == 1)  // not asked again
         let usage = file.usage
         #expect(usage.oneSidedBytes == 0 && usage.twoSidedBytes == 200_000)
@@ -131,6 +171,26 @@ struct LayoutDataPathTests {
         try await file.flush()
         #expect(h.server.file("f") == patternBytes(8192) + patternBytes(8192, seed: 4))
         #expect(file.usage.description.contains("retry after 60000 ms"))
+        try await file.close()
+        await h.session.close()
+    }
+
+    /// A recall that arrives right behind the LAYOUTGET reply, before the reply is applied,
+    /// is held until it is, then answered OK and the layout returned; the write goes two-sided.
+    /// (It used to find no layout and answer BAD_STATEID, and the server fenced the session.)
+    @Test(arguments: 0..<5)
+    func aRecallRightBehindTheGrantIsHonoured(run: Int) async throws {
+        let h = try await Harness.make(oneSided: true) { $0.layouts.recallBackoffMs = 60_000 }
+        h.server.layoutState.withLock { $0.recallBehindNextGrant = 41 }
+        let file = try await h.session.open("f", flags: [.read, .write, .create])
+        let data = patternBytes(64 << 10, seed: UInt64(run + 9))
+        try await file.write(at: 0, data)
+        try await waitFor { h.server.layoutState.withLock { $0.returns.contains { $0.recallId == 41 } } }
+        let acks = h.transport.sent.withLock { $0.filter { $0.command == .cbLayoutRecall } }
+        #expect(acks.map(\.status) == [.ok])
+        #expect(h.server.liveLayouts.isEmpty)
+        try await file.flush()
+        #expect(h.server.file("f") == data)
         try await file.close()
         await h.session.close()
     }

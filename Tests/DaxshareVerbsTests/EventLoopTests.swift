@@ -36,4 +36,42 @@ import Testing
         let loop = EventLoop(name: "test-loop-bad")
         #expect(throws: VerbsError.self) { try loop.register(fd: -1) {} }
     }
+
+    @Test func aTaskPreferringTheLoopRunsOnItAndResumesThereFromAHandler() async throws {
+        let loop = EventLoop(name: "test-loop-executor")
+        let fd = eventfd(0, Int32(EFD_NONBLOCK))
+        defer { close(fd) }
+        let waiter = Mutex<CheckedContinuation<Bool, Never>?>(nil)
+        try loop.register(fd: fd) {
+            var value: UInt64 = 0
+            guard read(fd, &value, 8) == 8 else { return }
+            waiter.withLock { $0.take() }?.resume(returning: loop.inLoop)
+        }
+        let seen = await Task(executorPreference: loop) { () async -> [Bool] in
+            let before = loop.inLoop
+            let handlerInLoop = await withCheckedContinuation { (cont: CheckedContinuation<Bool, Never>) in
+                waiter.withLock { $0 = cont }
+                var one: UInt64 = 1
+                _ = write(fd, &one, 8)
+            }
+            return [before, handlerInLoop, loop.inLoop]
+        }.value
+        #expect(seen == [true, true, true])
+        loop.executeAndWait { loop.unregister(fd: fd) }
+    }
+
+    @Test func aBusyPollingLoopPollsEveryTurnUntilThePollerGoesThenSleepsAndStillWakes() async throws {
+        let loop = EventLoop(name: "test-loop-busy", waiting: .busyPolling)
+        let turns = Atomic<Int>(0)
+        loop.addPoller(key: 7) { turns.add(1, ordering: .relaxed) }
+        while turns.load(ordering: .relaxed) < 1000 { await Task.yield() }
+        loop.executeAndWait { loop.removePoller(key: 7) }
+        let after = turns.load(ordering: .relaxed)
+        // Without a poller the loop sleeps in epoll_wait; queued work must still wake it.
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(turns.load(ordering: .relaxed) == after)
+        let ran = await Task(executorPreference: loop) { loop.inLoop }.value
+        #expect(ran)
+        loop.executeAndWait {}
+    }
 }

@@ -100,6 +100,29 @@ import Testing
         try? FileManager.default.removeItem(atPath: back)
     }
 
+    /// `--poll`: the CLI's event loop spins on its completion queue instead of sleeping on the
+    /// channel, and the command's tasks run on it. The same bytes, both paths.
+    @Test(arguments: [false, true])
+    func pollMovesTheSameBytes(twoSided: Bool) throws {
+        let size = (1 << 20) + 4097
+        let server = try ServerProcess(name: "poll-\(twoSided)", port: twoSided ? 5535 : 5534)
+        defer { #expect(server.stop() == 0, "server log:\n\(server.log)") }
+        let local = try randomFile(size)
+        let expected = try sha256(local)
+        let url = try server.url + "/polled.bin"
+        let path = twoSided ? ["--two-sided"] : []
+        let put = try run(Self.cli, ["put", "--secret-file", server.secretFile, "--poll", "-v"] + path + [local, url])
+        #expect(put.status == 0, "put --poll: \(put.err)")
+        #expect(put.err.contains("\(size) bytes, \(twoSided ? "two-sided" : "one-sided via layout")"), "put -v: \(put.err)")
+        #expect(try sha256(server.exportDir + "/polled.bin") == expected)
+        let back = local + ".back"
+        let get = try run(Self.cli, ["get", "--secret-file", server.secretFile, "--poll", "--queue-depth", "8"] + path + [url, back])
+        #expect(get.status == 0, "get --poll: \(get.err)")
+        #expect(try sha256(back) == expected)
+        try? FileManager.default.removeItem(atPath: local)
+        try? FileManager.default.removeItem(atPath: back)
+    }
+
     @Test func catThroughLayoutsWritesTheExactBytes() throws {
         let server = try ServerProcess(name: "onesided-cat", port: 5533)
         defer { #expect(server.stop() == 0, "server log:\n\(server.log)") }
