@@ -29,6 +29,8 @@ public struct BenchMeasurement: Sendable, Equatable {
     public var serverSpanSeconds: Double?
     /// Anything the reader must know (a fallback to two-sided, a perftest retry).
     public var note: String?
+    /// Heap allocations in the client process per I/O in the measured window (nil: not counted).
+    public var allocationsPerIO: Double?
 
     public init(bytes: UInt64, ops: UInt64, seconds: Double, latency: LatencySummary? = nil,
                 serverCPUSeconds: Double? = nil, serverSpanBytes: UInt64? = nil, serverSpanSeconds: Double? = nil,
@@ -77,6 +79,8 @@ public struct BenchRow: Sendable, Equatable {
     public var ratio: Double?
     /// p50 / the baseline's p50 at the same point.
     public var p50Ratio: Double?
+    /// Heap allocations of the client process per I/O in steady state (median of the repeats).
+    public var allocationsPerIO: Double?
     /// mbps / perftest's mbps at the same point: every mode against the device.
     public var perftestRatio: Double?
     public var repeats: Int
@@ -115,6 +119,7 @@ public struct BenchRow: Sendable, Equatable {
         }
         serverCPUPerGiB = median(repeats.compactMap(\.serverCPUPerGiB))
         serverCoreFraction = median(repeats.compactMap(\.serverCoreFraction))
+        allocationsPerIO = median(repeats.compactMap(\.allocationsPerIO))
         var notes: [String] = []
         for n in repeats.compactMap(\.note) where !notes.contains(n) { notes.append(n) }
         note = notes.isEmpty ? nil : notes.joined(separator: "; ")
@@ -125,7 +130,7 @@ extension BenchRow: Codable {
     enum CodingKeys: String, CodingKey {
         case mode, op, pattern, size, qd, clients, mbps, iops
         case p50_us, p99_us, p999_us, server_cpu_s_per_gib, server_cpu_core_fraction
-        case baseline, ratio, p50_ratio, perftest_ratio, repeats, note
+        case baseline, ratio, p50_ratio, perftest_ratio, allocations_per_io, repeats, note
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -147,6 +152,7 @@ extension BenchRow: Codable {
         try c.encode(ratio.map { Self.rounded($0, digits: 3) }, forKey: .ratio)
         try c.encode(p50Ratio.map { Self.rounded($0, digits: 3) }, forKey: .p50_ratio)
         try c.encode(perftestRatio.map { Self.rounded($0, digits: 3) }, forKey: .perftest_ratio)
+        try c.encode(allocationsPerIO.map { Self.rounded($0, digits: 2) }, forKey: .allocations_per_io)
         try c.encode(repeats, forKey: .repeats)
         try c.encode(note, forKey: .note)
     }
@@ -169,6 +175,7 @@ extension BenchRow: Codable {
         ratio = try c.decodeIfPresent(Double.self, forKey: .ratio)
         p50Ratio = try c.decodeIfPresent(Double.self, forKey: .p50_ratio)
         perftestRatio = try c.decodeIfPresent(Double.self, forKey: .perftest_ratio)
+        allocationsPerIO = try c.decodeIfPresent(Double.self, forKey: .allocations_per_io)
         repeats = try c.decodeIfPresent(Int.self, forKey: .repeats) ?? 1
         note = try c.decodeIfPresent(String.self, forKey: .note)
     }

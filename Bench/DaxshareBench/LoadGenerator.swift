@@ -35,6 +35,14 @@ public struct LoadSpec: Sendable, Equatable {
     }
 }
 
+/// Counts the process's heap allocations (the benchmark's is ordo-one's malloc interposer,
+/// preloaded): `start` at the end of the warm-up, `stop` after the last I/O.
+public protocol AllocationCounter: Sendable {
+    func start()
+    /// Allocations since `start`; nil when nothing is counting (the interposer is not loaded).
+    func stop() -> UInt64?
+}
+
 /// What the generator saw.
 public struct LoadResult: Sendable {
     /// I/Os and bytes completed inside the measured window, and its length (from the end of
@@ -46,11 +54,15 @@ public struct LoadResult: Sendable {
     /// Everything, warm-up included, and the whole run's length: for the server's CPU per byte.
     public var allBytes: UInt64 = 0
     public var allSeconds: Double = 0
+    /// Heap allocations from the end of the warm-up to the last completion, if counted.
+    public var allocations: UInt64?
 
     public init() {}
 
     public var measurement: BenchMeasurement {
-        BenchMeasurement(bytes: bytes, ops: ops, seconds: seconds, latency: latency.summary)
+        var m = BenchMeasurement(bytes: bytes, ops: ops, seconds: seconds, latency: latency.summary)
+        if let allocations, ops > 0 { m.allocationsPerIO = Double(allocations) / Double(ops) }
+        return m
     }
 }
 
@@ -60,11 +72,20 @@ public struct LoadResult: Sendable {
 public enum LoadGenerator {
     /// With an `executor` (the targets' event loop) every I/O task runs on it, so a completion
     /// resumes its task on the thread that polled it.
-    public static func run(targets: [any IOTarget], spec: LoadSpec, executor: (any TaskExecutor)? = nil) async throws -> LoadResult {
+    /// With `allocations`, the heap allocations of the measured window are counted (steady
+    /// state: after the warm-up's first layouts and registrations).
+    public static func run(targets: [any IOTarget], spec: LoadSpec, executor: (any TaskExecutor)? = nil,
+                           allocations: (any AllocationCounter)? = nil) async throws -> LoadResult {
         precondition(spec.qd >= 1 && spec.size > 0)
         let start = monotonicNanoseconds()
         let measureFrom = start + UInt64(max(0, spec.warmup) * 1e9)
         let end = measureFrom + UInt64(max(0, spec.duration) * 1e9)
+        let counting = allocations.map { counter in
+            Task {
+                try? await Task.sleep(for: .nanoseconds(Int64(measureFrom - min(measureFrom, monotonicNanoseconds()))))
+                counter.start()
+            }
+        }
         let partials = try await withThrowingTaskGroup(of: (LoadResult, UInt64).self) { group in
             for (c, target) in targets.enumerated() {
                 for slot in 0..<spec.qd {
@@ -94,6 +115,10 @@ public enum LoadGenerator {
             return all
         }
         var total = LoadResult()
+        if let counting, let allocations {
+            await counting.value
+            total.allocations = allocations.stop()
+        }
         var lastCompletion = measureFrom
         for (p, last) in partials {
             total.ops += p.ops

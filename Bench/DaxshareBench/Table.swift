@@ -1,13 +1,13 @@
 /// The terminal table: one line per row, in the order given.
 public enum TableFormat {
     public static let headers = ["mode", "op", "pattern", "size", "qd", "cl", "MB/s", "IOPS", "p50 us", "p99 us", "p99.9 us",
-                                 "srv s/GiB", "srv core", "vs", "ratio", "p50 x", "x perftest"]
+                                 "srv s/GiB", "srv core", "vs", "ratio", "p50 x", "x perftest", "allocs/IO"]
 
     public static func cells(_ r: BenchRow) -> [String] {
         [r.mode, r.point.op.rawValue, r.point.pattern.rawValue, ByteSize.format(r.point.size), "\(r.point.qd)", "\(r.point.clients)",
          fixed(r.mbps, 2), fixed(r.iops, 0), opt(r.latency?.p50, 1), opt(r.latency?.p99, 1), opt(r.latency?.p999, 1),
          opt(r.serverCPUPerGiB, 3), r.serverCoreFraction.map { fixed($0 * 100, 1) + "%" } ?? "-", r.baseline ?? "-",
-         opt(r.ratio, 3), opt(r.p50Ratio, 2), opt(r.perftestRatio, 3)]
+         opt(r.ratio, 3), opt(r.p50Ratio, 2), opt(r.perftestRatio, 3), opt(r.allocationsPerIO, 1)]
     }
 
     /// Text columns left-aligned, figures right-aligned, two spaces apart.

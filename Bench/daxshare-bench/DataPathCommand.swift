@@ -191,10 +191,14 @@ struct DataPathCommand: AsyncParsableCommand {
     }
 
     /// One repeat of one mode at one point, with the server's CPU time around it.
+    /// Counts allocations per I/O when the interposer is preloaded (`make bench` does).
+    static let allocationCounter = InterposerAllocationCounter.ifLoaded()
+
     func measure(_ mode: any BenchMode, spec: LoadSpec, clients: Int, loop: EventLoop) async throws -> BenchMeasurement {
         let cpu0 = mode.serverCPUSeconds()
         let t0 = monotonicNanoseconds()
-        let result = try await LoadGenerator.run(targets: mode.targets(clients: clients), spec: spec, executor: loop)
+        let result = try await LoadGenerator.run(targets: mode.targets(clients: clients), spec: spec, executor: loop,
+                                                allocations: Self.allocationCounter)
         let f0 = monotonicNanoseconds()
         let note = try await mode.finishRepeat(op: spec.op, clients: clients)
         let finish = Double(monotonicNanoseconds() - f0) / 1e9

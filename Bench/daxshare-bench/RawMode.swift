@@ -107,8 +107,8 @@ struct RawTarget: IOTarget {
             throw BenchFailure("offset \(offset)+\(length) outside the target")
         }
         switch op {
-        case .read: try await connection.read(into: [segment], from: target)
-        case .write: try await connection.write(from: [segment], to: target)
+        case .read: try await connection.read(into: segment, from: target)
+        case .write: try await connection.write(from: segment, to: target)
         }
     }
 }

@@ -288,6 +288,15 @@ final class LayoutDataPath: DataPath {
         // work request per extent, up to the region's size); staged, by the slot's size.
         let maxPiece = callerBuffers?.find(UnsafeMutableRawBufferPointer(buffer.slice(0, length))) != nil
             ? Self.maxDirectWorkRequest : settings.maxWorkRequest
+        // The common case, one work request inside one extent of a layout held: no plan, no
+        // task group, nothing allocated.
+        if let (layoutId, piece) = singlePiece(fileId: fileId, iomode: iomode, offset: offset, length: length, maxPiece: maxPiece) {
+            switch await runPiece(fileId: fileId, iomode: iomode, layoutId: layoutId, piece: piece, buffer: buffer) {
+            case .success(nil): return []
+            case let .success(chunk?): return [chunk]
+            case let .failure(error): throw error
+            }
+        }
         var planned: [(UInt64, OneSidedPiece)] = []
         var gaps: [Chunk] = []
         while pos < end {
@@ -312,6 +321,27 @@ final class LayoutDataPath: DataPath {
         return gaps + skipped.compactMap { $0 }
     }
 
+    /// The piece `[offset, offset + length)` is when one extent of an active layout covers it,
+    /// it fits one work request and its remote address is aligned; found by arithmetic.
+    private func singlePiece(fileId: UInt64, iomode: LayoutIOMode, offset: UInt64, length: Int,
+                             maxPiece: Int) -> (UInt64, OneSidedPiece)? {
+        guard length > 0, length <= maxPiece else { return nil }
+        let align = UInt64(max(1, settings.remoteAlignment))
+        let end = offset + UInt64(length)
+        return state.withLock { s -> (UInt64, OneSidedPiece)? in
+            guard s.broken == nil, let f = s.files[fileId], f.disabled == nil else { return nil }
+            for (id, h) in f.layouts where h.active && (iomode == .read || h.iomode == .readWrite) {
+                for e in h.extents where e.fileOffset <= offset && end <= e.fileOffset + e.length {
+                    let address = e.remoteAddress + (offset - e.fileOffset)
+                    guard address % align == 0 else { return nil }
+                    return (id, OneSidedPiece(fileOffset: offset, bufferOffset: 0, length: length,
+                                              remoteAddress: address, rkey: e.rkey))
+                }
+            }
+            return nil
+        }
+    }
+
     /// One RDMA operation through a staging slot. Returns the piece as a chunk when its layout
     /// is no longer usable (recalled meanwhile): the caller moves it two-sided.
     private func runPiece(fileId: UInt64, iomode: LayoutIOMode, layoutId: UInt64, piece: OneSidedPiece,
@@ -327,9 +357,8 @@ final class LayoutDataPath: DataPath {
         enum Admission { case go, skip, broken(String) }
         let admission = state.withLock { s -> Admission in
             if let b = s.broken { return .broken(b) }
-            guard var h = s.files[fileId]?.layouts[layoutId], h.active else { return .skip }
-            h.inFlight += 1
-            s.files[fileId]!.layouts[layoutId] = h
+            guard s.files[fileId]?.layouts[layoutId]?.active == true else { return .skip }
+            s.files[fileId]!.layouts[layoutId]!.inFlight += 1  // in place: no copy of the tables
             return .go
         }
         switch admission {
@@ -358,22 +387,22 @@ final class LayoutDataPath: DataPath {
             do throws(OneSidedFailure) { try await access.write(from: slot.memory, offset: slot.offset, to: remote) } catch { failure = error }
         }
         let (waiters, lostBytes) = state.withLock { s -> ([CheckedContinuation<Void, Never>], UInt64) in
-            guard var f = s.files[fileId] else { return ([], 0) }
+            guard s.files[fileId] != nil else { return ([], 0) }
+            // Everything in place (`s.files[fileId]!.…`): a copy of the file's state would copy
+            // its layout table on every completion.
             var waiters: [CheckedContinuation<Void, Never>] = []
-            if var h = f.layouts[layoutId] {
-                h.inFlight -= 1
-                if failure == nil && iomode == .readWrite {
-                    h.dirty.insert(offset: piece.fileOffset, length: UInt64(piece.length))
-                    f.writtenEnd = max(f.writtenEnd, piece.fileOffset + UInt64(piece.length))
+            let written = failure == nil && iomode == .readWrite
+            if s.files[fileId]!.layouts[layoutId] != nil {
+                s.files[fileId]!.layouts[layoutId]!.inFlight -= 1
+                if written {
+                    s.files[fileId]!.layouts[layoutId]!.dirty.insert(offset: piece.fileOffset, length: UInt64(piece.length))
+                    s.files[fileId]!.writtenEnd = max(s.files[fileId]!.writtenEnd, piece.fileOffset + UInt64(piece.length))
                 }
-                if h.inFlight == 0 {
-                    waiters = h.drainWaiters
-                    h.drainWaiters = []
+                if s.files[fileId]!.layouts[layoutId]!.inFlight == 0 && !s.files[fileId]!.layouts[layoutId]!.drainWaiters.isEmpty {
+                    swap(&waiters, &s.files[fileId]!.layouts[layoutId]!.drainWaiters)
                 }
-                f.layouts[layoutId] = h
             }
-            if failure == nil { f.usage.oneSidedBytes += UInt64(piece.length) }
-            s.files[fileId] = f
+            if failure == nil { s.files[fileId]!.usage.oneSidedBytes += UInt64(piece.length) }
             guard let failure else { return (waiters, 0) }
             // The connection is gone with the queue pair: every layout's uncommitted bytes are lost.
             if s.broken == nil { s.broken = "\(iomode == .read ? "RDMA READ" : "RDMA WRITE") through layout \(layoutId): \(failure)" }

@@ -49,7 +49,7 @@ public struct VerbsRemoteAccess: RemoteMemoryAccess {
     public func read(into local: any RegisteredMemory, offset: Int, from remote: RemoteSpan) async throws(OneSidedFailure) {
         let segment = try Self.segment(local, offset, remote)
         do {
-            try await connection.read(into: [segment], from: RemoteMemory(address: remote.address, rkey: remote.rkey, length: remote.length))
+            try await connection.read(into: segment, from: RemoteMemory(address: remote.address, rkey: remote.rkey, length: remote.length))
         } catch {
             throw Self.failure(error)
         }
@@ -58,7 +58,7 @@ public struct VerbsRemoteAccess: RemoteMemoryAccess {
     public func write(from local: any RegisteredMemory, offset: Int, to remote: RemoteSpan) async throws(OneSidedFailure) {
         let segment = try Self.segment(local, offset, remote)
         do {
-            try await connection.write(from: [segment], to: RemoteMemory(address: remote.address, rkey: remote.rkey, length: remote.length))
+            try await connection.write(from: segment, to: RemoteMemory(address: remote.address, rkey: remote.rkey, length: remote.length))
         } catch {
             throw Self.failure(error)
         }

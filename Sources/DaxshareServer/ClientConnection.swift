@@ -584,7 +584,7 @@ final class ClientConnection: Sendable {
             let d = descriptors[piece.descriptor]
             let local = chunk.region.segment(offset: done, length: piece.length)
             let remote = RemoteMemory(address: d.address &+ piece.offset, rkey: d.rkey, length: UInt64(piece.length))
-            try await rdma.connection.read(into: [local], from: remote)
+            try await rdma.connection.read(into: local, from: remote)
             done += piece.length
         }
     }
@@ -638,7 +638,7 @@ final class ClientConnection: Sendable {
             let local = chunk.region.segment(offset: done, length: piece.length)
             let remote = RemoteMemory(address: d.address &+ piece.offset, rkey: d.rkey, length: UInt64(piece.length))
             let last = i == pieces.count - 1
-            try await rdma.connection.postWrite(from: [local], to: remote) { [bounce = rdma.bounce, logger] result in
+            try await rdma.connection.postWrite(from: local, to: remote) { [bounce = rdma.bounce, logger] result in
                 if case let .failure(error) = result { logger.debug("RDMA WRITE for a READ failed: \(error)") }
                 if last { bounce.give(chunk) }
             }

@@ -51,10 +51,23 @@ public final class Connection: @unchecked Sendable {
     let qp: UnsafeMutablePointer<ibv_qp>
     private let receiveSink: AsyncStream<WorkCompletion>.Continuation
     private let lock = PthreadLock()
-    private var pending: [UInt64: CompletionHandler] = [:]
+    /// Who hears of each posted work request's completion, by its id: a handler, or a task
+    /// waiting on it (stored as is: no closure to allocate per work request).
+    private enum Waiter {
+        case handler(CompletionHandler)
+        case task(UnsafeContinuation<WorkCompletion, any Error>)
+
+        func resume(_ result: Result<WorkCompletion, VerbsError>) {
+            switch self {
+            case let .handler(h): h(result)
+            case let .task(c): c.resume(with: result.mapError { $0 as any Error })
+            }
+        }
+    }
+    private var pending: [UInt64: Waiter] = [:]
     private var nextID: UInt64 = 1
     private var freeSlots: Int
-    private var slotWaiters: [CheckedContinuation<Void, any Error>] = []
+    private var slotWaiters: [UnsafeContinuation<Void, any Error>] = []
     private var state = State.connecting
     /// Set once a connect or accept went out: from then on ending the identifier sends a CM
     /// message, which must wait for the port (`PortWait`).
@@ -90,6 +103,9 @@ public final class Connection: @unchecked Sendable {
         }
         self.qp = cm.id.pointee.qp
         self.freeSlots = options.sendQueueDepth
+        // Steady state allocates nothing: the table never grows past the send queue.
+        pending.reserveCapacity(options.sendQueueDepth)
+        slotWaiters.reserveCapacity(16)
         (receives, receiveSink) = AsyncStream.makeStream(of: WorkCompletion.self)
         try cq.watch { [weak self] wc in self?.complete(wc) }
         AsyncEvents.shared.watch(context, loop: cm.loop)
@@ -254,7 +270,7 @@ public final class Connection: @unchecked Sendable {
     public func postSend(_ segments: [ScatterGatherElement], onCompletion: @escaping CompletionHandler) async throws {
         try validate(segments, remote: nil)
         try await acquireSlot()
-        if let failure = enqueue(IBV_WR_SEND, segments, remote: nil, onCompletion) { throw failure }
+        if let failure = enqueue(IBV_WR_SEND, segments, remote: nil, .handler(onCompletion)) { throw failure }
     }
 
     /// Posts an RDMA WRITE of `segments` to `remote` and returns once it is on the send queue,
@@ -264,9 +280,22 @@ public final class Connection: @unchecked Sendable {
     public func postWrite(
         from segments: [ScatterGatherElement], to remote: RemoteMemory, onCompletion: @escaping CompletionHandler
     ) async throws {
+        try await postWrite(from: segments[...], to: remote, onCompletion: onCompletion)
+    }
+
+    /// `postWrite` of one segment (no array to allocate).
+    public func postWrite(
+        from segment: ScatterGatherElement, to remote: RemoteMemory, onCompletion: @escaping CompletionHandler
+    ) async throws {
+        try await postWrite(from: CollectionOfOne(segment), to: remote, onCompletion: onCompletion)
+    }
+
+    private func postWrite(
+        from segments: some Collection<ScatterGatherElement>, to remote: RemoteMemory, onCompletion: @escaping CompletionHandler
+    ) async throws {
         try validate(segments, remote: remote)
         try await acquireSlot()
-        if let failure = enqueue(IBV_WR_RDMA_WRITE, segments, remote: remote, onCompletion) { throw failure }
+        if let failure = enqueue(IBV_WR_RDMA_WRITE, segments, remote: remote, .handler(onCompletion)) { throw failure }
     }
 
     /// An RDMA READ of `remote` into `segments` (one-sided: the peer's CPU is not involved).
@@ -275,23 +304,37 @@ public final class Connection: @unchecked Sendable {
         try await post(IBV_WR_RDMA_READ, segments, remote: remote)
     }
 
+    /// An RDMA READ into one segment: nothing is allocated per operation.
+    @discardableResult
+    public func read(into segment: ScatterGatherElement, from remote: RemoteMemory) async throws -> WorkCompletion {
+        try await post(IBV_WR_RDMA_READ, CollectionOfOne(segment), remote: remote)
+    }
+
     /// An RDMA WRITE of `segments` to `remote`.
     @discardableResult
     public func write(from segments: [ScatterGatherElement], to remote: RemoteMemory) async throws -> WorkCompletion {
         try await post(IBV_WR_RDMA_WRITE, segments, remote: remote)
     }
 
-    private func post(_ opcode: ibv_wr_opcode, _ segments: [ScatterGatherElement], remote: RemoteMemory?) async throws -> WorkCompletion {
+    /// An RDMA WRITE of one segment: nothing is allocated per operation.
+    @discardableResult
+    public func write(from segment: ScatterGatherElement, to remote: RemoteMemory) async throws -> WorkCompletion {
+        try await post(IBV_WR_RDMA_WRITE, CollectionOfOne(segment), remote: remote)
+    }
+
+    private func post(
+        _ opcode: ibv_wr_opcode, _ segments: some Collection<ScatterGatherElement>, remote: RemoteMemory?
+    ) async throws -> WorkCompletion {
         try validate(segments, remote: remote)
         try await acquireSlot()
-        return try await withCheckedThrowingContinuation { (cont: CheckedContinuation<WorkCompletion, any Error>) in
-            if let failure = enqueue(opcode, segments, remote: remote, { cont.resume(with: $0) }) {
+        return try await withUnsafeThrowingContinuation { (cont: UnsafeContinuation<WorkCompletion, any Error>) in
+            if let failure = enqueue(opcode, segments, remote: remote, .task(cont)) {
                 cont.resume(throwing: failure)
             }
         }
     }
 
-    private func validate(_ segments: [ScatterGatherElement], remote: RemoteMemory?) throws(VerbsError) {
+    private func validate(_ segments: some Collection<ScatterGatherElement>, remote: RemoteMemory?) throws(VerbsError) {
         guard segments.count <= options.maxScatterGather else {
             throw .invalidArgument("\(segments.count) segments; the queue pair takes \(options.maxScatterGather)")
         }
@@ -306,31 +349,32 @@ public final class Connection: @unchecked Sendable {
     /// Posts one work request on a send-queue slot the caller holds; on failure the slot is
     /// released, the handler dropped and the error returned.
     private func enqueue(
-        _ opcode: ibv_wr_opcode, _ segments: [ScatterGatherElement], remote: RemoteMemory?,
-        _ handler: @escaping CompletionHandler
+        _ opcode: ibv_wr_opcode, _ segments: some Collection<ScatterGatherElement>, remote: RemoteMemory?,
+        _ waiter: Waiter
     ) -> VerbsError? {
-        var sges = segments.map(\.c)
         var wr = ibv_send_wr()
         wr.opcode = opcode
-        wr.num_sge = Int32(sges.count)
+        wr.num_sge = Int32(segments.count)
         if let remote {
             wr.wr.rdma.remote_addr = remote.address
             wr.wr.rdma.rkey = remote.rkey
         }
-        // Posted under the lock, as receives are: never onto a destroyed queue pair.
-        let failure: VerbsError? = lock.withLock {
-            guard state != .closed else { return .disconnected }
-            let id = nextID
-            nextID = (nextID + 1) & ~Self.receiveBit
-            wr.wr_id = id
-            var bad: UnsafeMutablePointer<ibv_send_wr>?
-            let rc = sges.withUnsafeMutableBufferPointer { buf in
-                wr.sg_list = buf.baseAddress
-                return ibv_post_send(qp, &wr, &bad)
+        // The scatter/gather list on the stack (at most `maxScatterGather`, validated).
+        let failure: VerbsError? = withUnsafeTemporaryAllocation(of: ibv_sge.self, capacity: max(1, segments.count)) { sges in
+            for (i, s) in segments.enumerated() { sges[i] = s.c }
+            // Posted under the lock, as receives are: never onto a destroyed queue pair.
+            return lock.withLock { () -> VerbsError? in
+                guard state != .closed else { return .disconnected }
+                let id = nextID
+                nextID = (nextID + 1) & ~Self.receiveBit
+                wr.wr_id = id
+                wr.sg_list = sges.baseAddress
+                var bad: UnsafeMutablePointer<ibv_send_wr>?
+                let rc = ibv_post_send(qp, &wr, &bad)
+                if rc != 0 { return .call("ibv_post_send", Errno(rawValue: rc)) }
+                pending[id] = waiter
+                return nil
             }
-            if rc != 0 { return .call("ibv_post_send", Errno(rawValue: rc)) }
-            pending[id] = handler
-            return nil
         }
         if failure != nil { releaseSlot() }
         return failure
@@ -344,25 +388,33 @@ public final class Connection: @unchecked Sendable {
             receiveSink.yield(c)
             return
         }
-        guard let handler = lock.withLock({ pending.removeValue(forKey: wc.id) }) else { return }
+        guard let waiter = lock.withLock({ pending.removeValue(forKey: wc.id) }) else { return }
         releaseSlot()
-        if let error = wc.error { handler(.failure(error)) } else { handler(.success(wc)) }
+        if let error = wc.error { waiter.resume(.failure(error)) } else { waiter.resume(.success(wc)) }
     }
 
+    /// A free send-queue slot: at once when there is one (no suspension, nothing allocated),
+    /// else in turn when one is released.
     private func acquireSlot() async throws {
-        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
+        let now: Result<Bool, VerbsError> = lock.withLock {
+            if state == .closed || state == .disconnected { return .failure(.disconnected) }
+            if freeSlots > 0 && slotWaiters.isEmpty { freeSlots -= 1; return .success(true) }
+            return .success(false)
+        }
+        if try now.get() { return }
+        try await withUnsafeThrowingContinuation { (cont: UnsafeContinuation<Void, any Error>) in
             let result: Result<Void, VerbsError>? = lock.withLock {
                 if state == .closed || state == .disconnected { return .failure(.disconnected) }
-                if freeSlots > 0 { freeSlots -= 1; return .success(()) }
+                if freeSlots > 0 && slotWaiters.isEmpty { freeSlots -= 1; return .success(()) }
                 slotWaiters.append(cont)
                 return nil
             }
-            if let result { cont.resume(with: result) }
+            if let result { cont.resume(with: result.mapError { $0 as any Error }) }
         }
     }
 
     private func releaseSlot() {
-        let waiter: CheckedContinuation<Void, any Error>? = lock.withLock {
+        let waiter: UnsafeContinuation<Void, any Error>? = lock.withLock {
             if slotWaiters.isEmpty { freeSlots += 1; return nil }
             return slotWaiters.removeFirst()
         }
@@ -372,7 +424,7 @@ public final class Connection: @unchecked Sendable {
     // MARK: Ending
 
     private func peerDisconnected() {
-        let (waiters, closers) = lock.withLock { () -> ([CheckedContinuation<Void, any Error>], [CheckedContinuation<Void, Never>]) in
+        let (waiters, closers) = lock.withLock { () -> ([UnsafeContinuation<Void, any Error>], [CheckedContinuation<Void, Never>]) in
             if state == .established || state == .connecting { state = .disconnected }
             defer { slotWaiters.removeAll(); closeWaiters.removeAll() }
             return (slotWaiters, closeWaiters)
@@ -438,11 +490,11 @@ public final class Connection: @unchecked Sendable {
         } else {
             cm.destroy()
         }
-        let handlers = lock.withLock { () -> [CompletionHandler] in
+        let waiters = lock.withLock { () -> [Waiter] in
             defer { pending.removeAll() }
             return Array(pending.values)
         }
-        handlers.forEach { $0(.failure(.disconnected)) }
+        waiters.forEach { $0.resume(.failure(.disconnected)) }
         receiveSink.finish()
         peerDisconnected()
     }
