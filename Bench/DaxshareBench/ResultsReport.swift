@@ -28,8 +28,9 @@ public enum ResultsReport {
 
     /// The whole document.
     /// `polled`: the same harness with `--poll` (the client's loop busy-polls, as perftest does).
-    public static func markdown(data: [BenchRow], polled: [BenchRow] = [], control: [ControlRow], peers: [BenchRow],
-                                environment: String, notes: String, plot: String?) -> String {
+    /// `cli`: `daxshare get`/`put` rows of `scripts/bench-cli`, held against `data`'s one-sided rows.
+    public static func markdown(data: [BenchRow], polled: [BenchRow] = [], cli: [BenchRow] = [], control: [ControlRow],
+                                peers: [BenchRow], environment: String, notes: String, plot: String?) -> String {
         var s = """
         # daxshare benchmark results
 
@@ -54,6 +55,16 @@ public enum ResultsReport {
             s += "is the median of its repeats; writes through daxshare include their durability point (LAYOUTCOMMIT or FLUSH).\n\n"
             s += TableFormat.markdown(data)
             if let plot { s += "\n![throughput against I/O size](\(plot))\n" }
+        }
+        if !cli.isEmpty {
+            s += "\n## The CLI (same boot)\n\n"
+            s += "`daxshare put` and `get` of a file between tmpfs and the server (one-sided, zero-copy from and into their "
+            s += "batch buffers), timed whole, connection and commit included; the median of the runs at each `--queue-depth`.\n\n"
+            s += Targets.markdown(Targets.checkCLI(cli, data: data)) + "\n"
+            let lines = cli.map { r in
+                [r.mode, "\(r.point.qd)", ByteSize.format(r.point.size), TableFormat.fixed(r.mbps, 2), "\(r.repeats)"]
+            }
+            s += TableFormat.markdown(headers: ["command", "queue depth", "file", "MB/s", "runs"], rows: lines)
         }
         if !polled.isEmpty {
             s += "\n## Data path, busy-polling (`--poll`)\n\n"

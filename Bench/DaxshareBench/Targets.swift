@@ -65,6 +65,31 @@ public enum Targets {
         return out
     }
 
+    /// Issue 14's targets for what a user runs: `daxshare get`/`put` (rows of `scripts/bench-cli`,
+    /// mode "daxshare get"/"daxshare put", one per queue depth) at least 0.8x the sweep's
+    /// one-sided figure at 1 MiB qd1 for the same operation, and a deeper queue depth never slower.
+    public static func checkCLI(_ cli: [BenchRow], data: [BenchRow]) -> [Check] {
+        var out: [Check] = []
+        for command in ["daxshare get", "daxshare put"] {
+            let rows = cli.filter { $0.mode == command }.sorted { $0.point.qd < $1.point.qd }
+            for (i, r) in rows.enumerated() {
+                let point = "\(command) --queue-depth \(r.point.qd)"
+                if let one = data.first(where: {
+                    $0.mode == "one-sided" && $0.point.op == r.point.op && $0.point.pattern == .seq && $0.point.size == 1 << 20
+                        && $0.point.qd == 1 && $0.point.clients == 1
+                }), one.mbps > 0 {
+                    out.append(Check(target: "CLI >= 0.8x one-sided 1 MiB qd1", point: point, value: r.mbps / one.mbps,
+                                     limit: 0.8, atLeast: true))
+                }
+                if i > 0, rows[i - 1].mbps > 0 {
+                    out.append(Check(target: "deeper queue depth never slower", point: "\(point) vs \(rows[i - 1].point.qd)",
+                                     value: r.mbps / rows[i - 1].mbps, limit: 1, atLeast: true))
+                }
+            }
+        }
+        return out
+    }
+
     /// A Markdown table of the checks.
     public static func markdown(_ checks: [Check]) -> String {
         var s = "| target | point | value | limit | met | margin |\n| --- | --- | --- | --- | --- | --- |\n"

@@ -10,6 +10,8 @@ struct ReportCommand: ParsableCommand {
 
     @Option(help: "Rows of `daxshare-bench data --json-file`.")
     var data: String?
+    @Option(help: "Rows of `scripts/bench-cli` (daxshare get/put at each queue depth).")
+    var cli: String?
     @Option(help: "Rows of `daxshare-bench data --poll --json-file`.")
     var pollData: String?
     @Option(help: "Rows of `daxshare-bench control --json-file`.")
@@ -38,7 +40,7 @@ struct ReportCommand: ParsableCommand {
             FileManager.default.fileExists(atPath: path)
                 ? try JSONDecoder().decode([ControlRow].self, from: Data(try text(path).utf8)) : nil
         } ?? []
-        let doc = ResultsReport.markdown(data: try rows(data), polled: try rows(pollData), control: controlRows, peers: try peers.flatMap { try rows($0) },
+        let doc = ResultsReport.markdown(data: try rows(data), polled: try rows(pollData), cli: try rows(cli), control: controlRows, peers: try peers.flatMap { try rows($0) },
                                          environment: try text(environment), notes: try text(notes), plot: plot)
         try doc.write(toFile: out, atomically: true, encoding: .utf8)
     }

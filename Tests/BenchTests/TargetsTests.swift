@@ -31,6 +31,22 @@ struct TargetsTests {
         #expect(Targets.markdown(checks).contains("**no**"))
     }
 
+    /// Issue 14: the CLI against the sweep's one-sided 1 MiB qd1 figure, and deeper never slower.
+    @Test func theCLIIsHeldAgainstOneSidedAtOneMiB() {
+        func cli(_ mode: String, _ op: BenchOp, qd: Int, mbps: Double) -> BenchRow {
+            BenchRow(mode: mode, point: PointKey(op: op, pattern: .seq, size: 256 << 20, qd: qd, clients: 1), mbps: mbps, iops: 0)
+        }
+        let data = [BenchRow(mode: "one-sided", point: PointKey(op: .read, pattern: .seq, size: 1 << 20, qd: 1, clients: 1),
+                             mbps: 50, iops: 50)]
+        let checks = Targets.checkCLI([cli("daxshare get", .read, qd: 1, mbps: 45), cli("daxshare get", .read, qd: 4, mbps: 42),
+                                       cli("daxshare put", .write, qd: 1, mbps: 30)], data: data)
+        // get: two against one-sided, one depth comparison; put: no one-sided write row here.
+        #expect(checks.count == 3)
+        #expect(checks.first { $0.point == "daxshare get --queue-depth 1" }?.value == 0.9)
+        let deeper = checks.first { $0.target == "deeper queue depth never slower" }
+        #expect(deeper?.met == false && deeper?.point == "daxshare get --queue-depth 4 vs 1")
+    }
+
     /// Issue 14: raw and one-sided against the device (perftest) at 4 KiB and 64 KiB, depth 1
     /// and 8; the ratio is filled by `Baselines.applyRatios` from perftest's row at the point.
     @Test func rawAndOneSidedAreHeldAgainstPerftest() {
