@@ -6,7 +6,8 @@ import Glibc
 /// What a `get` or `put` moved.
 public struct TransferResult: Sendable, Hashable {
     public var bytes: UInt64
-    /// SHA-256 of the bytes moved, in order.
+    /// SHA-256 of the bytes moved, in order; empty when the transfer was asked not to compute
+    /// it (`digest: false`: hashing every byte costs more CPU than moving it one-sided).
     public var sha256: [UInt8]
     /// Which data path moved them: "one-sided via layout", "two-sided", or both (with byte
     /// counts and why it fell back); see `DataPathUsage`.
@@ -23,6 +24,8 @@ public struct PutOptions: Sendable, Hashable {
     public var writeThrough = false
     /// Fail with `.exists` rather than replace an existing file.
     public var exclusive = false
+    /// Compute the SHA-256 of the bytes sent (`TransferResult.sha256`).
+    public var digest = true
     /// Permission bits of a created file.
     public var mode: UInt32 = 0o644
     public init(writeThrough: Bool = false, exclusive: Bool = false, mode: UInt32 = 0o644) {
@@ -60,10 +63,11 @@ extension ClientSession {
     public var isConnected: Bool { dispatcher.router.closedError == nil }
 
     /// Copies a remote file to `local` from start to end of file.
-    public func get(_ remotePath: String, to local: LocalFile, progress: TransferProgress? = nil) async throws(ClientError) -> TransferResult {
+    public func get(_ remotePath: String, to local: LocalFile, digest: Bool = true,
+                    progress: TransferProgress? = nil) async throws(ClientError) -> TransferResult {
         let file = try await open(remotePath, flags: [.read])
         do throws(ClientError) {
-            var result = try await Self.download(file, to: local, batch: transferBatchSize, executor: configuration.eventLoop, progress: progress)
+            var result = try await Self.download(file, to: local, batch: transferBatchSize, digest: digest, executor: configuration.eventLoop, progress: progress)
             result.dataPath = file.usage.description
             try await file.close()
             return result
@@ -75,14 +79,14 @@ extension ClientSession {
 
     /// Copies a remote file to a local path. The remote file is opened first, so a missing one
     /// leaves nothing behind locally; a partly written local file is removed on failure.
-    public func get(_ remotePath: String, toPath localPath: String,
+    public func get(_ remotePath: String, toPath localPath: String, digest: Bool = true,
                     progress: TransferProgress? = nil) async throws(ClientError) -> TransferResult {
         let file = try await open(remotePath, flags: [.read])
         do throws(ClientError) {
             let local = try LocalFile.create(localPath)
             var result: TransferResult
             do throws(ClientError) {
-                result = try await Self.download(file, to: local, batch: transferBatchSize, executor: configuration.eventLoop, progress: progress)
+                result = try await Self.download(file, to: local, batch: transferBatchSize, digest: digest, executor: configuration.eventLoop, progress: progress)
                 result.dataPath = file.usage.description
                 local.close()
             } catch {
@@ -117,14 +121,14 @@ extension ClientSession {
             var result: TransferResult
             do throws(ClientError) {
                 result = try await Self.upload(local, to: file, batch: transferBatchSize, writeThrough: options.writeThrough,
-                                               executor: configuration.eventLoop, progress: progress)
+                                               digest: options.digest, executor: configuration.eventLoop, progress: progress)
                 // The commit (and FLUSH) is the durability point: success only after it.
                 if options.writeThrough { try await file.commit() } else { try await file.flush() }
             } catch {
                 guard case .layoutLost = error, isConnected, local.rewind() else { throw error }
                 file.disableOneSided(reason: "\(error); sent again two-sided")
                 result = try await Self.upload(local, to: file, batch: transferBatchSize, writeThrough: options.writeThrough,
-                                               executor: configuration.eventLoop, progress: progress)
+                                               digest: options.digest, executor: configuration.eventLoop, progress: progress)
                 if !options.writeThrough { try await file.flush() }
             }
             result.dataPath = file.usage.description
@@ -138,7 +142,8 @@ extension ClientSession {
 
     /// `executor`: where the batches' tasks run (the connection's event loop: no hop per
     /// completion).
-    static func download(_ file: RemoteFile, to local: LocalFile, batch: Int, executor: (any TaskExecutor)? = nil,
+    static func download(_ file: RemoteFile, to local: LocalFile, batch: Int, digest hashing: Bool = true,
+                         executor: (any TaskExecutor)? = nil,
                          progress: TransferProgress?) async throws(ClientError) -> TransferResult {
         let total = file.size
         let a = UnsafeMutableRawBufferPointer.allocate(byteCount: batch, alignment: 4096)
@@ -165,15 +170,15 @@ extension ClientSession {
                 if let p = pending { _ = await p.value }  // its buffer is freed on return
                 throw error
             }
-            digest.update(bytes)
+            if hashing { digest.update(bytes) }
             offset += UInt64(n)
             progress?(offset, max(total, offset))
             swap(&current, &spare)
         }
-        return TransferResult(bytes: offset, sha256: digest.finalize(), dataPath: file.dataPath.name)
+        return TransferResult(bytes: offset, sha256: hashing ? digest.finalize() : [], dataPath: file.dataPath.name)
     }
 
-    static func upload(_ local: LocalFile, to file: RemoteFile, batch: Int, writeThrough: Bool,
+    static func upload(_ local: LocalFile, to file: RemoteFile, batch: Int, writeThrough: Bool, digest hashing: Bool = true,
                        executor: (any TaskExecutor)? = nil, progress: TransferProgress?) async throws(ClientError) -> TransferResult {
         let total = local.size
         let a = UnsafeMutableRawBufferPointer.allocate(byteCount: batch, alignment: 4096)
@@ -198,7 +203,7 @@ extension ClientSession {
                 if let p = pending { _ = await p.value }
                 throw error
             }
-            digest.update(UnsafeRawBufferPointer(current.slice(0, n)))
+            if hashing { digest.update(UnsafeRawBufferPointer(current.slice(0, n))) }
             if let p = pending {
                 try await p.value.get()
                 pending = nil
@@ -224,7 +229,7 @@ extension ClientSession {
                 break
             }
         }
-        return TransferResult(bytes: offset, sha256: digest.finalize(), dataPath: file.dataPath.name)
+        return TransferResult(bytes: offset, sha256: hashing ? digest.finalize() : [], dataPath: file.dataPath.name)
     }
 
     private static func startRead(_ file: RemoteFile, at offset: UInt64, into buffer: SharedBuffer,

@@ -12,7 +12,7 @@ struct Cat: AsyncParsableCommand {
         let (dataPath, urlText) = (dataPath, url)
         try await CLI.run("cat", url, connection, dataPath: dataPath) { session, url throws(ClientError) in
             guard !url.path.isEmpty else { throw .invalidArgument("the URL names the export root; name a file") }
-            let result = try await session.get(url.path, to: .standardOutput)
+            let result = try await session.get(url.path, to: .standardOutput, digest: false)
             dataPath.report("cat", urlText, result)
         }
     }

@@ -146,10 +146,9 @@ enum CLI {
     ) async throws(ClientError) -> T {
         let session = try await ClientSession.connect(to: url, secret: secret, config: config)
         do throws(ClientError) {
-            // On the connection's loop: completions resume the command without a thread hop.
-            let result = try await withTaskExecutorPreference(config.eventLoop) { () async throws(ClientError) -> T in
-                try await body(session, url)
-            }
+            // Not on the connection's loop: get and put run their RDMA there themselves
+            // (`ClientConfiguration.eventLoop`), and their local file I/O must not hold it up.
+            let result = try await body(session, url)
             await session.close()
             return result
         } catch {

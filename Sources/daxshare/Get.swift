@@ -42,8 +42,8 @@ struct Get: AsyncParsableCommand {
             let result: TransferResult
             do throws(ClientError) {
                 result = toStdout
-                    ? try await session.get(url.path, to: .standardOutput, progress: bar?.callback)
-                    : try await session.get(url.path, toPath: destination, progress: bar?.callback)
+                    ? try await session.get(url.path, to: .standardOutput, digest: transfer.digest, progress: bar?.callback)
+                    : try await session.get(url.path, toPath: destination, digest: transfer.digest, progress: bar?.callback)
             } catch {
                 bar?.abandon()
                 throw error

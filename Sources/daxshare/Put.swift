@@ -32,7 +32,8 @@ struct Put: AsyncParsableCommand {
 
     mutating func run() async throws {
         let (localPath, transfer, urlText, dataPath) = (local, transfer, url, dataPath)
-        let options = PutOptions(writeThrough: writeThrough, exclusive: noClobber)
+        var options = PutOptions(writeThrough: writeThrough, exclusive: noClobber)
+        options.digest = transfer.digest  // hashing every byte costs more CPU than moving it
         let source: LocalFile
         do throws(ClientError) {
             if localPath == "-" {

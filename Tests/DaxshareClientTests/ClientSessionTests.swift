@@ -176,6 +176,24 @@ struct ClientSessionTests {
         await h.session.close()
     }
 
+    /// Without `digest` nothing is hashed (the CLI hashes only for `--digest`): the same bytes,
+    /// no SHA-256.
+    @Test func aTransferWithoutDigestMovesTheBytesUnhashed() async throws {
+        let h = try await Harness.make()
+        let data = patternBytes(300_001, seed: 11)
+        let src = temporaryPath("nodigest"), back = temporaryPath("nodigest-back")
+        defer { _ = unlink(src); _ = unlink(back) }
+        try writeLocal(src, data)
+        var options = PutOptions()
+        options.digest = false
+        let put = try await h.session.put(try LocalFile.openForReading(src), to: "n", options: options)
+        #expect(put.bytes == UInt64(data.count) && put.sha256.isEmpty)
+        let got = try await h.session.get("n", toPath: back, digest: false)
+        #expect(got.bytes == UInt64(data.count) && got.sha256.isEmpty)
+        #expect(try readLocal(back) == data)
+        await h.session.close()
+    }
+
     @Test func putAndGetStreamFilesWithMatchingDigests() async throws {
         let h = try await Harness.make(maxReadWriteSize: 32768) {
             $0.queueDepth = 3
