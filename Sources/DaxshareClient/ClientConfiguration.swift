@@ -8,8 +8,8 @@ public struct ClientConfiguration: Sendable {
     public var transport = TransportConfig()
     /// The thread the connection's completions arrive on. A busy-polling loop
     /// (`EventLoop(name:waiting: .busyPolling)`, the CLI's `--poll`) spins on it while the
-    /// session lives, for latency. Tasks that run with it as executor preference
-    /// (`ClientSession.eventLoop`) resume from a completion without a hop to the pool.
+    /// session lives, for latency. Tasks that run with it as executor preference (as `get` and
+    /// `put` run their batches) resume from a completion without a hop to the pool.
     public var eventLoop: EventLoop = .shared
     /// Which of the server's secrets to use; empty for its default secret.
     public var identity = ""

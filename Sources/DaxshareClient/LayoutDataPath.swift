@@ -389,7 +389,8 @@ final class LayoutDataPath: DataPath {
         let (waiters, lostBytes) = state.withLock { s -> ([CheckedContinuation<Void, Never>], UInt64) in
             guard s.files[fileId] != nil else { return ([], 0) }
             // Everything in place (`s.files[fileId]!.…`): a copy of the file's state would copy
-            // its layout table on every completion.
+            // its layout table on every completion. Written out on purpose: the same steps as a
+            // mutating helper called through `s.files[fileId]?.` measured 11 allocations per I/O.
             var waiters: [CheckedContinuation<Void, Never>] = []
             let written = failure == nil && iomode == .readWrite
             if s.files[fileId]!.layouts[layoutId] != nil {

@@ -396,21 +396,28 @@ public final class Connection: @unchecked Sendable {
     /// A free send-queue slot: at once when there is one (no suspension, nothing allocated),
     /// else in turn when one is released.
     private func acquireSlot() async throws {
-        let now: Result<Bool, VerbsError> = lock.withLock {
-            if state == .closed || state == .disconnected { return .failure(.disconnected) }
-            if freeSlots > 0 && slotWaiters.isEmpty { freeSlots -= 1; return .success(true) }
-            return .success(false)
-        }
-        if try now.get() { return }
+        if try lock.withLock({ takeSlot() }).get() { return }
         try await withUnsafeThrowingContinuation { (cont: UnsafeContinuation<Void, any Error>) in
-            let result: Result<Void, VerbsError>? = lock.withLock {
-                if state == .closed || state == .disconnected { return .failure(.disconnected) }
-                if freeSlots > 0 && slotWaiters.isEmpty { freeSlots -= 1; return .success(()) }
-                slotWaiters.append(cont)
-                return nil
+            // Checked again with the wait queued under the same lock: a release in between is not missed.
+            let now = lock.withLock { () -> Result<Bool, VerbsError> in
+                let now = takeSlot()
+                if case .success(false) = now { slotWaiters.append(cont) }
+                return now
             }
-            if let result { cont.resume(with: result.mapError { $0 as any Error }) }
+            switch now {
+            case .success(true): cont.resume()
+            case let .failure(error): cont.resume(throwing: error)
+            case .success(false): break
+            }
         }
+    }
+
+    /// Takes a free slot if one is free and nobody waits for it (true), or says the caller must
+    /// wait (false); fails once the connection is going. Call under `lock`.
+    private func takeSlot() -> Result<Bool, VerbsError> {
+        if state == .closed || state == .disconnected { return .failure(.disconnected) }
+        if freeSlots > 0 && slotWaiters.isEmpty { freeSlots -= 1; return .success(true) }
+        return .success(false)
     }
 
     private func releaseSlot() {
