@@ -40,10 +40,13 @@ struct LoadGeneratorTests {
         #expect(result.allocations != nil)
         #expect(result.ops <= result.allBytes / 4096)  // the warm-up's I/Os are not measured
         // At most two per measured I/O: those already in flight when counting started are
-        // measured, but allocated before. (How close to two depends on the host's load.)
+        // measured, but allocated before. How close to two depends on the host's load: on a
+        // loaded CI host only 2 I/Os were measured, both allocated before counting started,
+        // so "some were counted" is asserted only when enough I/Os ran to make it certain.
         if result.ops > 0 {
             let perIO = try #require(result.measurement.allocationsPerIO)
-            #expect(perIO > 0 && perIO <= 2, "\(perIO) per I/O over \(result.ops)")
+            #expect(perIO <= 2, "\(perIO) per I/O over \(result.ops)")
+            if result.ops >= 20 { #expect(perIO > 0, "\(perIO) per I/O over \(result.ops)") }
         }
     }
 
