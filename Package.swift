@@ -11,6 +11,7 @@
 //   DaxshareWire            the wire protocol codec (Protocol/PROTOCOL.md)
 //   DaxshareTransport       credits and fragmentation over a verbs connection
 //   DaxshareServer          exports, sessions, files, layouts
+//   DaxshareConfigFile      daxshared.conf: YAML to ServerConfiguration, every problem with its line
 //   DaxshareClient          the client library shared by the CLI and the benchmarks
 //   daxshared, daxshare, daxshare-bench   the executables
 import PackageDescription
@@ -30,6 +31,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        // daxshared's configuration file (YAML: every node knows its line, for errors).
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         // The benchmark's allocations per I/O (preloaded by `make bench`).
         .package(url: "https://github.com/ordo-one/malloc-interposer", from: "1.6.1"),
     ],
@@ -81,6 +84,15 @@ let package = Package(
             ]
         ),
         .target(
+            name: "DaxshareConfigFile",
+            dependencies: [
+                "DaxshareServer", "DaxshareVerbs", "DaxsharePmem", "DaxshareWire",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .target(
             name: "DaxshareClient",
             dependencies: [
                 "DaxshareVerbs", "DaxshareWire", "DaxshareTransport",
@@ -91,7 +103,7 @@ let package = Package(
         .executableTarget(
             name: "daxshared",
             dependencies: [
-                "DaxshareServer", "DaxsharePmem", "DaxshareVerbs", "DaxshareWire",
+                "DaxshareServer", "DaxshareConfigFile", "DaxsharePmem", "DaxshareVerbs", "DaxshareWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
@@ -133,6 +145,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        .testTarget(name: "DaxshareConfigFileTests", dependencies: ["DaxshareConfigFile", "DaxshareServer"]),
         .testTarget(name: "DaxshareClientTests", dependencies: ["DaxshareClient"]),
         .testTarget(name: "BenchTests", dependencies: ["DaxshareBench"]),
         // Runs only inside the testbed VM (real rxe, real fsdax): `make test-vm`.

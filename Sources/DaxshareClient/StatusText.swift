@@ -29,6 +29,7 @@ extension Status {
         case .fileTooLarge: "file too large"
         case .shuttingDown: "the server is shutting down"
         case .internalError: "internal server error"
+        case .exportRemoved: "the export was removed from the server's configuration"
         default: "server error \(name)"
         }
     }

@@ -21,7 +21,6 @@ final class ClientConnection: Sendable {
     let server: ServerContext
     let logger: Logger
     private let files: SessionFiles
-    private let authenticator: Authenticator
     private let layouts: SessionLayouts
     private let rdma: ConnectionRDMA?
     private let maxOutstanding: Int
@@ -36,6 +35,8 @@ final class ClientConnection: Sendable {
     private struct Session {
         var id: UInt64 = 0
         var authenticated = false
+        /// The identity the session authenticated as (exports may name who may use them).
+        var identity = ""
         var pendingAuth: PendingAuth?
         var authFailures = 0
         var negotiated = false
@@ -70,7 +71,6 @@ final class ClientConnection: Sendable {
         var logger = server.logger
         logger[metadataKey: "peer"] = "\(channel.peerAddress)"
         self.logger = logger
-        self.authenticator = Authenticator(secret: server.configuration.secret)
         self.files = SessionFiles(maxOpenFiles: server.configuration.maxOpenFiles)
         self.maxOutstanding = server.maxOutstandingRequests
         let sessionId = self.sessionId
@@ -290,8 +290,12 @@ final class ClientConnection: Sendable {
             armSessionDeadline()
             return ok(.logoff)
         case let .treeConnect(t):
-            guard let export = server.exports[t.exportName] else {
+            guard let export = server.export(named: t.exportName) else {
                 throw RequestFailure(status: .notFound, reason: "no export '\(t.exportName)'")
+            }
+            let identity = session.withLock { $0.identity }
+            guard export.allows(identity) else {
+                throw RequestFailure(status: .accessDenied, reason: "'\(identity)' may not use export '\(t.exportName)'")
             }
             let id = session.withLock { s in
                 let id = s.nextTree
@@ -415,7 +419,9 @@ final class ClientConnection: Sendable {
             guard let p = session.withLock({ s in defer { s.pendingAuth = nil }; return s.pendingAuth }), header.sessionId == p.sessionId else {
                 throw RequestFailure(status: .invalidArgument, reason: "session setup proof without a challenge")
             }
-            guard authenticator.verifyClient(
+            // The secret as configured now: a reload may have rotated it since the challenge.
+            let authenticator = server.secret(for: p.identity).map(Authenticator.init(secret:))
+            guard let authenticator, authenticator.verifyClient(
                 proof, sessionId: p.sessionId, serverNonce: p.serverNonce, clientNonce: p.clientNonce, identity: p.identity)
             else {
                 let failures = session.withLock { s in
@@ -424,7 +430,7 @@ final class ClientConnection: Sendable {
                 }
                 server.counters.add(ServerCounter.authFailures)
                 server.authLimiter.recordFailure(from: address)
-                logger.warning("authentication failed for '\(p.identity)' (\(failures) of \(server.configuration.maxAuthFailures))")
+                logger.warning("authentication failed for '\(p.identity)'\(authenticator == nil ? " (no secret for that identity)" : "") (\(failures) of \(server.configuration.maxAuthFailures))")
                 // Slow down guessing (§4.4.4: at least 1 s); each failure costs the client more time.
                 try? await Task.sleep(for: .seconds(failures))
                 throw RequestFailure(status: .authFailed, reason: "bad proof")
@@ -432,6 +438,7 @@ final class ClientConnection: Sendable {
             session.withLock { s in
                 s.authenticated = true
                 s.id = p.sessionId
+                s.identity = p.identity
             }
             sessionId.value.store(p.sessionId, ordering: .releasing)
             server.counters.add(ServerCounter.sessions)
@@ -480,11 +487,22 @@ final class ClientConnection: Sendable {
         return try first.ownChange(expectingUnlink: true) { try ownChanges(of: states.dropFirst(), change) }
     }
 
+    /// The tree's export, as the configuration has it now (PROTOCOL.md §4.6).
     private func tree(_ id: UInt32) throws -> Export {
-        guard let export = session.withLock({ $0.trees[id] }) else {
+        guard let (export, identity) = session.withLock({ s in s.trees[id].map { ($0, s.identity) } }) else {
             throw RequestFailure(status: .staleFile, reason: "no tree \(id)")
         }
+        let policy = export.policy
+        if policy.withdrawn { throw RequestFailure(status: .exportRemoved, reason: "export \(export.name) was removed") }
+        if !(policy.identities?.contains(identity) ?? true) {
+            throw RequestFailure(status: .accessDenied, reason: "'\(identity)' may no longer use export \(export.name)")
+        }
         return export
+    }
+
+    /// The files this session holds open through `export` (a reload recalls their layouts).
+    func sharedFiles(openedThrough export: Export) -> [SharedFile] {
+        files.openFiles.filter { $0.export === export }.map(\.shared)
     }
 
     /// A tree that may be changed: a read-only export is refused before anything is recalled.

@@ -8,7 +8,13 @@ import Synchronization
 /// table, the layouts by file, counters.
 final class ServerContext: Sendable {
     let configuration: ServerConfiguration
-    let exports: [String: Export]
+    /// What a reload replaces (`Server.reload`): the exports by name and the secrets.
+    struct Live {
+        var exports: [String: Export]
+        var secret: [UInt8]
+        var secrets: [String: [UInt8]]
+    }
+    private let live: Mutex<Live>
     let files: FileTable
     let counters: ServerCounters
     let logger: Logger
@@ -26,7 +32,7 @@ final class ServerContext: Sendable {
 
     init(configuration: ServerConfiguration, exports: [String: Export], counters: ServerCounters, logger: Logger) {
         self.configuration = configuration
-        self.exports = exports
+        self.live = Mutex(Live(exports: exports, secret: configuration.secret, secrets: configuration.secrets))
         self.counters = counters
         self.logger = logger
         self.authLimiter = AuthRateLimiter(burst: configuration.authFailureBurst, refill: configuration.authFailureRefill)
@@ -44,6 +50,91 @@ final class ServerContext: Sendable {
     }
 
     var maxOutstandingRequests: Int { Int(baseNegotiateResponse.maxOutstandingRequests) }
+
+    /// The export named `name` now.
+    func export(named name: String) -> Export? { live.withLock { $0.exports[name] } }
+
+    /// The secret `identity` authenticates with now: its own, else the shared one (nil: none).
+    func secret(for identity: String) -> [UInt8]? {
+        live.withLock { l in l.secrets[identity] ?? (l.secret.isEmpty ? nil : l.secret) }
+    }
+
+    var exports: [String: Export] { live.withLock { $0.exports } }
+
+    /// Applies a new set of exports and secrets to the running server, all or nothing: every new
+    /// export's directory is opened first, and any failure leaves the server as it was.
+    /// Established sessions stay; their trees see the change from their next request
+    /// (PROTOCOL.md §4.6): a removed export answers EXPORT_REMOVED, and the layouts a change
+    /// leaves without a right (all on a removed export, the RW ones on one made read-only) are
+    /// recalled. An export whose directory changed is a removal and an addition.
+    func reload(exports specs: [ServerConfiguration.ExportSpec], secret: [UInt8], secrets: [String: [UInt8]],
+                connections: [ClientConnection]) async throws(ServerError) -> Server.ReloadSummary
+    {
+        guard !specs.isEmpty else { throw ServerError.configuration("no exports") }
+        try Server.checkSecrets(secret, secrets)
+        var seen = Set<String>()
+        for spec in specs where !seen.insert(spec.name).inserted {
+            throw ServerError.configuration("export '\(spec.name)' given twice")
+        }
+        let current = exports
+        var opened: [String: Export] = [:]
+        for spec in specs where current[spec.name].map({ $0.root != spec.path || $0.isWithdrawn }) ?? true {
+            do { opened[spec.name] = try Server.open(spec, logger: logger) } catch {
+                for e in opened.values { e.close() }
+                throw error
+            }
+        }
+        var summary = Server.ReloadSummary()
+        var withdrawn: [Export] = []
+        var madeReadOnly: [Export] = []
+        live.withLock { live in
+            summary.secretsChanged = live.secret != secret || live.secrets != secrets
+            live.secret = secret
+            live.secrets = secrets
+            var next: [String: Export] = [:]
+            for spec in specs {
+                if let fresh = opened[spec.name] {
+                    if let old = live.exports[spec.name] { withdrawn.append(old); summary.removed.append(spec.name) }
+                    summary.added.append(spec.name)
+                    next[spec.name] = fresh
+                } else if let kept = live.exports[spec.name] {
+                    let policy = Export.Policy(readOnly: spec.readOnly, identities: spec.identities)
+                    if kept.policy != policy {
+                        if policy.readOnly && !kept.isReadOnly { madeReadOnly.append(kept) }
+                        kept.policy = policy
+                        summary.changed.append(spec.name)
+                    }
+                    next[spec.name] = kept
+                }
+            }
+            for (name, old) in live.exports where next[name] == nil {
+                withdrawn.append(old)
+                summary.removed.append(name)
+            }
+            live.exports = next
+        }
+        for export in withdrawn { export.policy.withdrawn = true }
+        var recalls: [(FileLayouts, Bool)] = []
+        for export in withdrawn + madeReadOnly {
+            let writesOnly = !export.isWithdrawn
+            for connection in connections {
+                for file in connection.sharedFiles(openedThrough: export) {
+                    if let layouts = layouts.existingLayouts(file.key) { recalls.append((layouts, writesOnly)) }
+                }
+            }
+        }
+        for (layouts, writesOnly) in recalls {
+            let outcome = await layouts.recall(range: nil, except: nil, writesOnly: writesOnly, reason: .administrative)
+            summary.layoutsRecalled += outcome.recalled
+        }
+        counters.add(ServerCounter.configReloads)
+        logger.notice("configuration reloaded: \(summary)")
+        for spec in specs where summary.added.contains(spec.name) {
+            logger.info("export \(spec.name) = \(spec.path)\(spec.readOnly ? " (read-only)" : "")")
+        }
+        return summary
+    }
+
 
     /// NEGOTIATE's answer on `connection`: layouts (and ODP) are offered only where its device
     /// can serve one-sided READ and WRITE on on-demand-paging memory, the only way fsdax
@@ -89,15 +180,11 @@ public final class Server: Sendable {
     /// Opens every export and binds the listener; nothing is served until `run`.
     public init(configuration: ServerConfiguration, logger: Logger = Logger(label: "daxshared")) throws {
         guard !configuration.exports.isEmpty else { throw ServerError.configuration("no exports") }
-        guard !configuration.secret.isEmpty else { throw ServerError.configuration("the secret is empty") }
+        try Self.checkSecrets(configuration.secret, configuration.secrets)
         var exports: [String: Export] = [:]
         for spec in configuration.exports {
             guard exports[spec.name] == nil else { throw ServerError.configuration("export '\(spec.name)' given twice") }
-            do {
-                exports[spec.name] = try Export(name: spec.name, root: spec.path, readOnly: spec.readOnly, logger: logger)
-            } catch {
-                throw ServerError.configuration("export '\(spec.name)' (\(spec.path)): \(error)")
-            }
+            exports[spec.name] = try Self.open(spec, logger: logger)
         }
         self.configuration = configuration
         self.logger = logger
@@ -107,6 +194,46 @@ public final class Server: Sendable {
         for spec in configuration.exports {
             logger.info("export \(spec.name) = \(spec.path)\(spec.readOnly ? " (read-only)" : "")")
         }
+    }
+
+    static func checkSecrets(_ secret: [UInt8], _ secrets: [String: [UInt8]]) throws(ServerError) {
+        guard !secret.isEmpty || !secrets.isEmpty else { throw ServerError.configuration("no secret") }
+        if let (identity, _) = secrets.first(where: { $0.value.isEmpty }) {
+            throw ServerError.configuration("the secret of '\(identity)' is empty")
+        }
+    }
+
+    static func open(_ spec: ServerConfiguration.ExportSpec, logger: Logger) throws(ServerError) -> Export {
+        do {
+            return try Export(name: spec.name, root: spec.path, readOnly: spec.readOnly, identities: spec.identities, logger: logger)
+        } catch {
+            throw ServerError.configuration("export '\(spec.name)' (\(spec.path)): \(error)")
+        }
+    }
+
+    /// What a reload changed, for the log and the metrics.
+    public struct ReloadSummary: Sendable, Equatable, CustomStringConvertible {
+        public var added: [String] = []
+        public var removed: [String] = []
+        /// Same directory, other read-only flag or identities.
+        public var changed: [String] = []
+        public var secretsChanged = false
+        /// Layouts recalled because an export went away or became read-only.
+        public var layoutsRecalled = 0
+
+        public var description: String {
+            func list(_ names: [String]) -> String { names.isEmpty ? "none" : names.sorted().joined(separator: ",") }
+            return "exports added \(list(added)), removed \(list(removed)), changed \(list(changed)); secrets \(secretsChanged ? "changed" : "unchanged")"
+        }
+    }
+
+    /// Applies a new set of exports and secrets to the running server (`ServerContext.reload`).
+    @discardableResult
+    public func reload(exports specs: [ServerConfiguration.ExportSpec], secret: [UInt8], secrets: [String: [UInt8]]) async throws(ServerError)
+        -> ReloadSummary
+    {
+        let connections = state.withLock { Array($0.connections.values) }
+        return try await context.reload(exports: specs, secret: secret, secrets: secrets, connections: connections)
     }
 
     /// The address actually bound (port 0 picks one).

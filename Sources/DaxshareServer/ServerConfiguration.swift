@@ -12,11 +12,14 @@ public struct ServerConfiguration: Sendable {
         public var name: String
         public var path: FilePath
         public var readOnly: Bool
+        /// The identities whose sessions may connect to it; nil: every authenticated identity.
+        public var identities: Set<String>?
 
-        public init(name: String, path: FilePath, readOnly: Bool = false) {
+        public init(name: String, path: FilePath, readOnly: Bool = false, identities: Set<String>? = nil) {
             self.name = name
             self.path = path
             self.readOnly = readOnly
+            self.identities = identities
         }
 
         /// Parses `NAME=DIR[:ro]` (`:rw` is accepted for symmetry).
@@ -33,14 +36,18 @@ public struct ServerConfiguration: Sendable {
                 throw .configuration("export name '\(name)' must be at most \(Limits.maxExportNameLength) bytes, without '/'")
             }
             path = FilePath(dir)
+            identities = nil
         }
     }
 
     public var host: String
     public var port: UInt16
     public var exports: [ExportSpec]
-    /// The pre-shared secret; it never crosses the wire.
+    /// The pre-shared secret of every identity without one in `secrets`; empty: only the
+    /// identities in `secrets` may authenticate. Secrets never cross the wire.
     public var secret: [UInt8]
+    /// Pre-shared secrets by client identity (SESSION_SETUP's identity, PROTOCOL.md §4.4).
+    public var secrets: [String: [UInt8]] = [:]
     public var transport = TransportConfig()
     /// Connections served at once; more are rejected with a reason.
     public var maxConnections = 64

@@ -29,10 +29,13 @@ public enum ServerCounter {
     public static let protocolViolations = "protocol_violations"
     public static let authFailures = "auth_failures"
     public static let authRefusals = "auth_refusals"
+    /// Configuration reloads applied (SIGHUP); one that failed changes nothing and is not counted.
+    public static let configReloads = "config_reloads"
     public static let all: [String] = [
         bytesReadTwoSided, bytesWrittenTwoSided, bytesLayoutGranted, bytesCommittedOneSided,
         layoutsGranted, layoutsReturned, layoutsRecalled, layoutsRevoked, layoutsLive, mrsLive,
         openFiles, connections, sessions, recallsInProgress, protocolViolations, authFailures, authRefusals,
+        configReloads,
     ]
 }
 

@@ -38,22 +38,25 @@ public struct Status: RawRepresentable, Sendable, Hashable, CustomStringConverti
     public static let fileTooLarge = Status(rawValue: 0x15)
     public static let shuttingDown = Status(rawValue: 0x16)
     public static let internalError = Status(rawValue: 0x17)
+    /// The tree's export was removed from the server's configuration (a reload): the session
+    /// stays, the tree is gone; TREE_DISCONNECT it.
+    public static let exportRemoved = Status(rawValue: 0x18)
 
     public static let all: [Status] = [
         .ok, .tryLater, .layoutRevoked, .accessDenied, .notFound, .exists, .notDirectory, .isDirectory,
         .badMessage, .notAuthenticated, .authFailed, .invalidArgument, .noSpace, .ioError, .tooMany,
         .readOnly, .notSupported, .staleFile, .badStateid, .notEmpty, .nameTooLong, .fileTooLarge,
-        .shuttingDown, .internalError,
+        .shuttingDown, .internalError, .exportRemoved,
     ]
 
-    public var isKnown: Bool { rawValue <= Status.internalError.rawValue }
+    public var isKnown: Bool { rawValue <= Status.exportRemoved.rawValue }
 
     public var name: String {
         let names = ["OK", "TRY_LATER", "LAYOUT_REVOKED", "ACCESS_DENIED", "NOT_FOUND", "EXISTS", "NOT_DIR",
                      "IS_DIR", "BAD_MESSAGE", "NOT_AUTHENTICATED", "AUTH_FAILED", "INVALID_ARGUMENT",
                      "NO_SPACE", "IO_ERROR", "TOO_MANY", "READ_ONLY", "NOT_SUPPORTED", "STALE_FILE",
                      "BAD_STATEID", "NOT_EMPTY", "NAME_TOO_LONG", "FILE_TOO_LARGE", "SHUTTING_DOWN",
-                     "INTERNAL_ERROR"]
+                     "INTERNAL_ERROR", "EXPORT_REMOVED"]
         if rawValue < UInt32(names.count) { return names[Int(rawValue)] }
         return "STATUS_0x\(String(rawValue, radix: 16))"
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DaxshareConfigFile
 import DaxsharePmem
 import DaxshareServer
 import DaxshareVerbs
@@ -29,47 +30,59 @@ struct Daxshared: AsyncParsableCommand {
             SIGINT or SIGTERM stops it cleanly: no new connections, open ones are closed, exit 0.
             """)
 
-    @Option(name: .long, help: "Address to listen on, ADDR[:PORT] (IPv6 as [ADDR]:PORT). Default port 5445.")
-    var listen: String
+    @Option(name: .long, help: "The configuration file (YAML; see daxshared.conf(5) and dist/daxshared.conf.example). Default \(ConfigFile.defaultPath) when it exists; flags override it.")
+    var config: String?
 
-    @Option(name: .customLong("export"), help: "An exported directory, NAME=DIR or NAME=DIR:ro (read-only). Repeatable.")
+    @Flag(name: .long, help: "Check the configuration (file and flags), print what would be served or every error with its line, and exit (0: good, 1: not).")
+    var checkConfig = false
+
+    @Option(name: .long, help: "Address to listen on, ADDR[:PORT] (IPv6 as [ADDR]:PORT). Default port 5445.")
+    var listen: String?
+
+    @Option(name: .customLong("export"), help: "An exported directory, NAME=DIR or NAME=DIR:ro (read-only). Repeatable; replaces the file's exports.")
     var exports: [String] = []
 
     @Option(name: .long, help: "File holding the pre-shared secret (mode 600 or stricter). \(SecretKey.rule).")
-    var secretFile: String
+    var secretFile: String?
 
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: String = "info"
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical (default info).")
+    var logLevel: String?
 
-    @Option(name: .long, help: "Connections served at once; more are refused with a reason.")
-    var maxConnections: Int = 64
+    @Option(name: .long, help: "Log format: text, or json (one object per line, for a journal).")
+    var logFormat: ConfigFile.LogFormat?
 
-    @Option(name: .long, help: "Open files per client session.")
-    var maxOpenFiles: Int = 1024
+    @Option(name: .long, help: "Address of the Prometheus metrics endpoint, ADDR:PORT, or 'off' (default \(DaemonConfiguration.defaultMetricsListen)).")
+    var metricsListen: String?
 
-    @Option(name: .long, help: "Layouts a client session may hold at once; LAYOUTGET beyond it gets TOO_MANY.")
-    var maxLayouts: Int = 1024
+    @Option(name: .long, help: "Connections served at once; more are refused with a reason (default 64).")
+    var maxConnections: Int?
 
-    @Option(name: .long, help: "Milliseconds a client has to return a recalled layout before it is fenced.")
-    var recallDeadlineMs: UInt32 = 5000
+    @Option(name: .long, help: "Open files per client session (default 1024).")
+    var maxOpenFiles: Int?
 
-    @Option(name: .long, help: "Seconds of silence on a connection before a keepalive; a peer that then sends nothing for 10 s is disconnected, and its layouts released.")
-    var keepaliveSeconds: Int = TransportConfig.keepaliveIntervalSeconds
+    @Option(name: .long, help: "Layouts a client session may hold at once; LAYOUTGET beyond it gets TOO_MANY (default 1024).")
+    var maxLayouts: Int?
 
-    @Option(name: .long, help: "Seconds a connection may stay without a session (from connecting, or after a LOGOFF) before it is closed.")
-    var sessionSetupTimeout: Double = 10
+    @Option(name: .long, help: "Milliseconds a client has to return a recalled layout before it is fenced (default 5000).")
+    var recallDeadlineMs: UInt32?
 
-    @Option(name: .long, help: "Failed authentications an address may make, across connections, before its session set-ups get TRY_LATER.")
-    var authFailureBurst: Int = 10
+    @Option(name: .long, help: "Seconds of silence on a connection before a keepalive; a peer that then sends nothing for 10 s is disconnected, and its layouts released (default \(TransportConfig.keepaliveIntervalSeconds)).")
+    var keepaliveSeconds: Int?
 
-    @Option(name: .long, help: "Seconds in which a rate-limited address earns back one failed authentication.")
-    var authFailureRefillSeconds: Double = 6
+    @Option(name: .long, help: "Seconds a connection may stay without a session (from connecting, or after a LOGOFF) before it is closed (default 10).")
+    var sessionSetupTimeout: Double?
 
-    @Option(name: .long, help: "The OS lease layouts live under: 'delegation' (F_SETDELEG, Linux 6.19+; a local open, truncate, unlink, rename or attribute change recalls them; falls back to 'lease' where the kernel has none) or 'lease' (F_SETLEASE; a local open or truncate recalls them).")
-    var leaseKind: FileLease.Mechanism = .delegation
+    @Option(name: .long, help: "Failed authentications an address may make, across connections, before its session set-ups get TRY_LATER (default 10).")
+    var authFailureBurst: Int?
 
-    @Flag(inversion: .prefixedNo, help: "Prefetch each layout's pages at LAYOUTGET (ibv_advise_mr), so first accesses take no ODP fault.")
-    var layoutPrefetch = true
+    @Option(name: .long, help: "Seconds in which a rate-limited address earns back one failed authentication (default 6).")
+    var authFailureRefillSeconds: Double?
+
+    @Option(name: .long, help: "The OS lease layouts live under: 'delegation' (F_SETDELEG, Linux 6.19+; a local open, truncate, unlink, rename or attribute change recalls them; falls back to 'lease' where the kernel has none) or 'lease' (F_SETLEASE; a local open or truncate recalls them). Default delegation.")
+    var leaseKind: FileLease.Mechanism?
+
+    @Flag(inversion: .prefixedNo, help: "Prefetch each layout's pages at LAYOUTGET (ibv_advise_mr), so first accesses take no ODP fault (default on).")
+    var layoutPrefetch: Bool?
 
     static let stopGraceSeconds = 10
 
@@ -107,39 +120,82 @@ struct Daxshared: AsyncParsableCommand {
     }
 
     func validate() throws {
-        guard Logger.Level(rawValue: logLevel) != nil else {
+        if let logLevel, !ConfigFile.logLevels.contains(logLevel) {
             throw ValidationError("unknown log level '\(logLevel)'")
         }
-        guard !exports.isEmpty else { throw ValidationError("give at least one --export NAME=DIR") }
-        guard maxConnections > 0, maxOpenFiles > 0, recallDeadlineMs > 0, keepaliveSeconds > 0,
-              authFailureBurst > 0, authFailureRefillSeconds > 0, sessionSetupTimeout > 0 else { throw ValidationError("limits must be positive") }
+        let positive = [maxConnections, maxOpenFiles, maxLayouts, keepaliveSeconds, authFailureBurst].allSatisfy { ($0 ?? 1) > 0 }
+            && (recallDeadlineMs ?? 1) > 0 && (sessionSetupTimeout ?? 1) > 0 && (authFailureRefillSeconds ?? 1) > 0
+        guard positive else { throw ValidationError("limits must be positive") }
+    }
+
+    /// What the flags say, as a configuration laid over the file's.
+    func flagSettings() throws -> ConfigFile {
+        var c = ConfigFile()
+        c.listen = listen.map { .init($0) }
+        c.secretFile = secretFile.map { .init($0) }
+        if !exports.isEmpty {
+            c.exports = try exports.map { .init(try ServerConfiguration.ExportSpec(parsing: $0)) }
+        }
+        c.logLevel = logLevel.map { .init($0) }
+        c.logFormat = logFormat
+        c.metricsListen = metricsListen.map { .init($0 == "off" ? "" : $0) }
+        c.maxConnections = maxConnections
+        c.maxOpenFiles = maxOpenFiles
+        c.maxLayouts = maxLayouts
+        c.recallDeadlineMs = recallDeadlineMs
+        c.keepaliveSeconds = keepaliveSeconds
+        c.sessionSetupTimeoutSeconds = sessionSetupTimeout
+        c.authFailureBurst = authFailureBurst
+        c.authFailureRefillSeconds = authFailureRefillSeconds
+        c.leaseKind = leaseKind
+        c.layoutPrefetch = layoutPrefetch
+        return c
+    }
+
+    /// The configuration file in use: `--config`, else the default path if it exists.
+    var configPath: String? {
+        if let config { return config }
+        return access(ConfigFile.defaultPath, F_OK) == 0 ? ConfigFile.defaultPath : nil
+    }
+
+    /// Reads the file (if any) under the flags: what `--check-config`, start-up and SIGHUP use.
+    func loadConfiguration() throws -> DaemonConfiguration {
+        let flags = try flagSettings()
+        if let path = configPath { return try ConfigFile.load(path: path, overlaidBy: flags) }
+        return try ConfigFile().overlaid(by: flags).resolve(path: "(flags)")
     }
 
     func run() async throws {
-        let level = Logger.Level(rawValue: logLevel)!
+        let daemon: DaemonConfiguration
+        do { daemon = try loadConfiguration() } catch let errors as ConfigErrors {
+            FileHandle.standardError.write(Data("daxshared: the configuration has \(errors.problems.count) error(s):\n\(errors)\n".utf8))
+            throw ExitCode.failure
+        }
+        if checkConfig {
+            print(Self.describe(daemon, path: configPath))
+            return
+        }
+        let level = Logger.Level(rawValue: daemon.logLevel)!
+        let format = daemon.logFormat
         LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = level
-            return h
+            switch format {
+            case .text:
+                var h = StreamLogHandler.standardError(label: label)
+                h.logLevel = level
+                return h
+            case .json:
+                var h = JSONLogHandler.standardError(label: label)
+                h.logLevel = level
+                return h
+            }
         }
         let logger = Logger(label: "daxshared")
-        let (host, port) = try SocketAddress.parse(listen, defaultPort: Limits.defaultPort)
-        var config = ServerConfiguration(
-            host: host, port: port, exports: try exports.map { try .init(parsing: $0) }, secret: try readSecret())
-        config.maxConnections = maxConnections
-        config.maxOpenFiles = maxOpenFiles
-        config.maxLayouts = maxLayouts
-        config.recallDeadlineMs = recallDeadlineMs
-        config.transport.keepaliveInterval = .seconds(keepaliveSeconds)
-        config.layoutPrefetch = layoutPrefetch
-        config.leaseKind = leaseKind
-        config.authFailureBurst = authFailureBurst
-        config.sessionSetupTimeout = .seconds(sessionSetupTimeout)
-        config.authFailureRefill = .seconds(authFailureRefillSeconds)
+        let config = daemon.server
 
         let server: Server
         do { server = try Server(configuration: config, logger: logger) } catch {
-            throw CleanExit.message("daxshared: \(error)")
+            logger.critical("cannot start: \(error)")
+            throw ExitCode.failure
         }
         // Signals arrive as Dispatch events, never in a handler doing work.
         var sources: [DispatchSourceSignal] = []
@@ -159,31 +215,60 @@ struct Daxshared: AsyncParsableCommand {
             source.resume()
             sources.append(source)
         }
+        // SIGHUP rereads the configuration, one reload at a time.
+        signal(SIGHUP, SIG_IGN)
+        let hangups = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        hup.setEventHandler { hangups.continuation.yield() }
+        hup.resume()
+        sources.append(hup)
+        let reloader = Task {
+            for await _ in hangups.stream { await reload(server, logger: logger) }
+        }
         print("daxshared: listening on \(server.address)")
         fflush(nil)  // the line above is what scripts wait for
         await server.run()
+        reloader.cancel()
         sources.forEach { $0.cancel() }
     }
 
-    /// Reads the secret, refusing a file others could read.
-    func readSecret() throws -> [UInt8] {
-        var st = stat()
-        guard stat(secretFile, &st) == 0 else {
-            throw ValidationError("cannot read secret file \(secretFile): \(Errno(rawValue: errno))")
+    /// Applies the configuration as it is now to the running server: its exports and secrets
+    /// (the rest needs a restart). A configuration with errors changes nothing.
+    func reload(_ server: Server, logger: Logger) async {
+        logger.notice("received SIGHUP: reloading \(configPath ?? "the flags (no configuration file)")")
+        let daemon: DaemonConfiguration
+        do { daemon = try loadConfiguration() } catch let errors as ConfigErrors {
+            logger.error("reload refused, nothing changed: \(errors.problems.count) error(s): \(errors.problems.map(\.description).joined(separator: "; "))")
+            return
+        } catch {
+            logger.error("reload refused, nothing changed: \(error)")
+            return
         }
-        guard st.st_mode & 0o077 == 0 else {
-            throw ValidationError(
-                "secret file \(secretFile) has mode \(String(st.st_mode & 0o777, radix: 8)); group and others must have no access (chmod 600)")
+        do {
+            try await server.reload(exports: daemon.server.exports, secret: daemon.server.secret, secrets: daemon.server.secrets)
+        } catch {
+            logger.error("reload refused, nothing changed: \(error)")
         }
-        guard let data = FileManager.default.contents(atPath: secretFile) else {
-            throw ValidationError("cannot read secret file \(secretFile)")
+    }
+
+    /// What `--check-config` prints: what would be served.
+    static func describe(_ d: DaemonConfiguration, path: String?) -> String {
+        let s = d.server
+        var lines = ["configuration \(path ?? "(flags only)") is valid:",
+                     "  listen \(s.host):\(s.port)"]
+        for e in s.exports {
+            let who = e.identities.map { " for \($0.sorted().joined(separator: ", "))" } ?? ""
+            lines.append("  export \(e.name) = \(e.path)\(e.readOnly ? " (read-only)" : "")\(who)")
         }
-        let bytes = SecretKey.key(fromFileContents: Array(data))
-        guard bytes.count >= SecretKey.minimumLength else {
-            throw ValidationError("the key in secret file \(secretFile) is \(bytes.count) bytes; use at least \(SecretKey.minimumLength)")
-        }
-        return bytes
+        let identities = s.secrets.keys.sorted()
+        lines.append("  secrets: \(s.secret.isEmpty ? "none shared" : "one shared")\(identities.isEmpty ? "" : ", own for \(identities.joined(separator: ", "))")")
+        lines.append("  limits: \(s.maxConnections) connections, \(s.maxOpenFiles) open files and \(s.maxLayouts) layouts per session, recall deadline \(s.recallDeadlineMs) ms")
+        lines.append("  leases: \(s.leaseKind), prefetch \(s.layoutPrefetch ? "on" : "off")")
+        lines.append("  log: \(d.logLevel), \(d.logFormat.rawValue)")
+        lines.append("  metrics: \(d.metrics.map { "http://\($0.host):\($0.port)/metrics" } ?? "off")")
+        return lines.joined(separator: "\n")
     }
 }
 
 extension FileLease.Mechanism: ExpressibleByArgument {}
+extension ConfigFile.LogFormat: ExpressibleByArgument {}

@@ -20,18 +20,39 @@ import SystemPackage
 ///
 /// Escapes are reported as `accessDenied` and logged at warning level.
 /// A read-only export refuses every mutation with `readOnly`.
+///
+/// What a reload may change without reopening the directory (read-only, who may use it,
+/// withdrawn) is the export's `Policy`, read on every request that names the tree.
 public final class Export: Sendable {
     public let name: String
     /// The exported directory as given at startup (for logs; never re-resolved).
     public let root: FilePath
-    public let isReadOnly: Bool
+
+    /// What a configuration reload changes in place (`Server.reload`).
+    public struct Policy: Sendable, Equatable {
+        public var readOnly: Bool
+        /// Identities allowed to connect; nil: every authenticated identity.
+        public var identities: Set<String>?
+        /// Removed from the configuration: sessions' trees on it get EXPORT_REMOVED.
+        public var withdrawn = false
+    }
+    private let policyState: Mutex<Policy>
+    public var policy: Policy {
+        get { policyState.withLock { $0 } }
+        set { policyState.withLock { $0 = newValue } }
+    }
+    public var isReadOnly: Bool { policy.readOnly }
+    public var isWithdrawn: Bool { policy.withdrawn }
+    /// Whether a session authenticated as `identity` may use the export.
+    public func allows(_ identity: String) -> Bool { policy.identities?.contains(identity) ?? true }
     /// The O_PATH descriptor every client path starts from.
     let directory: FileDescriptor
     let logger: Logger
     private let closed = Mutex(false)
 
     /// Opens `root` with `open(O_PATH | O_DIRECTORY | O_CLOEXEC)`.
-    public init(name: String, root: FilePath, readOnly: Bool = false, logger: Logger = Logger(label: "daxshare.export"))
+    public init(name: String, root: FilePath, readOnly: Bool = false, identities: Set<String>? = nil,
+                logger: Logger = Logger(label: "daxshare.export"))
         throws(FileSystemError)
     {
         do {
@@ -44,7 +65,7 @@ public final class Export: Sendable {
         }
         self.name = name
         self.root = root
-        self.isReadOnly = readOnly
+        self.policyState = Mutex(Policy(readOnly: readOnly, identities: identities))
         var logger = logger
         logger[metadataKey: "export"] = "\(name)"
         self.logger = logger

@@ -71,4 +71,7 @@ public final class SessionFiles: Sendable {
     }
 
     public var count: Int { state.withLock { $0.files.count } }
+
+    /// Every file open now.
+    public var openFiles: [OpenFile] { state.withLock { Array($0.files.values) } }
 }
