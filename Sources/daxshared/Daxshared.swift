@@ -6,6 +6,7 @@ import DaxshareVerbs
 import DaxshareWire
 import Dispatch
 import Foundation
+import CoreMetrics
 import Logging
 import SystemPackage
 
@@ -192,10 +193,23 @@ struct Daxshared: AsyncParsableCommand {
         let logger = Logger(label: "daxshared")
         let config = daemon.server
 
+        // Before the server: its counters bind to the backend when made.
+        let registry = daemon.metrics.map { _ in MetricsEndpoint.bootstrap() }
         let server: Server
         do { server = try Server(configuration: config, logger: logger) } catch {
             logger.critical("cannot start: \(error)")
             throw ExitCode.failure
+        }
+        var metricsTask: Task<Void, Never>?
+        if let registry, let (host, port) = daemon.metrics {
+            do {
+                let endpoint = try await MetricsEndpoint.start(registry, host: host, port: port, logger: logger)
+                metricsTask = endpoint.task
+                print("daxshared: metrics on http://\(endpoint.address)/metrics")
+            } catch {
+                logger.critical("cannot serve metrics on \(host):\(port): \(error)")
+                throw ExitCode.failure
+            }
         }
         // Signals arrive as Dispatch events, never in a handler doing work.
         var sources: [DispatchSourceSignal] = []
@@ -229,6 +243,7 @@ struct Daxshared: AsyncParsableCommand {
         fflush(nil)  // the line above is what scripts wait for
         await server.run()
         reloader.cancel()
+        metricsTask?.cancel()
         sources.forEach { $0.cancel() }
     }
 
@@ -238,18 +253,24 @@ struct Daxshared: AsyncParsableCommand {
         logger.notice("received SIGHUP: reloading \(configPath ?? "the flags (no configuration file)")")
         let daemon: DaemonConfiguration
         do { daemon = try loadConfiguration() } catch let errors as ConfigErrors {
+            Self.reloadFailures.increment()
             logger.error("reload refused, nothing changed: \(errors.problems.count) error(s): \(errors.problems.map(\.description).joined(separator: "; "))")
             return
         } catch {
+            Self.reloadFailures.increment()
             logger.error("reload refused, nothing changed: \(error)")
             return
         }
         do {
             try await server.reload(exports: daemon.server.exports, secret: daemon.server.secret, secrets: daemon.server.secrets)
         } catch {
+            Self.reloadFailures.increment()
             logger.error("reload refused, nothing changed: \(error)")
         }
     }
+
+    /// Reloads refused (the applied ones are the server's config_reloads).
+    static var reloadFailures: CoreMetrics.Counter { Counter(label: "daxshare_config_reload_failures_total") }
 
     /// What `--check-config` prints: what would be served.
     static func describe(_ d: DaemonConfiguration, path: String?) -> String {

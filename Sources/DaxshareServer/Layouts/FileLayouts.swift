@@ -267,7 +267,9 @@ final class FileLayouts: OwnMetadataChanges {
             g.holder.fence(layout: id)
         }
         let holders = Set(targets.map { $0.1.holder.peer }).sorted().joined(separator: ", ")
-        logger.notice("recall (\(reason)) of \(name) \(range.map { "\($0.offset)+\($0.length)" } ?? "whole file") from \(holders): \(targets.count) layout(s), \(targets.count - late.count) returned, \(late.count) fenced, took \(ContinuousClock.now - started)")
+        let took = ContinuousClock.now - started
+        counters.recallTook(took, reason: reason)
+        logger.notice("recall (\(reason)) of \(name) \(range.map { "\($0.offset)+\($0.length)" } ?? "whole file") from \(holders): \(targets.count) layout(s), \(targets.count - late.count) returned, \(late.count) fenced, took \(took)")
     }
 
     /// Another process opened, truncated, renamed or unlinked the file: recall everything, then
