@@ -12,6 +12,7 @@
 //   DaxshareTransport       credits and fragmentation over a verbs connection
 //   DaxshareServer          exports, sessions, files, layouts
 //   DaxshareClient          the client library shared by the CLI and the benchmarks
+//   DaxshareService         running under systemd (sd_notify); beside the layers, needs none of them
 //   daxshared, daxshare, daxshare-bench   the executables
 import PackageDescription
 
@@ -88,10 +89,12 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // A library rather than part of daxshared so that its tests can import it.
+        .target(name: "DaxshareService", dependencies: [.product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "daxshared",
             dependencies: [
-                "DaxshareServer", "DaxsharePmem", "DaxshareVerbs", "DaxshareWire",
+                "DaxshareServer", "DaxsharePmem", "DaxshareVerbs", "DaxshareWire", "DaxshareService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
@@ -135,6 +138,8 @@ let package = Package(
         ),
         .testTarget(name: "DaxshareClientTests", dependencies: ["DaxshareClient"]),
         .testTarget(name: "BenchTests", dependencies: ["DaxshareBench"]),
+        // The notifier, and `make install` into a temporary root checked with systemd-analyze and man.
+        .testTarget(name: "DaxshareServiceTests", dependencies: ["DaxshareService"]),
         // Runs only inside the testbed VM (real rxe, real fsdax): `make test-vm`.
         .testTarget(
             name: "IntegrationTests",

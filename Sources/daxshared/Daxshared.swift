@@ -1,6 +1,7 @@
 import ArgumentParser
 import DaxsharePmem
 import DaxshareServer
+import DaxshareService
 import DaxshareVerbs
 import DaxshareWire
 import Dispatch
@@ -148,6 +149,7 @@ struct Daxshared: AsyncParsableCommand {
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler {
                 logger.notice("received \(sig == SIGINT ? "SIGINT" : "SIGTERM")")
+                SystemdNotifier.stopping()
                 server.stop()
                 // Connections are closed at once; one still in rdma_cm set-up (a peer that never
                 // completed the handshake) must not keep the process alive past this bound.
@@ -161,6 +163,8 @@ struct Daxshared: AsyncParsableCommand {
         }
         print("daxshared: listening on \(server.address)")
         fflush(nil)  // the line above is what scripts wait for
+        let exportCount = config.exports.count
+        SystemdNotifier.ready(status: "serving \(exportCount) export\(exportCount == 1 ? "" : "s") on \(server.address)")
         await server.run()
         sources.forEach { $0.cancel() }
     }
