@@ -140,7 +140,9 @@ struct Daxshared: AsyncParsableCommand {
 
         let server: Server
         do { server = try Server(configuration: config, logger: logger) } catch {
-            throw CleanExit.message("daxshared: \(error)")
+            // Exit 1, not CleanExit's 0: scripts and systemd's Restart=on-failure must see it.
+            FileHandle.standardError.write(Data("daxshared: \(error)\n".utf8))
+            throw ExitCode.failure
         }
         // Signals arrive as Dispatch events, never in a handler doing work.
         var sources: [DispatchSourceSignal] = []
