@@ -28,6 +28,16 @@ struct Daxshared: AsyncParsableCommand {
                         --secret-file /etc/daxshare/secret
 
             SIGINT or SIGTERM stops it cleanly: no new connections, open ones are closed, exit 0.
+            Under systemd (Type=notify, the daxshared.service unit) it reports READY=1 and a status
+            line once it listens, and STOPPING=1 when stopping (sd_notify(3)).
+
+            Configuration file: the format of /etc/daxshare/daxshared.conf is in daxshared.conf(5).
+
+            Exit status:
+              0   stopped by SIGINT or SIGTERM (also --help)
+              1   could not start: a malformed --listen or --export, no RDMA device, or an export
+                  directory that cannot be opened
+              64  usage error: a bad or missing option, or an unusable secret file
             """)
 
     @Option(name: .long, help: "Address to listen on, ADDR[:PORT] (IPv6 as [ADDR]:PORT). Default port 5445.")
