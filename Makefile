@@ -11,7 +11,32 @@ VM_TIMEOUT ?= 3300
 # Whether `demo` and `bench` can run on this machine itself rather than in the testbed VM.
 HOST_HAS_RDMA_AND_DAX = ls /sys/class/infiniband/* >/dev/null 2>&1 && [ -n "$$DAXSHARE_PMEM" ]
 
-.PHONY: all deps build build-release test test-host test-vm test-vm-inner fuzz fuzz-short demo bench bench-peers reliability clean
+.PHONY: all deps build build-release test test-host test-vm test-vm-inner fuzz fuzz-short demo bench bench-peers reliability clean \
+	install install-build uninstall
+
+# `make install`: the three programs, the systemd unit, manual pages and shell completions.
+# Build as yourself, install as root: `make install-build && sudo make install INSTALL_SKIP_BUILD=1`.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BUILD_CONFIG ?= release
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+# systemd reads units from /usr/local/lib/systemd/system as well as /lib/systemd/system
+# (systemd.unit(5)), so the unit follows PREFIX; /etc/systemd/system is the administrator's
+# (drop-ins, overrides), not an installer's. A Debian package would use PREFIX=/usr.
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+# Not under PREFIX: the unit names /etc/daxshare/daxshared.conf.
+SYSCONFDIR ?= /etc
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+INSTALL ?= install
+INSTALL_BIN := .build/$(BUILD_CONFIG)
+# argument-parser's generate-manual tool, built (debug, once) from the resolved checkout: it runs
+# each program with --experimental-dump-help. Its plugin would rebuild every product instead.
+MANUAL_TOOL := .build/manual-tool/debug/generate-manual
+MANUAL_DATE := $(shell git log -1 --format=%cs 2>/dev/null || date +%F)
 
 
 all: build
@@ -31,6 +56,7 @@ deps:
 
 build: deps
 	$(SWIFT) build $(SWIFT_BUILD_FLAGS) --build-tests
+	@$(MAKE) --no-print-directory $(MANUAL_TOOL)  # for the install test in test-host
 
 # Host unit tests, a short fuzz run, then the VM suite in one boot of the testbed.
 test: build
@@ -92,6 +118,54 @@ fuzz:
 fuzz-short:
 	@echo "== fuzzing the wire decoder for $(FUZZ_SECONDS) s"
 	@Fuzz/run.sh $(FUZZ_SECONDS)
+
+$(MANUAL_TOOL):
+	@[ -d .build/checkouts/swift-argument-parser ] || $(SWIFT) package resolve
+	$(SWIFT) build --package-path .build/checkouts/swift-argument-parser --scratch-path .build/manual-tool \
+		--product generate-manual
+
+install-build: deps $(MANUAL_TOOL)
+	$(SWIFT) build -c $(BUILD_CONFIG) $(SWIFT_BUILD_FLAGS) --product daxshared
+	$(SWIFT) build -c $(BUILD_CONFIG) $(SWIFT_BUILD_FLAGS) --product daxshare
+	$(SWIFT) build -c $(BUILD_CONFIG) $(SWIFT_BUILD_FLAGS) --product daxshare-bench
+
+install: $(if $(filter 1,$(INSTALL_SKIP_BUILD)),,install-build) $(MANUAL_TOOL)
+	@for p in daxshared daxshare daxshare-bench; do [ -x $(INSTALL_BIN)/$$p ] || \
+		{ echo "make install: $(INSTALL_BIN)/$$p is not built (make install-build BUILD_CONFIG=$(BUILD_CONFIG))" >&2; exit 1; }; done
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSTEMDUNITDIR) \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	$(INSTALL) -m 755 $(INSTALL_BIN)/daxshared $(DESTDIR)$(SBINDIR)/daxshared
+	$(INSTALL) -m 755 $(INSTALL_BIN)/daxshare $(INSTALL_BIN)/daxshare-bench $(DESTDIR)$(BINDIR)/
+	sed 's|@SBINDIR@|$(SBINDIR)|g' dist/systemd/daxshared.service > $(DESTDIR)$(SYSTEMDUNITDIR)/daxshared.service
+	chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/daxshared.service
+	@# Pages and completions come from each program's own argument parser.
+	$(MANUAL_TOOL) $(INSTALL_BIN)/daxshared --section 8 --date $(MANUAL_DATE) -o $(DESTDIR)$(MANDIR)/man8
+	$(MANUAL_TOOL) $(INSTALL_BIN)/daxshare --section 1 --date $(MANUAL_DATE) -o $(DESTDIR)$(MANDIR)/man1
+	$(MANUAL_TOOL) $(INSTALL_BIN)/daxshare-bench --section 1 --date $(MANUAL_DATE) -o $(DESTDIR)$(MANDIR)/man1
+	@# An empty line in a discussion is a paragraph break to us and a warning to mdoc: .Pp.
+	sed -i 's/^$$/.Pp/' $(DESTDIR)$(MANDIR)/man8/daxshared.8 $(DESTDIR)$(MANDIR)/man1/daxshare.1 \
+		$(DESTDIR)$(MANDIR)/man1/daxshare-bench.1
+	$(INSTALL) -m 644 dist/man/daxshared.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	for p in daxshared daxshare daxshare-bench; do \
+		$(INSTALL_BIN)/$$p --generate-completion-script bash > $(DESTDIR)$(BASHCOMPDIR)/$$p && \
+		$(INSTALL_BIN)/$$p --generate-completion-script zsh > $(DESTDIR)$(ZSHCOMPDIR)/_$$p && \
+		$(INSTALL_BIN)/$$p --generate-completion-script fish > $(DESTDIR)$(FISHCOMPDIR)/$$p.fish || exit 1; \
+	done
+	@# The example only: the configuration itself is the administrator's.
+	if [ -f dist/daxshared.conf.example ]; then \
+		$(INSTALL) -d $(DESTDIR)$(SYSCONFDIR)/daxshare && \
+		$(INSTALL) -m 644 dist/daxshared.conf.example $(DESTDIR)$(SYSCONFDIR)/daxshare/; \
+	fi
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/daxshared $(DESTDIR)$(BINDIR)/daxshare $(DESTDIR)$(BINDIR)/daxshare-bench \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/daxshared.service $(DESTDIR)$(MANDIR)/man8/daxshared.8 \
+		$(DESTDIR)$(MANDIR)/man1/daxshare.1 $(DESTDIR)$(MANDIR)/man1/daxshare-bench.1 \
+		$(DESTDIR)$(MANDIR)/man5/daxshared.conf.5 $(DESTDIR)$(SYSCONFDIR)/daxshare/daxshared.conf.example
+	for p in daxshared daxshare daxshare-bench; do \
+		rm -f $(DESTDIR)$(BASHCOMPDIR)/$$p $(DESTDIR)$(ZSHCOMPDIR)/_$$p $(DESTDIR)$(FISHCOMPDIR)/$$p.fish; \
+	done
 
 clean:
 	rm -rf .build

@@ -13,6 +13,7 @@
 //   DaxshareServer          exports, sessions, files, layouts
 //   DaxshareConfigFile      daxshared.conf: YAML to ServerConfiguration, every problem with its line
 //   DaxshareClient          the client library shared by the CLI and the benchmarks
+//   DaxshareService         running under systemd (sd_notify); beside the layers, needs none of them
 //   daxshared, daxshare, daxshare-bench   the executables
 import PackageDescription
 
@@ -105,10 +106,12 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // A library rather than part of daxshared so that its tests can import it.
+        .target(name: "DaxshareService", dependencies: [.product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "daxshared",
             dependencies: [
-                "DaxshareServer", "DaxshareConfigFile", "DaxsharePmem", "DaxshareVerbs", "DaxshareWire",
+                "DaxshareServer", "DaxshareConfigFile", "DaxsharePmem", "DaxshareVerbs", "DaxshareWire", "DaxshareService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -156,6 +159,8 @@ let package = Package(
         .testTarget(name: "DaxshareConfigFileTests", dependencies: ["DaxshareConfigFile", "DaxshareServer"]),
         .testTarget(name: "DaxshareClientTests", dependencies: ["DaxshareClient"]),
         .testTarget(name: "BenchTests", dependencies: ["DaxshareBench"]),
+        // The notifier, and `make install` into a temporary root checked with systemd-analyze and man.
+        .testTarget(name: "DaxshareServiceTests", dependencies: ["DaxshareService"]),
         // Runs only inside the testbed VM (real rxe, real fsdax): `make test-vm`.
         .testTarget(
             name: "IntegrationTests",

@@ -236,6 +236,9 @@ public final class Server: Sendable {
         return try await context.reload(exports: specs, secret: secret, secrets: secrets, connections: connections)
     }
 
+    /// The exports served now (a reload changes them).
+    public var exportNames: [String] { context.exports.keys.sorted() }
+
     /// The address actually bound (port 0 picks one).
     public var address: SocketAddress { listener.address }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import DaxshareConfigFile
 import DaxsharePmem
 import DaxshareServer
+import DaxshareService
 import DaxshareVerbs
 import DaxshareWire
 import Dispatch
@@ -24,11 +25,31 @@ struct Daxshared: AsyncParsableCommand {
             with `head -c 32 /dev/urandom > secret && chmod 600 secret`. daxshared refuses a secret
             file that its group or others can read.
 
-            Example:
+            Everything can be given in a configuration file (YAML, daxshared.conf(5)):
+            /etc/daxshare/daxshared.conf when it exists, or --config PATH; flags override it.
+            `daxshared --check-config` prints what would be served, or every error with its line.
+
+            Example, without a file:
               daxshared --listen 169.254.77.1 --export data=/mnt/pmem/data --export docs=/srv/docs:ro \\
                         --secret-file /etc/daxshare/secret
 
+            SIGHUP rereads the configuration and applies its exports and secrets without dropping
+            sessions: a removed export answers EXPORT_REMOVED to the sessions that used it, and
+            the layouts a change takes away are recalled. A configuration with errors changes
+            nothing (logged, and counted in daxshare_config_reload_failures_total).
+
+            Metrics: GET http://127.0.0.1:9445/metrics (Prometheus text format; --metrics-listen).
+
             SIGINT or SIGTERM stops it cleanly: no new connections, open ones are closed, exit 0.
+            Under systemd (Type=notify, the daxshared.service unit) it reports READY=1 and a status
+            line once it listens, RELOADING=1 around a reload, and STOPPING=1 when stopping
+            (sd_notify(3)).
+
+            Exit status:
+              0   stopped by SIGINT or SIGTERM (also --help, and --check-config of a good file)
+              1   could not start: a configuration error (each printed with its line), no RDMA
+                  device, an export directory that cannot be opened, a metrics address in use
+              64  usage error: a bad option
             """)
 
     @Option(name: .long, help: "The configuration file (YAML; see daxshared.conf(5) and dist/daxshared.conf.example). Default \(ConfigFile.defaultPath) when it exists; flags override it.")
@@ -197,6 +218,7 @@ struct Daxshared: AsyncParsableCommand {
         let registry = daemon.metrics.map { _ in MetricsEndpoint.bootstrap() }
         let server: Server
         do { server = try Server(configuration: config, logger: logger) } catch {
+            // Exit 1, not CleanExit's 0: scripts and systemd's Restart=on-failure must see it.
             logger.critical("cannot start: \(error)")
             throw ExitCode.failure
         }
@@ -218,6 +240,7 @@ struct Daxshared: AsyncParsableCommand {
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler {
                 logger.notice("received \(sig == SIGINT ? "SIGINT" : "SIGTERM")")
+                SystemdNotifier.stopping()
                 server.stop()
                 // Connections are closed at once; one still in rdma_cm set-up (a peer that never
                 // completed the handshake) must not keep the process alive past this bound.
@@ -241,6 +264,8 @@ struct Daxshared: AsyncParsableCommand {
         }
         print("daxshared: listening on \(server.address)")
         fflush(nil)  // the line above is what scripts wait for
+        let exportCount = config.exports.count
+        SystemdNotifier.ready(status: "serving \(exportCount) export\(exportCount == 1 ? "" : "s") on \(server.address)")
         await server.run()
         reloader.cancel()
         metricsTask?.cancel()
@@ -251,6 +276,11 @@ struct Daxshared: AsyncParsableCommand {
     /// (the rest needs a restart). A configuration with errors changes nothing.
     func reload(_ server: Server, logger: Logger) async {
         logger.notice("received SIGHUP: reloading \(configPath ?? "the flags (no configuration file)")")
+        SystemdNotifier.reloading()
+        defer {
+            let n = server.exportNames.count
+            SystemdNotifier.readyAfterReload(status: "serving \(n) export\(n == 1 ? "" : "s") on \(server.address)")
+        }
         let daemon: DaemonConfiguration
         do { daemon = try loadConfiguration() } catch let errors as ConfigErrors {
             Self.reloadFailures.increment()
