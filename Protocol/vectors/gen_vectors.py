@@ -100,7 +100,7 @@ def data_transfer(payload=b"", flags=0, cr=64, cg=0, remaining=0, offset=None):
 
 MAGIC_MSG = bytes([0xFD, 0x44, 0x58, 0x53])
 CMD = dict(NEGOTIATE=0x01, SESSION_SETUP=0x02, LOGOFF=0x03, TREE_CONNECT=0x04, TREE_DISCONNECT=0x05,
-           ECHO=0x06, SERVER_STATS=0x07, OPEN=0x10, CLOSE=0x11, STAT=0x12, LIST=0x13, SET_SIZE=0x14,
+           ECHO=0x06, SERVER_STATS=0x07, SERVER_CLIENTS=0x08, OPEN=0x10, CLOSE=0x11, STAT=0x12, LIST=0x13, SET_SIZE=0x14,
            PUNCH_HOLE=0x15, UNLINK=0x16, RENAME=0x17, FLUSH=0x18, READ=0x20, WRITE=0x21, LAYOUTGET=0x30,
            LAYOUTCOMMIT=0x31, LAYOUTRETURN=0x32, CB_LAYOUTRECALL=0x40)
 RESPONSE, CALLBACK = 0x1, 0x2
@@ -182,6 +182,35 @@ def extent(i, off, n, addr, rkey, flags):
 
 def list_entry(i, attrs, name):
     return attrs + u16(len(name.encode()), f"entry[{i}].nameLength") + text(name, f"entry[{i}].name")
+
+
+def client_layout(p, off, n, flags, file, file_length=None):
+    """A SERVER_CLIENTS layout entry (§4.9.1); p is the annotation prefix."""
+    fl = {0: "0 (READ)", 1: "READ_WRITE"}.get(flags, f"0x{flags:x}")
+    b = file.encode()
+    return (u64(off, f"{p}.offset") + u64(n, f"{p}.length") + [(struct.pack("<B", flags), f"{p}.layoutFlags = {fl}")]
+            + zeros(1, f"{p}.reserved") + u16(len(b) if file_length is None else file_length, f"{p}.fileLength")
+            + text(file, f"{p}.file"))
+
+
+def client_entry(i, sid, age, open_files, rd, wr, granted, committed, address, identity, layouts, held=None,
+                 layout_count=None):
+    """A SERVER_CLIENTS client entry (§4.9.1); layouts are already encoded client_layout() fields."""
+    p = f"client[{i}]"
+    n = len(layouts) if layout_count is None else layout_count
+    f = (u64(sid, f"{p}.sessionId") + u32(age, f"{p}.ageSeconds") + u32(open_files, f"{p}.openFiles")
+         + u64(rd, f"{p}.bytesReadTwoSided") + u64(wr, f"{p}.bytesWrittenTwoSided")
+         + u64(granted, f"{p}.bytesLayoutGranted") + u64(committed, f"{p}.bytesCommittedOneSided")
+         + u32(n if held is None else held, f"{p}.layoutsHeld") + u16(n, f"{p}.layoutCount")
+         + u8(len(address.encode()), f"{p}.addressLength") + u8(len(identity.encode()), f"{p}.identityLength")
+         + text(address, f"{p}.address") + text(identity, f"{p}.identity"))
+    for layout in layouts:
+        f += layout
+    return f
+
+
+def server_clients(clients, total=None):
+    return u16(len(clients), "count") + zeros(2) + u32(len(clients) if total is None else total, "total") + sum(clients, [])
 
 
 # ---------------------------------------------------------------- the vectors
@@ -285,6 +314,16 @@ def valid_vectors():
         cbody += u64(v, f"counter[{i}].value") + u16(len(n), f"counter[{i}].nameLength") + text(n, f"counter[{i}].name")
     add("server-stats-response", "message", "SERVER_STATS response with four counters.",
         msg("SERVER_STATS", cbody, 60, flags=RESPONSE))
+    add("server-clients-request", "message", "SERVER_CLIENTS request (empty body).", msg("SERVER_CLIENTS", [], 61))
+    alice = client_entry(0, 0x42, 3600, 2, 4096, 8192, 1179648, 1048576, "192.168.10.2", "alice", [
+        client_layout("client[0].layout[0]", 0, 1048576, 1, "pmem:data/f"),
+        client_layout("client[0].layout[1]", 0, 131072, 0, "pmem:logs/app.log"),
+    ])
+    anon = client_entry(1, 0x43, 5, 0, 0, 0, 0, 0, "fe80::2%rxe0", "", [])
+    add("server-clients-response", "message",
+        "SERVER_CLIENTS response: two of two clients, \"alice\" with a READ_WRITE and a READ layout, "
+        "and one with an empty identity and no layouts.",
+        msg("SERVER_CLIENTS", server_clients([alice, anon]), 61, flags=RESPONSE))
 
     # OPEN, CLOSE, STAT (§4.10-4.12)
     add("open-request", "message", "OPEN request: tree 1, READ|WRITE|CREATE, mode 0644, path \"data/f\".",
@@ -480,6 +519,21 @@ def invalid_vectors():
         "outOfRange(extent.flags)",
         join(msg("LAYOUTGET", stateid(0x5001, 1) + u32(1, "iomode READ") + u32(5000, "deadline") + u16(1, "count")
                  + zeros(6) + extent(0, 0, 4096, 0x1000, 1, 0), 41, flags=RESPONSE)))
+    add("server-clients-too-many-layouts", "message", "SERVER_CLIENTS response listing 17 layouts of one client.",
+        "oversized(layoutCount)",
+        join(msg("SERVER_CLIENTS", server_clients([client_entry(
+            0, 0x42, 1, 1, 0, 0, 17 * 4096, 0, "10.0.0.2", "bob",
+            [client_layout(f"client[0].layout[{i}]", i * 4096, 4096, 0, "pmem:f") for i in range(17)])]), 62,
+            flags=RESPONSE)))
+    add("server-clients-count-over-total", "message", "SERVER_CLIENTS response listing 1 client of a total of 0.",
+        "outOfRange(total)",
+        join(msg("SERVER_CLIENTS", server_clients([client_entry(0, 0x42, 1, 0, 0, 0, 0, 0, "10.0.0.2", "bob", [])],
+                                                  total=0), 63, flags=RESPONSE)))
+    add("server-clients-empty-file", "message", "SERVER_CLIENTS response with a layout whose fileLength is 0.",
+        "outOfRange(file)",
+        join(msg("SERVER_CLIENTS", server_clients([client_entry(
+            0, 0x42, 1, 1, 0, 0, 4096, 0, "10.0.0.2", "bob", [client_layout("client[0].layout[0]", 0, 4096, 1, "")])]),
+            64, flags=RESPONSE)))
     add("dt-unknown-type", "transport", "Transport message type 9.", "unknownMessageType(0x0009)",
         struct.pack("<H", 9) + bytes(22))
     add("dt-misaligned", "transport", "Data transfer message with dataOffset 28.", "misaligned(dataOffset)",

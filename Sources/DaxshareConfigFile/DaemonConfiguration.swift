@@ -11,6 +11,9 @@ public struct DaemonConfiguration: Sendable {
     public var logFormat: ConfigFile.LogFormat
     /// Where the Prometheus endpoint listens; nil: nowhere.
     public var metrics: (host: String, port: UInt16)?
+    /// Whether the file or a flag named the metrics address (else it is the default, and a
+    /// second daxshared on the host finding it taken serves without metrics, with a warning).
+    public var metricsExplicit = false
 
     /// The metrics endpoint's default: loopback only, the port after the protocol's.
     public static let defaultMetricsListen = "127.0.0.1:9445"
@@ -85,7 +88,8 @@ extension ConfigFile {
         if let v = leaseKind { server.leaseKind = v }
         if let v = layoutPrefetch { server.layoutPrefetch = v }
         return DaemonConfiguration(
-            server: server, logLevel: logLevel?.value ?? "info", logFormat: logFormat ?? .text, metrics: metrics)
+            server: server, logLevel: logLevel?.value ?? "info", logFormat: logFormat ?? .text, metrics: metrics,
+            metricsExplicit: metricsListen != nil)
     }
 
     /// Reads and resolves the file at `path`.

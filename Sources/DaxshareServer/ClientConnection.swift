@@ -314,6 +314,9 @@ final class ClientConnection: Sendable {
             return ok(.echo(e))
         case .serverStats:
             return ok(.serverStats(ServerStatsResponse(counters: server.counters.snapshot())))
+        case .serverClients:
+            // The codec is in place (PROTOCOL.md §4.9.1); the server does not list clients yet.
+            throw RequestFailure(status: .notSupported, reason: "SERVER_CLIENTS is not implemented")
         case let .open(o):
             return ok(.open(try await open(o)))
         case let .close(c):
@@ -325,7 +328,7 @@ final class ClientConnection: Sendable {
         case let .stat(s):
             switch s {
             case let .fileId(id):
-                let file = try files.file(FileID(rawValue: id))
+                let file = try openFile(id)
                 return ok(.stat(.init(try file.status(), dax: file.shared.isPmem)))
             case let .path(treeId, path):
                 return ok(.stat(.init(try tree(treeId).status(of: path))))
@@ -365,7 +368,7 @@ final class ClientConnection: Sendable {
             return ok(.rename)
         case let .flush(f):
             // Any range: it is clipped to the file (past its end, only size and times remain).
-            try files.file(FileID(rawValue: f.fileId)).flush(offset: f.offset, length: f.length)
+            try openFile(f.fileId).flush(offset: f.offset, length: f.length)
             return ok(.flush)
         case let .read(r):
             return ok(.read(try await read(r)))
@@ -375,7 +378,7 @@ final class ClientConnection: Sendable {
             guard session.withLock({ $0.agreed }).isSuperset(of: [.layouts, .callbacks]) else {
                 throw RequestFailure(status: .notSupported, reason: "LAYOUTGET without LAYOUTS and CALLBACKS agreed in NEGOTIATE")
             }
-            return ok(.layoutGet(try await layouts.get(g, file: try files.file(FileID(rawValue: g.fileId)))))
+            return ok(.layoutGet(try await layouts.get(g, file: try openFile(g.fileId))))
         case let .layoutCommit(c):
             return ok(.layoutCommit(try layouts.commit(c)))
         case let .layoutReturn(r):
@@ -500,6 +503,18 @@ final class ClientConnection: Sendable {
         return export
     }
 
+    /// An open file, if the export it was opened through still lets this session use it
+    /// (PROTOCOL.md §4.6); CLOSE needs no such check.
+    private func openFile(_ id: UInt64) throws -> OpenFile {
+        let file = try files.file(FileID(rawValue: id))
+        let policy = file.export.policy
+        if policy.withdrawn { throw RequestFailure(status: .exportRemoved, reason: "export \(file.export.name) was removed") }
+        if let allowed = policy.identities, !allowed.contains(session.withLock({ $0.identity })) {
+            throw RequestFailure(status: .accessDenied, reason: "this identity may no longer use export \(file.export.name)")
+        }
+        return file
+    }
+
     /// The files this session holds open through `export` (a reload recalls their layouts).
     func sharedFiles(openedThrough export: Export) -> [SharedFile] {
         files.openFiles.filter { $0.export === export }.map(\.shared)
@@ -513,7 +528,7 @@ final class ClientConnection: Sendable {
     }
 
     private func writable(_ id: UInt64) throws -> OpenFile {
-        let file = try files.file(FileID(rawValue: id))
+        let file = try openFile(id)
         guard file.canWrite else {
             throw RequestFailure(status: file.export.isReadOnly ? .readOnly : .accessDenied, reason: "file \(id) is open read-only")
         }
@@ -614,7 +629,7 @@ final class ClientConnection: Sendable {
     /// to the pool when its last WRITE completes (an RC send queue completes in order).
     private func read(_ r: ReadRequest) async throws -> ReadResponse {
         let offset = try checkTransfer(offset: r.offset, length: r.length, descriptors: r.descriptors)
-        let file = try files.file(FileID(rawValue: r.fileId))
+        let file = try openFile(r.fileId)
         let rdma = try twoSided()
         var total = 0, endOfFile = false
         while total < Int(r.length) {

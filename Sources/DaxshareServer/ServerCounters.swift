@@ -16,7 +16,7 @@ public final class ServerCounters: Sendable {
     /// The counters that say what is live now (they go down as well as up).
     public static let gauges: Set<String> = [
         ServerCounter.layoutsLive, ServerCounter.mrsLive, ServerCounter.openFiles, ServerCounter.connections,
-        ServerCounter.recallsInProgress,
+        ServerCounter.sessions, ServerCounter.recallsInProgress,
     ]
 
     public init() {
@@ -41,7 +41,9 @@ public final class ServerCounters: Sendable {
         metricCounters[name]?.increment(by: Int64(clamping: delta))
     }
 
+    /// Only for the gauges (`gauges`): a counter never goes down.
     public func subtract(_ name: String, _ delta: UInt64 = 1) {
+        assert(Self.gauges.contains(name), "\(name) is a counter")
         values.withLock { v in
             let now = v[name, default: 0]
             v[name] = now >= delta ? now - delta : 0

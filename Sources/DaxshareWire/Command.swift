@@ -14,6 +14,8 @@ public struct Command: RawRepresentable, Sendable, Hashable, CustomStringConvert
     public static let treeDisconnect = Command(rawValue: 0x0005)
     public static let echo = Command(rawValue: 0x0006)
     public static let serverStats = Command(rawValue: 0x0007)
+    /// Per-client extension of SERVER_STATS (offered under the SERVER_STATS capability).
+    public static let serverClients = Command(rawValue: 0x0008)
     public static let open = Command(rawValue: 0x0010)
     public static let close = Command(rawValue: 0x0011)
     public static let stat = Command(rawValue: 0x0012)
@@ -33,7 +35,7 @@ public struct Command: RawRepresentable, Sendable, Hashable, CustomStringConvert
 
     /// Every command v1 defines, in code order.
     public static let all: [Command] = [
-        .negotiate, .sessionSetup, .logoff, .treeConnect, .treeDisconnect, .echo, .serverStats,
+        .negotiate, .sessionSetup, .logoff, .treeConnect, .treeDisconnect, .echo, .serverStats, .serverClients,
         .open, .close, .stat, .list, .setSize, .punchHole, .unlink, .rename, .flush,
         .read, .write, .layoutGet, .layoutCommit, .layoutReturn, .cbLayoutRecall,
     ]
@@ -52,6 +54,7 @@ public struct Command: RawRepresentable, Sendable, Hashable, CustomStringConvert
         case .treeDisconnect: "TREE_DISCONNECT"
         case .echo: "ECHO"
         case .serverStats: "SERVER_STATS"
+        case .serverClients: "SERVER_CLIENTS"
         case .open: "OPEN"
         case .close: "CLOSE"
         case .stat: "STAT"

@@ -44,6 +44,12 @@ public enum Limits {
     public static let maxCounters = 256
     /// Longest counter name, in bytes.
     public static let maxCounterNameLength = 64
+    /// Clients in one SERVER_CLIENTS reply.
+    public static let maxClientsListed = 256
+    /// Layouts listed for one client in a SERVER_CLIENTS reply.
+    public static let maxLayoutsListed = 16
+    /// Longest file ("EXPORT:PATH") of a layout in a SERVER_CLIENTS reply, in bytes.
+    public static let maxClientFileLength = 1024
     /// Size of nonces and HMAC-SHA256 proofs in SESSION_SETUP.
     public static let nonceLength = 32
     /// Size of client and server identifiers in NEGOTIATE.

@@ -7,6 +7,7 @@ public enum Request: Sendable, Hashable {
     case treeDisconnect(TreeDisconnectRequest)
     case echo(EchoMessage)
     case serverStats
+    case serverClients
     case open(OpenRequest)
     case close(CloseRequest)
     case stat(StatRequest)
@@ -31,6 +32,7 @@ public enum Request: Sendable, Hashable {
         case .treeDisconnect: .treeDisconnect
         case .echo: .echo
         case .serverStats: .serverStats
+        case .serverClients: .serverClients
         case .open: .open
         case .close: .close
         case .stat: .stat
@@ -52,7 +54,7 @@ public enum Request: Sendable, Hashable {
         switch self {
         case .negotiate(let b): try b.encode(into: &w)
         case .sessionSetup(let b): try b.encode(into: &w)
-        case .logoff, .serverStats: break
+        case .logoff, .serverStats, .serverClients: break
         case .treeConnect(let b): try b.encode(into: &w)
         case .treeDisconnect(let b): try b.encode(into: &w)
         case .echo(let b): try b.encode(into: &w)
@@ -82,6 +84,7 @@ public enum Request: Sendable, Hashable {
         case .treeDisconnect: .treeDisconnect(try .decode(from: &r))
         case .echo: .echo(try .decode(from: &r))
         case .serverStats: .serverStats
+        case .serverClients: .serverClients
         case .open: .open(try .decode(from: &r))
         case .close: .close(try .decode(from: &r))
         case .stat: .stat(try .decode(from: &r))
@@ -111,6 +114,7 @@ public enum Response: Sendable, Hashable {
     case treeDisconnect
     case echo(EchoMessage)
     case serverStats(ServerStatsResponse)
+    case serverClients(ServerClientsResponse)
     case open(OpenResponse)
     case close
     case stat(FileAttributes)
@@ -135,6 +139,7 @@ public enum Response: Sendable, Hashable {
         case .treeDisconnect: .treeDisconnect
         case .echo: .echo
         case .serverStats: .serverStats
+        case .serverClients: .serverClients
         case .open: .open
         case .close: .close
         case .stat: .stat
@@ -160,6 +165,7 @@ public enum Response: Sendable, Hashable {
         case .treeConnect(let b): try b.encode(into: &w)
         case .echo(let b): try b.encode(into: &w)
         case .serverStats(let b): try b.encode(into: &w)
+        case .serverClients(let b): try b.encode(into: &w)
         case .open(let b): try b.encode(into: &w)
         case .stat(let b): try b.encode(into: &w)
         case .list(let b): try b.encode(into: &w)
@@ -180,6 +186,7 @@ public enum Response: Sendable, Hashable {
         case .treeDisconnect: .treeDisconnect
         case .echo: .echo(try .decode(from: &r))
         case .serverStats: .serverStats(try .decode(from: &r))
+        case .serverClients: .serverClients(try .decode(from: &r))
         case .open: .open(try .decode(from: &r))
         case .close: .close
         case .stat: .stat(try .decode(from: &r))

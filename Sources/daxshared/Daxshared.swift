@@ -223,14 +223,17 @@ struct Daxshared: AsyncParsableCommand {
             throw ExitCode.failure
         }
         var metricsTask: Task<Void, Never>?
+        var metricsLine: String?
         if let registry, let (host, port) = daemon.metrics {
             do {
                 let endpoint = try await MetricsEndpoint.start(registry, host: host, port: port, logger: logger)
                 metricsTask = endpoint.task
-                print("daxshared: metrics on http://\(endpoint.address)/metrics")
-            } catch {
+                metricsLine = "daxshared: metrics on http://\(endpoint.address)/metrics"
+            } catch where daemon.metricsExplicit {
                 logger.critical("cannot serve metrics on \(host):\(port): \(error)")
                 throw ExitCode.failure
+            } catch {
+                logger.warning("serving no metrics: the default \(host):\(port) is not available (\(error)); set metrics: listen")
             }
         }
         // Signals arrive as Dispatch events, never in a handler doing work.
@@ -263,6 +266,7 @@ struct Daxshared: AsyncParsableCommand {
             for await _ in hangups.stream { await reload(server, logger: logger) }
         }
         print("daxshared: listening on \(server.address)")
+        if let metricsLine { print(metricsLine) }
         fflush(nil)  // the line above is what scripts wait for
         let exportCount = config.exports.count
         SystemdNotifier.ready(status: "serving \(exportCount) export\(exportCount == 1 ? "" : "s") on \(server.address)")

@@ -23,13 +23,16 @@ struct ReloadTests {
     @Test func aRemovedExportAnswersExportRemovedAndTheSessionGoesOnWithAnAddedOne() async throws {
         try await withConnection { c in
             let tree = try await c.establish()
-            _ = try await c.open("f", tree: tree)
+            let fileId = try await c.open("f", tree: tree)
             let other = ExportFixture()
             defer { other.remove() }
             let summary = try await c.context.reload(
                 exports: [Spec(name: "other", path: FilePath(other.exportPath))], secret: secret, secrets: [:], connections: [c.connection])
             #expect(summary.added == ["other"] && summary.removed == [ConnectionUnderTest.exportName])
             #expect(try await openStatus(c, tree: tree) == .exportRemoved)
+            // A file opened through it is refused too, but may be closed.
+            #expect(try await c.call(.stat(.fileId(fileId))).status == .exportRemoved)
+            #expect(try await c.call(.close(CloseRequest(fileId: fileId))).status == .ok)
             #expect(try await c.call(.treeConnect(TreeConnectRequest(exportName: ConnectionUnderTest.exportName))).status == .notFound)
             // The same session, no new SESSION_SETUP: the added export serves it.
             guard case let .treeConnect(t) = try await c.ok(.treeConnect(TreeConnectRequest(exportName: "other"))) else {

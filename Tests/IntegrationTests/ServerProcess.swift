@@ -9,6 +9,8 @@ final class ServerProcess: @unchecked Sendable {
     let exportDir: String
     let secretFile: String
     let logFile: String
+    /// Where the configuration file is (written only when started with one).
+    let configPath: String
     private let output = Pipe()
 
     /// Where `daxshared` and `daxshare` are: $DAXSHARE_BIN_DIR if set (a build in another
@@ -19,9 +21,11 @@ final class ServerProcess: @unchecked Sendable {
 
     /// Ports are per test so servers of different tests never meet.
     /// `restarting` starts a new server on the export, secret and port of one
-    /// that was stopped or killed.
+    /// that was stopped or killed. With `configFile`, the server is started with `--config` and
+    /// that text, in which {LISTEN}, {EXPORT}, {SECRET} and {DIR} (a scratch directory) are
+    /// replaced, instead of the flags.
     init(name: String, port: UInt16, readOnly: Bool = false, extraExports: [String] = [], secret: String = "s3cret-\(UUID())",
-         restarting previous: ServerProcess? = nil, arguments: [String] = []) throws {
+         restarting previous: ServerProcess? = nil, arguments: [String] = [], configFile: String? = nil) throws {
         self.port = port
         exportDir = try previous?.exportDir ?? Testbed.pmemPath("export-\(name)")
         try FileManager.default.createDirectory(atPath: exportDir, withIntermediateDirectories: true)
@@ -34,10 +38,19 @@ final class ServerProcess: @unchecked Sendable {
         }
         FileManager.default.createFile(atPath: logFile, contents: nil)
         process.executableURL = URL(fileURLWithPath: Self.binDir + "/daxshared")
-        process.arguments = [
-            "--listen", "\(try Testbed.address):\(port)", "--export", "data=\(exportDir)\(readOnly ? ":ro" : "")",
-            "--secret-file", secretFile, "--log-level", "info",
-        ] + extraExports.flatMap { ["--export", $0] } + arguments
+        configPath = dir + "/daxshared.conf"
+        if let configFile {
+            let text = configFile.replacingOccurrences(of: "{LISTEN}", with: "\(try Testbed.address):\(port)")
+                .replacingOccurrences(of: "{EXPORT}", with: exportDir).replacingOccurrences(of: "{SECRET}", with: secretFile)
+                .replacingOccurrences(of: "{DIR}", with: dir)
+            try text.write(toFile: configPath, atomically: true, encoding: .utf8)
+            process.arguments = ["--config", configPath] + arguments
+        } else {
+            process.arguments = [
+                "--listen", "\(try Testbed.address):\(port)", "--export", "data=\(exportDir)\(readOnly ? ":ro" : "")",
+                "--secret-file", secretFile, "--log-level", "info",
+            ] + extraExports.flatMap { ["--export", $0] } + arguments
+        }
         process.standardOutput = output
         process.standardError = FileHandle(forWritingAtPath: logFile)
         try process.run()
@@ -46,9 +59,16 @@ final class ServerProcess: @unchecked Sendable {
         guard line.contains("listening") else { throw TestbedError.missing("daxshared start-up line, got '\(line)'") }
     }
 
-    private func readLine(timeout: TimeInterval) throws -> String {
+    /// What daxshared printed after its start-up line (the metrics address), a line at a time.
+    private var pending: [UInt8] = []
+
+    func readLine(timeout: TimeInterval) throws -> String {
         let handle = output.fileHandleForReading
-        var bytes: [UInt8] = []
+        var bytes = pending
+        defer {
+            if let nl = bytes.firstIndex(of: 0x0A) { pending = Array(bytes[(nl + 1)...]) } else { pending = [] }
+        }
+        if let nl = bytes.firstIndex(of: 0x0A) { return String(decoding: bytes[..<nl], as: UTF8.self) }
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             let chunk = handle.availableData
@@ -56,8 +76,11 @@ final class ServerProcess: @unchecked Sendable {
             bytes += chunk
             if bytes.contains(0x0A) { break }
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return String(decoding: bytes.prefix { $0 != 0x0A }, as: UTF8.self)
     }
+
+    /// SIGHUP: the server rereads its configuration.
+    func hangUp() { kill(process.processIdentifier, SIGHUP) }
 
     var url: String { get throws { "daxshare://\(try Testbed.address):\(port)/data" } }
 

@@ -1,0 +1,140 @@
+import DaxshareClient
+import DaxshareWire
+import Foundation
+import Testing
+
+/// Issue 16: daxshared run as a service. Started from a configuration file, its Prometheus
+/// endpoint scraped with curl, its configuration reloaded with SIGHUP under live sessions.
+@Suite(.serialized) struct ServiceTests {
+    static let cli = ServerProcess.binDir + "/daxshare"
+
+    static let config = """
+        listen: {LISTEN}
+        secret-file: {SECRET}
+        exports:
+          - name: data
+            path: {EXPORT}
+          - name: old
+            path: {DIR}/old
+        metrics:
+          listen: 127.0.0.1:0
+        log:
+          level: info
+          format: json
+        """
+
+    func start(_ name: String, port: UInt16) throws -> (ServerProcess, metrics: String) {
+        let dir = NSTemporaryDirectory() + "daxshare-it-\(name)-\(getpid())"
+        for sub in ["old", "new"] {
+            try FileManager.default.createDirectory(atPath: dir + "/" + sub, withIntermediateDirectories: true)
+        }
+        let server = try ServerProcess(name: name, port: port, configFile: Self.config)
+        let line = try server.readLine(timeout: 10)
+        guard line.hasPrefix("daxshared: metrics on "), let url = line.split(separator: " ").last else {
+            throw TestbedError.missing("the metrics line, got '\(line)'")
+        }
+        return (server, String(url))
+    }
+
+    /// `curl` on the endpoint, as Prometheus would scrape it: samples by name (with labels).
+    func scrape(_ url: String) throws -> [String: Double] {
+        let r = try run("/usr/bin/curl", ["-sf", url])
+        #expect(r.status == 0, "curl \(url): \(r.err)")
+        var samples: [String: Double] = [:]
+        for line in r.out.split(separator: "\n") where !line.hasPrefix("#") {
+            let parts = line.split(separator: " ")
+            if parts.count >= 2, let v = Double(parts[1]) { samples[String(parts[0])] = v }
+        }
+        return samples
+    }
+
+    func daxshare(_ server: ServerProcess, _ args: String...) throws -> (status: Int32, out: String, err: String) {
+        try run(Self.cli, [args[0], "--secret-file", server.secretFile] + args.dropFirst())
+    }
+
+    @Test func startsFromAConfigFileAndItsCountersMoveWithAPut() async throws {
+        let (server, metrics) = try start("service-metrics", port: 5760)
+        defer { #expect(server.stop() == 0, "server log:\n\(server.log)") }
+        let before = try scrape(metrics)
+        #expect(before["daxshare_sessions"] == 0)
+        #expect(before["daxshare_layouts_granted_total"] == 0)
+
+        let local = try randomTestFile(4 << 20, prefix: "daxshare-service")
+        let put = try daxshare(server, "put", local, try server.url + "/put.bin")
+        #expect(put.status == 0, "put: \(put.err)")
+        let after = try scrape(metrics)
+        // The put moved its 4 MiB one way or the other, in a session of its own.
+        let moved = { (s: [String: Double]) in
+            (s["daxshare_bytes_written_two_sided_total"] ?? 0) + (s["daxshare_bytes_committed_one_sided_total"] ?? 0)
+        }
+        #expect(moved(after) - moved(before) >= Double(4 << 20), "before \(before), after \(after)")
+        #expect(after["daxshare_sessions"] == 0)  // the put's session ended
+        #expect(after["daxshare_open_files"] == 0)
+        // The log is JSON, one object per line.
+        let line = try #require(server.log.split(separator: "\n").first { $0.contains("listening on") })
+        let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+        #expect(object?["level"] as? String == "info" && object?["label"] as? String == "daxshared")
+    }
+
+    @Test func aReloadThatAddsAndRemovesExportsKeepsAnUnrelatedSession() async throws {
+        let (server, metrics) = try start("service-reload", port: 5761)
+        defer { #expect(server.stop() == 0, "server log:\n\(server.log)") }
+        let host = try Testbed.address
+        let secret = try SessionSecret(contentsOf: server.secretFile)
+        let unrelated = try await ClientSession.connect(host: host, port: server.port, export: "data", secret: secret)
+        let onOld = try await ClientSession.connect(host: host, port: server.port, export: "old", secret: secret)
+        let first = Array(repeating: UInt8(1), count: 1 << 20)
+        let file = try await unrelated.open("kept.bin", flags: [.read, .write, .create])
+        try await file.write(at: 0, first)
+        try await file.flush()
+        let oldFile = try await onOld.open("gone.bin", flags: [.read, .write, .create])
+
+        // The administrator removes "old" and adds "new", then reloads.
+        let text = try String(contentsOfFile: server.configPath, encoding: .utf8).replacingOccurrences(of: "name: old", with: "name: new")
+            .replacingOccurrences(of: "/old", with: "/new")
+        try text.write(toFile: server.configPath, atomically: true, encoding: .utf8)
+        server.hangUp()
+        #expect(await eventually(20) { (try? scrape(metrics)["daxshare_config_reloads_total"]) == 1 }, "log:\n\(server.log)")
+        #expect(server.log.contains("configuration reloaded: exports added new, removed old"))
+
+        // The unrelated session goes on, same connection, no new session set-up.
+        let second = Array(repeating: UInt8(2), count: 1 << 20)
+        try await file.write(at: UInt64(first.count), second)
+        try await file.flush()
+        #expect(try await file.read(at: 0, count: 2 << 20) == first + second)
+        let again = try await unrelated.open("after-reload.bin", flags: [.read, .write, .create])
+        try await again.write(at: 0, second)
+        try await again.close()
+        // The session on the removed export is told so, and stays connected.
+        do {
+            try await oldFile.write(at: 0, first)
+            Issue.record("a write through a removed export succeeded")
+        } catch {
+            #expect((error as? ClientError)?.status == .exportRemoved, "\(error)")
+        }
+        #expect(try await onOld.echo([7]) == [7])
+        let scraped = try scrape(metrics)
+        #expect(scraped["daxshare_sessions"] == 2)
+        // And the new export serves a new client.
+        let local = try randomTestFile(1 << 20, prefix: "daxshare-service")
+        let url = "daxshare://\(host):\(server.port)/new/n.bin"
+        #expect(try daxshare(server, "put", local, url).status == 0)
+        #expect(FileManager.default.fileExists(atPath: NSTemporaryDirectory() + "daxshare-it-service-reload-\(getpid())/new/n.bin"))
+        await onOld.close()
+        try await file.close()
+        await unrelated.close()
+    }
+
+    @Test func aReloadOfABadFileChangesNothing() async throws {
+        let (server, metrics) = try start("service-badreload", port: 5762)
+        defer { #expect(server.stop() == 0, "server log:\n\(server.log)") }
+        let good = try String(contentsOfFile: server.configPath, encoding: .utf8)
+        try (good + "\nbogus: 1\n").write(toFile: server.configPath, atomically: true, encoding: .utf8)
+        server.hangUp()
+        #expect(await eventually(20) { (try? scrape(metrics)["daxshare_config_reload_failures_total"]) == 1 }, "log:\n\(server.log)")
+        #expect(server.log.contains("unknown key 'bogus'"))
+        #expect(try scrape(metrics)["daxshare_config_reloads_total"] == 0)
+        let local = try randomTestFile(4096, prefix: "daxshare-service")
+        #expect(try daxshare(server, "put", local, try server.url + "/still.bin").status == 0)
+    }
+}
