@@ -26,9 +26,11 @@ struct RejectionTests {
         let reserved = v.fields.filter { $0.note.contains("reserved") || $0.note.contains("padding") }
         for f in reserved {
             // The error names the field as PROTOCOL.md §3.9 does: the table's name, with the
-            // attribute block's fields unprefixed and the data offset padding called "padding".
+            // attribute block's fields and those of repeated entries (the vector's
+            // "client[0].layout[1].") unprefixed, and the data offset padding called "padding".
             var name = String(f.note.prefix { $0 != " " })
             if name.hasPrefix("attr.") { name.removeFirst("attr.".count) }
+            if let end = name.range(of: "].", options: .backwards) { name = String(name[end.upperBound...]) }
             for i in f.offset..<(f.offset + f.length) {
                 var bad = v.bytes
                 bad[i] = 0x01
@@ -47,7 +49,7 @@ struct RejectionTests {
     }
 
     @Test func unknownCommandsAreTyped() throws {
-        for raw: UInt16 in [0x0000, 0x0008, 0x0019, 0x0022, 0x0033, 0x0041, 0xFFFF] {
+        for raw: UInt16 in [0x0000, 0x0009, 0x0019, 0x0022, 0x0033, 0x0041, 0xFFFF] {
             let m = Message(messageId: 1, sessionId: 1, body: .error(command: Command(rawValue: raw), status: .notSupported,
                                                                       ErrorBody()))
             var bytes = try m.encode()
@@ -120,6 +122,23 @@ struct RejectionTests {
             (.response(.treeConnect(TreeConnectResponse(treeId: 1, flags: TreeFlags(rawValue: 8)))),
              .unknownFlags(field: "treeFlags", bits: 8)),
             (.response(.serverStats(ServerStatsResponse(counters: [Counter(name: "", value: 1)]))), .outOfRange(field: "counterName")),
+            (.response(.serverClients(ServerClientsResponse(clients: [Samples.client()], total: 0))), .outOfRange(field: "total")),
+            (.response(.serverClients(ServerClientsResponse(clients: Array(repeating: Samples.client(), count: 257), total: 1000))),
+             .oversized(field: "count")),
+            (.response(.serverClients(ServerClientsResponse(clients: [Samples.client(layouts: Array(repeating: Samples.layout(), count: 17))],
+                                                            total: 1))), .oversized(field: "layoutCount")),
+            (.response(.serverClients(ServerClientsResponse(clients: [Samples.client(held: 1, layouts: [Samples.layout(), Samples.layout()])],
+                                                            total: 1))), .outOfRange(field: "layoutsHeld")),
+            (.response(.serverClients(ServerClientsResponse(clients: [Samples.client(address: "")], total: 1))), .outOfRange(field: "address")),
+            (.response(.serverClients(ServerClientsResponse(clients: [Samples.client(address: String(repeating: "a", count: 256))], total: 1))),
+             .oversized(field: "address")),
+            (.response(.serverClients(ServerClientsResponse(clients: [Samples.client(identity: String(repeating: "i", count: 256))], total: 1))),
+             .oversized(field: "identity")),
+            (.response(.serverClients(ServerClientsResponse(clients: [Samples.client(layouts: [Samples.layout(file: "")])], total: 1))),
+             .outOfRange(field: "file")),
+            (.response(.serverClients(ServerClientsResponse(clients: [Samples.client(layouts: [
+                Samples.layout(file: String(repeating: "f", count: Limits.maxClientFileLength + 1))])], total: 1))),
+             .oversized(field: "file")),
             (.error(command: .open, status: .ok, ErrorBody()), .outOfRange(field: "status")),
             (.callback(.layoutRecall(LayoutRecall(stateid: Samples.sid, fileId: 1, range: ByteRange(offset: 0, length: 1),
                                                   recallId: 0, deadlineMs: 1, reason: .truncate))), .outOfRange(field: "recallId")),

@@ -9,6 +9,19 @@ enum Samples {
     static let nonce = (0..<32).map { UInt8(255 - $0) }
     static let guid = (0..<16).map { UInt8($0 * 3) }
 
+    /// A SERVER_CLIENTS layout entry, valid unless told otherwise.
+    static func layout(file: String = "pmem:data/f") -> ClientLayoutEntry {
+        ClientLayoutEntry(offset: 0, length: 4096, readWrite: true, file: file)
+    }
+
+    /// A SERVER_CLIENTS client entry, valid unless told otherwise (layoutsHeld defaults to the layouts listed).
+    static func client(held: UInt32? = nil, layouts: [ClientLayoutEntry] = [], address: String = "10.0.0.2",
+                       identity: String = "alice") -> ClientEntry {
+        ClientEntry(sessionId: 7, ageSeconds: 60, openFiles: 1, bytesReadTwoSided: 0, bytesWrittenTwoSided: 0,
+                    bytesLayoutGranted: 0, bytesCommittedOneSided: 0, layoutsHeld: held ?? UInt32(layouts.count),
+                    layouts: layouts, address: address, identity: identity)
+    }
+
     static let requests: [Request] = [
         .negotiate(NegotiateRequest(capabilities: [.layouts, .callbacks, Capabilities(rawValue: 1 << 40)], clientId: guid)),
         .sessionSetup(.begin(identity: "bob", clientNonce: nonce)),
@@ -20,6 +33,7 @@ enum Samples {
         .echo(EchoMessage(data: [1, 2, 3])),
         .echo(EchoMessage(data: Array(repeating: 0xAB, count: Limits.maxEchoLength))),
         .serverStats,
+        .serverClients,
         .open(OpenRequest(treeId: 1, flags: [.read, .write, .create, .exclusive, .truncate, .writeThrough],
                           mode: 0o7777, path: String(repeating: "a", count: Limits.maxPathLength))),
         .open(OpenRequest(treeId: 1, flags: [.read], path: "x/y")),
@@ -61,6 +75,25 @@ enum Samples {
             Counter(name: $0.element, value: UInt64($0.offset) << 50)
         })),
         .serverStats(ServerStatsResponse(counters: [])),
+        .serverClients(ServerClientsResponse(clients: [
+            ClientEntry(sessionId: .max, ageSeconds: .max, openFiles: 3, bytesReadTwoSided: 1, bytesWrittenTwoSided: 2,
+                        bytesLayoutGranted: 3, bytesCommittedOneSided: .max, layoutsHeld: .max,
+                        layouts: (0..<Limits.maxLayoutsListed).map {
+                            ClientLayoutEntry(offset: UInt64($0) << 30, length: 1 << 30, readWrite: $0 % 2 == 0,
+                                              file: $0 == 0 ? String(repeating: "f", count: Limits.maxClientFileLength) : "pmem:ä/\($0)")
+                        },
+                        address: String(repeating: "a", count: 255), identity: String(repeating: "i", count: 255)),
+            ClientEntry(sessionId: 1, ageSeconds: 0, openFiles: 0, bytesReadTwoSided: 0, bytesWrittenTwoSided: 0,
+                        bytesLayoutGranted: 0, bytesCommittedOneSided: 0, layoutsHeld: 0, layouts: [],
+                        address: "x", identity: ""),
+        ], total: 1000)),
+        .serverClients(ServerClientsResponse(clients: (0..<Limits.maxClientsListed).map {
+            ClientEntry(sessionId: UInt64($0), ageSeconds: 1, openFiles: 0, bytesReadTwoSided: 0, bytesWrittenTwoSided: 0,
+                        bytesLayoutGranted: 0, bytesCommittedOneSided: 0, layoutsHeld: 1,
+                        layouts: [ClientLayoutEntry(offset: 0, length: 1, readWrite: false, file: "e:p")],
+                        address: "10.0.0.\($0 % 250)", identity: "u")
+        }, total: UInt32(Limits.maxClientsListed))),
+        .serverClients(ServerClientsResponse(clients: [], total: 0)),
         .open(OpenResponse(fileId: .max, attributes: attrs)),
         .close,
         .stat(FileAttributes(size: 0, allocatedSize: 0, mtimeNs: .min, ctimeNs: .max, fileIndex: 0, mode: 0,
