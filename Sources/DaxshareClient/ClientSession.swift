@@ -237,6 +237,15 @@ public final class ClientSession: Sendable {
         return s.counters
     }
 
+    /// The connected clients (SERVER_CLIENTS, PROTOCOL.md §4.9.1): every one if this session's
+    /// identity is one of the server's administrators, else this session only.
+    public func serverClients() async throws(ClientError) -> ServerClientsResponse {
+        guard case let .serverClients(r) = try await dispatcher.call(.serverClients) else {
+            throw .protocol("SERVER_CLIENTS answered with another body")
+        }
+        return r
+    }
+
     /// Sends bytes and returns what came back (a liveness check above the transport).
     public func echo(_ data: [UInt8] = []) async throws(ClientError) -> [UInt8] {
         guard case let .echo(e) = try await dispatcher.call(.echo(EchoMessage(data: data))) else {

@@ -118,6 +118,51 @@ public enum EntryFormat {
         return counters.map { displayName($0.name) + String(repeating: " ", count: width - $0.name.count) + "  \($0.value)" }
     }
 
+    /// Connected clients (SERVER_CLIENTS) as a table: one line per session, then one indented
+    /// line per layout it holds.
+    public static func clients(_ r: ServerClientsResponse) -> [String] {
+        var lines = [
+            "SESSION           ADDRESS                  IDENTITY      AGE  OPEN  LAYOUTS  READ      WRITTEN   GRANTED   COMMITTED"
+        ]
+        for c in r.clients {
+            let identity = c.identity.isEmpty ? "-" : c.identity
+            func pad(_ s: String, _ n: Int) -> String { s + String(repeating: " ", count: max(1, n - s.count)) }
+            lines.append(
+                pad(String(c.sessionId, radix: 16), 18) + pad(c.address, 25) + pad(identity, 12)
+                    + leftPad("\(c.ageSeconds)s", 5) + leftPad("\(c.openFiles)", 6) + leftPad("\(c.layoutsHeld)", 9) + "  "
+                    + pad(ByteCount.format(c.bytesReadTwoSided), 10) + pad(ByteCount.format(c.bytesWrittenTwoSided), 10)
+                    + pad(ByteCount.format(c.bytesLayoutGranted), 10) + ByteCount.format(c.bytesCommittedOneSided))
+            for l in c.layouts {
+                lines.append("    \(l.readWrite ? "rw" : "r ") \(displayName(l.file)) [\(l.offset), \(l.offset &+ l.length))")
+            }
+            if c.layoutsHeld > c.layouts.count { lines.append("    ... and \(c.layoutsHeld - UInt32(c.layouts.count)) more") }
+        }
+        if r.total > r.clients.count { lines.append("(\(r.total - UInt32(r.clients.count)) more not listed)") }
+        return lines
+    }
+
+    /// The same as one JSON object: `total` and `clients`, each with its `layouts`.
+    public static func clientsJSON(_ r: ServerClientsResponse) -> JSONValue {
+        .object([
+            ("total", .uint(UInt64(r.total))),
+            ("clients", .array(r.clients.map { c in
+                .object([
+                    ("session", .string(String(c.sessionId, radix: 16))), ("address", .string(c.address)),
+                    ("identity", .string(c.identity)), ("ageSeconds", .uint(UInt64(c.ageSeconds))),
+                    ("openFiles", .uint(UInt64(c.openFiles))), ("layoutsHeld", .uint(UInt64(c.layoutsHeld))),
+                    ("bytesReadTwoSided", .uint(c.bytesReadTwoSided)), ("bytesWrittenTwoSided", .uint(c.bytesWrittenTwoSided)),
+                    ("bytesLayoutGranted", .uint(c.bytesLayoutGranted)), ("bytesCommittedOneSided", .uint(c.bytesCommittedOneSided)),
+                    ("layouts", .array(c.layouts.map { l in
+                        .object([
+                            ("file", .string(l.file)), ("offset", .uint(l.offset)), ("length", .uint(l.length)),
+                            ("mode", .string(l.readWrite ? "rw" : "read")),
+                        ])
+                    })),
+                ])
+            })),
+        ])
+    }
+
     static func leftPad(_ s: String, _ width: Int) -> String {
         String(repeating: " ", count: max(0, width - s.count)) + s
     }

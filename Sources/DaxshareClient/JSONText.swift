@@ -8,6 +8,7 @@ public enum JSONValue: Sendable, Hashable {
     case bool(Bool)
     case null
     case object([(String, JSONValue)])
+    case array([JSONValue])
 
     public static func == (a: JSONValue, b: JSONValue) -> Bool { a.text == b.text }
     public func hash(into h: inout Hasher) { h.combine(text) }
@@ -21,6 +22,7 @@ public enum JSONValue: Sendable, Hashable {
         case let .bool(v): v ? "true" : "false"
         case .null: "null"
         case let .object(fields): "{" + fields.map { JSONValue.quote($0.0) + ":" + $0.1.text }.joined(separator: ",") + "}"
+        case let .array(items): "[" + items.map(\.text).joined(separator: ",") + "]"
         }
     }
 

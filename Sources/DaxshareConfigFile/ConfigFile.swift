@@ -30,6 +30,8 @@ public struct ConfigFile: Sendable, Equatable {
     public var secretFile: Located<String>?
     /// Secret files by client identity.
     public var secrets: [String: Located<String>] = [:]
+    /// Identities that see every client in `daxshare stat --server --clients`.
+    public var administrators: Located<Set<String>>?
     public var exports: [Located<ServerConfiguration.ExportSpec>]?
     public var maxConnections: Int?
     public var maxOpenFiles: Int?
@@ -58,6 +60,7 @@ public struct ConfigFile: Sendable, Equatable {
         c.listen = other.listen ?? listen
         c.secretFile = other.secretFile ?? secretFile
         if !other.secrets.isEmpty { c.secrets = other.secrets }
+        c.administrators = other.administrators ?? administrators
         c.exports = other.exports ?? exports
         c.maxConnections = other.maxConnections ?? maxConnections
         c.maxOpenFiles = other.maxOpenFiles ?? maxOpenFiles
@@ -207,12 +210,16 @@ private struct Reader {
     }
 
     mutating func readTop(_ root: Node, into c: inout ConfigFile) {
-        let keys = ["listen", "secret-file", "secrets", "exports", "limits", "lease-kind", "layout-prefetch", "log", "metrics"]
+        let keys = ["listen", "secret-file", "secrets", "admin-identities", "exports", "limits", "lease-kind", "layout-prefetch",
+                    "log", "metrics"]
         mapping(root, "the file", keys: keys) { r, key, v in
             switch key {
             case "listen": c.listen = r.located(v, key)
             case "secret-file": c.secretFile = r.located(v, key)
             case "secrets": r.readSecrets(v, into: &c)
+            case "admin-identities":
+                guard let list = v.sequence else { return r.problem(v, "'admin-identities' must be a list of identities") }
+                c.administrators = ConfigFile.Located(Set(list.compactMap { r.string($0, key) }), line: v.mark?.line ?? 0)
             case "exports": r.readExports(v, into: &c)
             case "limits": r.readLimits(v, into: &c)
             case "lease-kind":

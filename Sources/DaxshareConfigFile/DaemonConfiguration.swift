@@ -77,6 +77,7 @@ extension ConfigFile {
 
         var server = ServerConfiguration(host: address.host, port: address.port, exports: exportSpecs, secret: secret)
         server.secrets = secretsRead
+        server.administrators = administrators?.value ?? []
         if let v = maxConnections { server.maxConnections = v }
         if let v = maxOpenFiles { server.maxOpenFiles = v }
         if let v = maxLayouts { server.maxLayouts = v }

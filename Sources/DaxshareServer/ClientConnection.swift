@@ -37,6 +37,7 @@ final class ClientConnection: Sendable {
         var authenticated = false
         /// The identity the session authenticated as (exports may name who may use them).
         var identity = ""
+        var establishedAt: ContinuousClock.Instant?
         var pendingAuth: PendingAuth?
         var authFailures = 0
         var negotiated = false
@@ -53,6 +54,8 @@ final class ClientConnection: Sendable {
     private let session = Mutex(Session())
     /// The session's id for callbacks, which a recalling task sends.
     private let sessionId = SessionIDBox()
+    /// Two-sided bytes this connection moved (SERVER_CLIENTS), beside the server's totals.
+    private let traffic = Traffic()
     /// Callbacks sent and not yet answered (§2.10: a reply to anything else is a violation).
     private let callbacks = OutstandingCallbacks()
 
@@ -315,8 +318,7 @@ final class ClientConnection: Sendable {
         case .serverStats:
             return ok(.serverStats(ServerStatsResponse(counters: server.counters.snapshot())))
         case .serverClients:
-            // The codec is in place (PROTOCOL.md §4.9.1); the server does not list clients yet.
-            throw RequestFailure(status: .notSupported, reason: "SERVER_CLIENTS is not implemented")
+            return ok(.serverClients(serverClients()))
         case let .open(o):
             return ok(.open(try await open(o)))
         case let .close(c):
@@ -442,6 +444,7 @@ final class ClientConnection: Sendable {
                 s.authenticated = true
                 s.id = p.sessionId
                 s.identity = p.identity
+                s.establishedAt = .now
             }
             sessionId.value.store(p.sessionId, ordering: .releasing)
             server.counters.add(ServerCounter.sessions)
@@ -501,6 +504,36 @@ final class ClientConnection: Sendable {
             throw RequestFailure(status: .accessDenied, reason: "'\(identity)' may no longer use export \(export.name)")
         }
         return export
+    }
+
+    // MARK: Who holds what
+
+    /// This session as SERVER_CLIENTS lists it; nil before it is established.
+    func clientEntry() -> ClientEntry? {
+        guard let (id, identity, since) = session.withLock({ s in
+            s.authenticated ? s.establishedAt.map { (s.id, s.identity, $0) } : nil
+        }) else { return nil }
+        let l = layouts.summary(limit: Limits.maxLayoutsListed)
+        let age = (ContinuousClock.now - since).components.seconds
+        return ClientEntry(
+            sessionId: id, ageSeconds: UInt32(clamping: age), openFiles: UInt32(clamping: files.count),
+            bytesReadTwoSided: traffic.read.load(ordering: .relaxed), bytesWrittenTwoSided: traffic.written.load(ordering: .relaxed),
+            bytesLayoutGranted: l.granted, bytesCommittedOneSided: l.committed,
+            layoutsHeld: UInt32(clamping: l.held), layouts: l.listed,
+            address: String("\(channel.peerAddress)".utf8.prefix(255)) ?? "?", identity: identity)
+    }
+
+    /// SERVER_CLIENTS (PROTOCOL.md §4.9.1): every session for an administrator, else its own.
+    private func serverClients() -> ServerClientsResponse {
+        let identity = session.withLock { $0.identity }
+        guard server.isAdministrator(identity) else {
+            let mine = clientEntry().map { [$0] } ?? []
+            return ServerClientsResponse(clients: mine, total: UInt32(mine.count))
+        }
+        var all = server.connections().compactMap { $0.clientEntry() }
+        if !server.connections().contains(where: { $0 === self }), let mine = clientEntry() { all.append(mine) }
+        all.sort { $0.sessionId < $1.sessionId }
+        return ServerClientsResponse(clients: Array(all.prefix(Limits.maxClientsListed)), total: UInt32(clamping: all.count))
     }
 
     /// An open file, if the export it was opened through still lets this session use it
@@ -654,6 +687,7 @@ final class ClientConnection: Sendable {
             }
         }
         server.counters.add(ServerCounter.bytesReadTwoSided, UInt64(total))
+        traffic.read.add(UInt64(total), ordering: .relaxed)
         return ReadResponse(bytesRead: UInt32(total), flags: endOfFile ? [.endOfFile] : [])
     }
 
@@ -696,6 +730,7 @@ final class ClientConnection: Sendable {
             }
         }
         server.counters.add(ServerCounter.bytesWrittenTwoSided, UInt64(w.length))
+        traffic.written.add(UInt64(w.length), ordering: .relaxed)
         return WriteResponse(bytesWritten: w.length)
     }
 }
@@ -727,6 +762,12 @@ final class OutstandingCallbacks: Sendable {
 /// The session id, set once authentication succeeds and read by callbacks.
 final class SessionIDBox: Sendable {
     let value = Atomic<UInt64>(0)
+}
+
+/// A connection's two-sided bytes, counted on the data path without a lock.
+final class Traffic: Sendable {
+    let read = Atomic<UInt64>(0)
+    let written = Atomic<UInt64>(0)
 }
 
 extension Request {

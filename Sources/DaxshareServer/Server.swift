@@ -13,8 +13,11 @@ final class ServerContext: Sendable {
         var exports: [String: Export]
         var secret: [UInt8]
         var secrets: [String: [UInt8]]
+        var administrators: Set<String>
     }
     private let live: Mutex<Live>
+    /// The server's connections now (set by `Server`; a test's context has none).
+    private let connectionList = Mutex<(@Sendable () -> [ClientConnection])?>(nil)
     let files: FileTable
     let counters: ServerCounters
     let logger: Logger
@@ -32,7 +35,9 @@ final class ServerContext: Sendable {
 
     init(configuration: ServerConfiguration, exports: [String: Export], counters: ServerCounters, logger: Logger) {
         self.configuration = configuration
-        self.live = Mutex(Live(exports: exports, secret: configuration.secret, secrets: configuration.secrets))
+        self.live = Mutex(Live(
+            exports: exports, secret: configuration.secret, secrets: configuration.secrets,
+            administrators: configuration.administrators))
         self.counters = counters
         self.logger = logger
         self.authLimiter = AuthRateLimiter(burst: configuration.authFailureBurst, refill: configuration.authFailureRefill)
@@ -51,6 +56,14 @@ final class ServerContext: Sendable {
 
     var maxOutstandingRequests: Int { Int(baseNegotiateResponse.maxOutstandingRequests) }
 
+    func listConnections(with provider: @escaping @Sendable () -> [ClientConnection]) {
+        connectionList.withLock { $0 = provider }
+    }
+    func connections() -> [ClientConnection] { connectionList.withLock { $0 }?() ?? [] }
+
+    /// Whether `identity` may see every client (SERVER_CLIENTS), as configured now.
+    func isAdministrator(_ identity: String) -> Bool { live.withLock { $0.administrators.contains(identity) } }
+
     /// The export named `name` now.
     func export(named name: String) -> Export? { live.withLock { $0.exports[name] } }
 
@@ -68,7 +81,7 @@ final class ServerContext: Sendable {
     /// leaves without a right (all on a removed export, the RW ones on one made read-only) are
     /// recalled. An export whose directory changed is a removal and an addition.
     func reload(exports specs: [ServerConfiguration.ExportSpec], secret: [UInt8], secrets: [String: [UInt8]],
-                connections: [ClientConnection]) async throws(ServerError) -> Server.ReloadSummary
+                administrators: Set<String> = [], connections: [ClientConnection]) async throws(ServerError) -> Server.ReloadSummary
     {
         guard !specs.isEmpty else { throw ServerError.configuration("no exports") }
         try Server.checkSecrets(secret, secrets)
@@ -91,6 +104,7 @@ final class ServerContext: Sendable {
             summary.secretsChanged = live.secret != secret || live.secrets != secrets
             live.secret = secret
             live.secrets = secrets
+            live.administrators = administrators
             var next: [String: Export] = [:]
             for spec in specs {
                 if let fresh = opened[spec.name] {
@@ -191,6 +205,7 @@ public final class Server: Sendable {
         self.context = ServerContext(configuration: configuration, exports: exports, counters: counters, logger: logger)
         self.listener = try Listener(host: configuration.host, port: configuration.port)
         self.loops = EventLoopGroup(name: "daxshared-verbs", count: configuration.eventLoops)
+        context.listConnections { [weak self] in self?.state.withLock { Array($0.connections.values) } ?? [] }
         for spec in configuration.exports {
             logger.info("export \(spec.name) = \(spec.path)\(spec.readOnly ? " (read-only)" : "")")
         }
@@ -229,11 +244,12 @@ public final class Server: Sendable {
 
     /// Applies a new set of exports and secrets to the running server (`ServerContext.reload`).
     @discardableResult
-    public func reload(exports specs: [ServerConfiguration.ExportSpec], secret: [UInt8], secrets: [String: [UInt8]]) async throws(ServerError)
-        -> ReloadSummary
+    public func reload(exports specs: [ServerConfiguration.ExportSpec], secret: [UInt8], secrets: [String: [UInt8]],
+                       administrators: Set<String> = []) async throws(ServerError) -> ReloadSummary
     {
         let connections = state.withLock { Array($0.connections.values) }
-        return try await context.reload(exports: specs, secret: secret, secrets: secrets, connections: connections)
+        return try await context.reload(
+            exports: specs, secret: secret, secrets: secrets, administrators: administrators, connections: connections)
     }
 
     /// The exports served now (a reload changes them).

@@ -48,6 +48,8 @@ public struct ServerConfiguration: Sendable {
     public var secret: [UInt8]
     /// Pre-shared secrets by client identity (SESSION_SETUP's identity, PROTOCOL.md §4.4).
     public var secrets: [String: [UInt8]] = [:]
+    /// Identities whose sessions see every client in SERVER_CLIENTS (others see their own).
+    public var administrators: Set<String> = []
     public var transport = TransportConfig()
     /// Connections served at once; more are rejected with a reason.
     public var maxConnections = 64

@@ -67,6 +67,9 @@ struct Daxshared: AsyncParsableCommand {
     @Option(name: .long, help: "File holding the pre-shared secret (mode 600 or stricter). \(SecretKey.rule).")
     var secretFile: String?
 
+    @Option(name: .customLong("admin-identity"), help: "An identity whose sessions see every client in `daxshare stat --server --clients` (others see their own). Repeatable; replaces the file's admin-identities.")
+    var administrators: [String] = []
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical (default info).")
     var logLevel: String?
 
@@ -158,6 +161,7 @@ struct Daxshared: AsyncParsableCommand {
         if !exports.isEmpty {
             c.exports = try exports.map { .init(try ServerConfiguration.ExportSpec(parsing: $0)) }
         }
+        if !administrators.isEmpty { c.administrators = .init(Set(administrators)) }
         c.logLevel = logLevel.map { .init($0) }
         c.logFormat = logFormat
         c.metricsListen = metricsListen.map { .init($0 == "off" ? "" : $0) }
@@ -296,7 +300,9 @@ struct Daxshared: AsyncParsableCommand {
             return
         }
         do {
-            try await server.reload(exports: daemon.server.exports, secret: daemon.server.secret, secrets: daemon.server.secrets)
+            try await server.reload(
+                exports: daemon.server.exports, secret: daemon.server.secret, secrets: daemon.server.secrets,
+                administrators: daemon.server.administrators)
         } catch {
             Self.reloadFailures.increment()
             logger.error("reload refused, nothing changed: \(error)")
@@ -317,6 +323,7 @@ struct Daxshared: AsyncParsableCommand {
         }
         let identities = s.secrets.keys.sorted()
         lines.append("  secrets: \(s.secret.isEmpty ? "none shared" : "one shared")\(identities.isEmpty ? "" : ", own for \(identities.joined(separator: ", "))")")
+        lines.append("  administrators: \(s.administrators.isEmpty ? "none" : s.administrators.sorted().joined(separator: ", "))")
         lines.append("  limits: \(s.maxConnections) connections, \(s.maxOpenFiles) open files and \(s.maxLayouts) layouts per session, recall deadline \(s.recallDeadlineMs) ms")
         lines.append("  leases: \(s.leaseKind), prefetch \(s.layoutPrefetch ? "on" : "off")")
         lines.append("  log: \(d.logLevel), \(d.logFormat.rawValue)")

@@ -82,3 +82,37 @@ struct EntryFormatTests {
         ])
     }
 }
+
+extension EntryFormatTests {
+    static let clients = ServerClientsResponse(
+        clients: [
+            ClientEntry(
+                sessionId: 0xab, ageSeconds: 42, openFiles: 2, bytesReadTwoSided: 1 << 20, bytesWrittenTwoSided: 0,
+                bytesLayoutGranted: 4 << 20, bytesCommittedOneSided: 3 << 20, layoutsHeld: 3,
+                layouts: [ClientLayoutEntry(offset: 0, length: 4 << 20, readWrite: true, file: "data:big.bin")],
+                address: "169.254.77.1:40000", identity: "putter"),
+            ClientEntry(
+                sessionId: 0xcd, ageSeconds: 1, openFiles: 0, bytesReadTwoSided: 0, bytesWrittenTwoSided: 0,
+                bytesLayoutGranted: 0, bytesCommittedOneSided: 0, layoutsHeld: 0, layouts: [], address: "10.0.0.2:1", identity: ""),
+        ],
+        total: 3)
+
+    /// `stat --server --clients`: a line per session, a line per layout listed, and what was cut.
+    @Test func clientsTable() {
+        let lines = EntryFormat.clients(Self.clients)
+        #expect(lines.count == 6)
+        #expect(lines[0].hasPrefix("SESSION"))
+        #expect(lines[1].hasPrefix("ab ") && lines[1].contains("putter") && lines[1].contains("42s"))
+        #expect(lines[2] == "    rw data:big.bin [0, 4194304)")
+        #expect(lines[3] == "    ... and 2 more")
+        #expect(lines[4].hasPrefix("cd ") && lines[4].contains(" - "))
+        #expect(lines[5] == "(1 more not listed)")
+    }
+
+    @Test func clientsJSON() {
+        let text = EntryFormat.clientsJSON(Self.clients).text
+        #expect(text.hasPrefix(#"{"total":3,"clients":[{"session":"ab","address":"169.254.77.1:40000","identity":"putter","ageSeconds":42,"openFiles":2,"layoutsHeld":3,"#))
+        #expect(text.contains(#""layouts":[{"file":"data:big.bin","offset":0,"length":4194304,"mode":"rw"}]"#))
+        #expect(text.hasSuffix(#""layouts":[]}]}"#))
+    }
+}

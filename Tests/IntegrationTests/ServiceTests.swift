@@ -11,6 +11,7 @@ import Testing
     static let config = """
         listen: {LISTEN}
         secret-file: {SECRET}
+        admin-identities: [ops]
         exports:
           - name: data
             path: {EXPORT}
@@ -110,7 +111,7 @@ import Testing
             try await oldFile.write(at: 0, first)
             Issue.record("a write through a removed export succeeded")
         } catch {
-            #expect((error as? ClientError)?.status == .exportRemoved, "\(error)")
+            #expect(error.status == .exportRemoved, "\(error)")
         }
         #expect(try await onOld.echo([7]) == [7])
         let scraped = try scrape(metrics)
@@ -123,6 +124,48 @@ import Testing
         await onOld.close()
         try await file.close()
         await unrelated.close()
+    }
+
+    /// `daxshare stat --server --clients --json` as an administrator, while a `daxshare put`
+    /// runs: the put's session is listed with the layout it holds.
+    @Test func statClientsShowsAPutHoldingItsLayout() async throws {
+        let (server, _) = try start("service-clients", port: 5763)
+        defer { #expect(server.stop() == 0, "server log:\n\(server.log)") }
+        let host = try Testbed.address
+        let local = try randomTestFile(256 << 20, prefix: "daxshare-service")
+        defer { try? FileManager.default.removeItem(atPath: local) }
+        let put = Process()
+        put.executableURL = URL(fileURLWithPath: Self.cli)
+        put.arguments = ["put", "--secret-file", server.secretFile, "--identity", "putter", local, try server.url + "/big.bin"]
+        put.standardOutput = FileHandle.nullDevice
+        try put.run()
+        var seen: [String: Any]?
+        let clientsURL = "daxshare://ops@\(host):\(server.port)/data"
+        while put.isRunning && seen == nil {
+            let r = try daxshare(server, "stat", "--server", "--clients", "--json", clientsURL)
+            #expect(r.status == 0, "stat --clients: \(r.err)")
+            let json = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any]
+            let clients = json?["clients"] as? [[String: Any]] ?? []
+            seen = clients.first { ($0["identity"] as? String) == "putter" && !(($0["layouts"] as? [Any]) ?? []).isEmpty }
+        }
+        put.waitUntilExit()
+        #expect(put.terminationStatus == 0)
+        let putter = try #require(seen, "the put's session was never listed with a layout")
+        let layout = try #require((putter["layouts"] as? [[String: Any]])?.first)
+        #expect(layout["file"] as? String == "data:big.bin")
+        #expect(layout["mode"] as? String == "rw")
+        #expect((layout["length"] as? Int ?? 0) > 0)
+        #expect((putter["openFiles"] as? Int ?? 0) >= 1)
+        #expect(!(putter["address"] as? String ?? "").isEmpty)
+
+        // Not an administrator: only itself.
+        let r = try daxshare(server, "stat", "--server", "--clients", "--json", "daxshare://someone@\(host):\(server.port)/data")
+        let json = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any]
+        let listed = json?["clients"] as? [[String: Any]] ?? []
+        #expect(listed.count == 1 && listed.first?["identity"] as? String == "someone", "\(r.out)")
+        // And the text table.
+        let table = try daxshare(server, "stat", "--server", "--clients", clientsURL)
+        #expect(table.status == 0 && table.out.hasPrefix("SESSION"), "\(table.out)")
     }
 
     @Test func aReloadOfABadFileChangesNothing() async throws {

@@ -26,6 +26,9 @@ final class SessionLayouts: LayoutHolder {
         var granting = 0
         /// Fenced layouts: later COMMIT/RETURN get LAYOUT_REVOKED (RETURN forgets it).
         var revoked: Set<UInt64> = []
+        /// This session's share of the server's bytes_layout_granted and bytes_committed_one_sided.
+        var bytesGranted: UInt64 = 0
+        var bytesCommitted: UInt64 = 0
     }
     private let state = Mutex(State())
     private static let ids = IDSource()
@@ -45,6 +48,20 @@ final class SessionLayouts: LayoutHolder {
     }
 
     var count: Int { state.withLock { $0.layouts.count } }
+
+    /// What SERVER_CLIENTS says of the session's layouts (PROTOCOL.md §4.9.1): how many, the
+    /// first `limit` by id, and the session's bytes granted and committed.
+    func summary(limit: Int) -> (held: Int, listed: [ClientLayoutEntry], granted: UInt64, committed: UInt64) {
+        let (layouts, granted, committed) = state.withLock { s in
+            (s.layouts.values.sorted { $0.id < $1.id }, s.bytesGranted, s.bytesCommitted)
+        }
+        let listed = layouts.prefix(limit).map { l in
+            ClientLayoutEntry(
+                offset: l.extent.fileOffset, length: l.extent.length, readWrite: l.iomode == .readWrite,
+                file: ClientLayoutEntry.shortenedFile("\(l.file.export.name):\(l.file.path)"))
+        }
+        return (layouts.count, listed, granted, committed)
+    }
 
     func get(_ request: LayoutGetRequest, file: OpenFile) async throws -> LayoutGetResponse {
         guard let domain else { throw RequestFailure(status: .notSupported, reason: "layouts need an RDMA connection") }
@@ -132,6 +149,7 @@ final class SessionLayouts: LayoutHolder {
         }
         counters.add(ServerCounter.layoutsGranted)
         counters.add(ServerCounter.bytesLayoutGranted, end - start)
+        state.withLock { $0.bytesGranted &+= end - start }
         logger.debug("layout \(id) granted: \(request.iomode) \(file.path) [\(start), \(end))")
         return LayoutGetResponse(
             stateid: layout.stateid, iomode: request.iomode, recallDeadlineMs: fileLayouts.deadlineMs, extents: [extent])
@@ -186,7 +204,9 @@ final class SessionLayouts: LayoutHolder {
             s.layouts[layout.id]!.seqid &+= 1
             return s.layouts[layout.id]!.stateid
         }
-        counters.add(ServerCounter.bytesCommittedOneSided, request.ranges.reduce(0) { $0 + $1.length })
+        let committed = request.ranges.reduce(0) { $0 + $1.length }
+        counters.add(ServerCounter.bytesCommittedOneSided, committed)
+        state.withLock { $0.bytesCommitted &+= committed }
         return LayoutCommitResponse(stateid: stateid, size: UInt64(size))
     }
 
