@@ -602,6 +602,7 @@ final class ClientConnection: Sendable {
         }
         let id = try files.insert(file)
         server.counters.add(ServerCounter.openFiles)
+        server.counters.add(ServerCounter.filesOpened)
         return OpenResponse(fileId: id.rawValue, attributes: .init(try file.status(), dax: file.shared.isPmem))
     }
 

@@ -252,6 +252,11 @@ public final class Server: Sendable {
             exports: specs, secret: secret, secrets: secrets, administrators: administrators, connections: connections)
     }
 
+    /// Every established session as SERVER_CLIENTS lists it (the metrics' per-identity gauges).
+    public func clientEntries() -> [ClientEntry] {
+        state.withLock { Array($0.connections.values) }.compactMap { $0.clientEntry() }
+    }
+
     /// The exports served now (a reload changes them).
     public var exportNames: [String] { context.exports.keys.sorted() }
 

@@ -16,7 +16,7 @@ public final class ServerCounters: Sendable {
     /// The counters that say what is live now (they go down as well as up).
     public static let gauges: Set<String> = [
         ServerCounter.layoutsLive, ServerCounter.mrsLive, ServerCounter.openFiles, ServerCounter.connections,
-        ServerCounter.sessions, ServerCounter.recallsInProgress,
+        ServerCounter.sessions, ServerCounter.recallsInProgress, ServerCounter.bytesRegistered,
     ]
 
     public init() {

@@ -29,13 +29,17 @@ public enum ServerCounter {
     public static let protocolViolations = "protocol_violations"
     public static let authFailures = "auth_failures"
     public static let authRefusals = "auth_refusals"
+    /// Bytes of layout memory regions registered now (the sum of mrs_live's lengths).
+    public static let bytesRegistered = "bytes_registered"
+    /// OPENs that succeeded, since start (open_files is how many are open now).
+    public static let filesOpened = "files_opened"
     /// Configuration reloads applied (SIGHUP); one that failed changes nothing and is not counted.
     public static let configReloads = "config_reloads"
     public static let all: [String] = [
         bytesReadTwoSided, bytesWrittenTwoSided, bytesLayoutGranted, bytesCommittedOneSided,
         layoutsGranted, layoutsReturned, layoutsRecalled, layoutsRevoked, layoutsLive, mrsLive,
         openFiles, connections, sessions, recallsInProgress, protocolViolations, authFailures, authRefusals,
-        configReloads,
+        configReloads, bytesRegistered, filesOpened,
     ]
 }
 

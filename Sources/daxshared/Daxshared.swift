@@ -230,7 +230,10 @@ struct Daxshared: AsyncParsableCommand {
         var metricsLine: String?
         if let registry, let (host, port) = daemon.metrics {
             do {
-                let endpoint = try await MetricsEndpoint.start(registry, host: host, port: port, logger: logger)
+                Self.identityGauges.configure(config)
+                let endpoint = try await MetricsEndpoint.start(registry, host: host, port: port, logger: logger) { [server] in
+                    Self.identityGauges.refresh(from: server.clientEntries())
+                }
                 metricsTask = endpoint.task
                 metricsLine = "daxshared: metrics on http://\(endpoint.address)/metrics"
             } catch where daemon.metricsExplicit {
@@ -303,11 +306,15 @@ struct Daxshared: AsyncParsableCommand {
             try await server.reload(
                 exports: daemon.server.exports, secret: daemon.server.secret, secrets: daemon.server.secrets,
                 administrators: daemon.server.administrators)
+            Self.identityGauges.configure(daemon.server)
         } catch {
             Self.reloadFailures.increment()
             logger.error("reload refused, nothing changed: \(error)")
         }
     }
+
+    /// The per-identity gauges of the metrics endpoint (their labels follow the configuration).
+    static let identityGauges = IdentityGauges()
 
     /// Reloads refused (the applied ones are the server's config_reloads).
     static var reloadFailures: CoreMetrics.Counter { Counter(label: "daxshare_config_reload_failures_total") }

@@ -25,14 +25,17 @@ enum MetricsEndpoint {
 
     /// Serves `registry` at `http://host:port/metrics` until cancelled; returns the bound
     /// address (port 0 picks one) once listening.
-    static func start(_ registry: PrometheusCollectorRegistry, host: String, port: UInt16, logger: Logger) async throws
+    /// `beforeScrape` refreshes what is computed rather than counted (the per-identity gauges).
+    static func start(_ registry: PrometheusCollectorRegistry, host: String, port: UInt16, logger: Logger,
+                      beforeScrape: @escaping @Sendable () -> Void = {}) async throws
         -> (server: HTTPServer, task: Task<Void, Never>, address: String)
     {
         let address: any SocketAddress =
             host.contains(":") ? try sockaddr_in6.inet6(ip6: host, port: port) : try sockaddr_in.inet(ip4: host, port: port)
         let server = HTTPServer(address: address, timeout: 10, logger: .disabled)
         await server.appendRoute("GET /metrics") { _ in
-            HTTPResponse(
+            beforeScrape()
+            return HTTPResponse(
                 statusCode: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: Data(registry.emitToBuffer()))
         }

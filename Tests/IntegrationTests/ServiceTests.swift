@@ -116,6 +116,12 @@ import Testing
         #expect(try await onOld.echo([7]) == [7])
         let scraped = try scrape(metrics)
         #expect(scraped["daxshare_sessions"] == 2)
+        // Per-client gauges by identity, labelled only with identities the configuration names:
+        // these two sessions' identity is not one, so they count as "other".
+        #expect(scraped[#"daxshare_identity_sessions{identity="other"}"#] == 2, "\(scraped)")
+        #expect(scraped[#"daxshare_identity_sessions{identity="ops"}"#] == 0)
+        #expect((scraped[#"daxshare_identity_open_files{identity="other"}"#] ?? 0) >= 2)
+        #expect(scraped["daxshare_files_opened_total"].map { $0 >= 3 } == true)
         // And the new export serves a new client.
         let local = try randomTestFile(1 << 20, prefix: "daxshare-service")
         let url = "daxshare://\(host):\(server.port)/new/n.bin"

@@ -263,13 +263,24 @@ final class FileLayouts: OwnMetadataChanges {
             return late
         }
         for (id, g) in late {
-            logger.warning("fenced \(g.holder.peer): layout \(id) on \(name) \(g.range.offset)+\(g.range.length) not returned within \(deadlineMs) ms")
+            logger.warning(
+                "fenced \(g.holder.peer): layout \(id) on \(name) \(g.range.offset)+\(g.range.length) not returned within \(deadlineMs) ms",
+                metadata: [
+                    "event": "fence", "client": "\(g.holder.peer)", "file": "\(name)", "range": "\(g.range.offset)+\(g.range.length)",
+                    "duration_ms": "\(deadlineMs)",
+                ])
             g.holder.fence(layout: id)
         }
         let holders = Set(targets.map { $0.1.holder.peer }).sorted().joined(separator: ", ")
         let took = ContinuousClock.now - started
         counters.recallTook(took, reason: reason)
-        logger.notice("recall (\(reason)) of \(name) \(range.map { "\($0.offset)+\($0.length)" } ?? "whole file") from \(holders): \(targets.count) layout(s), \(targets.count - late.count) returned, \(late.count) fenced, took \(took)")
+        let rangeText = range.map { "\($0.offset)+\($0.length)" } ?? "whole file"
+        logger.notice(
+            "recall (\(reason)) of \(name) \(rangeText) from \(holders): \(targets.count) layout(s), \(targets.count - late.count) returned, \(late.count) fenced, took \(took)",
+            metadata: [
+                "event": "recall", "reason": "\(reason)", "file": "\(name)", "range": "\(rangeText)", "clients": "\(holders)",
+                "layouts": "\(targets.count)", "fenced": "\(late.count)", "duration_ms": "\(took.nanoseconds / 1_000_000)",
+            ])
     }
 
     /// Another process opened, truncated, renamed or unlinked the file: recall everything, then

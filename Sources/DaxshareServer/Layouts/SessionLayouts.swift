@@ -142,6 +142,7 @@ final class SessionLayouts: LayoutHolder {
         state.withLock { $0.layouts[id] = layout }
         counters.add(ServerCounter.layoutsLive)
         counters.add(ServerCounter.mrsLive)
+        counters.add(ServerCounter.bytesRegistered, extent.length)
         guard fileLayouts.confirm(id) else {
             // A recall (or lease break) started while the region was registered.
             release(id, counter: nil)
@@ -273,6 +274,7 @@ final class SessionLayouts: LayoutHolder {
         if let counter { counters.add(counter) }
         counters.subtract(ServerCounter.layoutsLive)
         counters.subtract(ServerCounter.mrsLive)
+        counters.subtract(ServerCounter.bytesRegistered, layout.extent.length)
     }
 }
 
