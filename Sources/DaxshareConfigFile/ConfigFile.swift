@@ -25,7 +25,8 @@ public struct ConfigFile: Sendable, Equatable {
         case text, json
     }
 
-    public var listen: Located<String>?
+    /// Addresses to listen on, ADDR[:PORT] each (one string or a list in the file).
+    public var listen: [Located<String>]?
     /// The secret of every identity not in `secrets`.
     public var secretFile: Located<String>?
     /// Secret files by client identity.
@@ -214,7 +215,13 @@ private struct Reader {
                     "log", "metrics"]
         mapping(root, "the file", keys: keys) { r, key, v in
             switch key {
-            case "listen": c.listen = r.located(v, key)
+            case "listen":
+                if let list = v.sequence {
+                    c.listen = list.compactMap { r.located($0, key) }
+                    if list.count == 0 { r.problem(v, "'listen' needs at least one address") }
+                } else {
+                    c.listen = r.located(v, key).map { [$0] }
+                }
             case "secret-file": c.secretFile = r.located(v, key)
             case "secrets": r.readSecrets(v, into: &c)
             case "admin-identities":

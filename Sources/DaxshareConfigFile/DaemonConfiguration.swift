@@ -25,12 +25,13 @@ extension ConfigFile {
     /// problem, each with its line.
     public func resolve(path: String) throws(ConfigErrors) -> DaemonConfiguration {
         var problems: [ConfigProblem] = []
-        var address: (host: String, port: UInt16)?
-        if let listen {
-            do { address = try SocketAddress.parse(listen.value, defaultPort: Limits.defaultPort) } catch {
-                problems.append(ConfigProblem(line: listen.line, "listen address '\(listen.value)': \(error)"))
+        var addresses: [(host: String, port: UInt16)] = []
+        for entry in listen ?? [] {
+            do { addresses.append(try SocketAddress.parse(entry.value, defaultPort: Limits.defaultPort)) } catch {
+                problems.append(ConfigProblem(line: entry.line, "listen address '\(entry.value)': \(error)"))
             }
-        } else {
+        }
+        if (listen ?? []).isEmpty {
             problems.append(ConfigProblem(line: nil, "no listen address: give 'listen:' or --listen"))
         }
         var metrics: (host: String, port: UInt16)?
@@ -73,9 +74,10 @@ extension ConfigFile {
                 problems.append(ConfigProblem(line: export.line, "export '\(export.value.name)' names identity '\(identity)', which has no secret"))
             }
         }
-        guard problems.isEmpty, let address else { throw ConfigErrors(path: path, problems: problems) }
+        guard problems.isEmpty, let address = addresses.first else { throw ConfigErrors(path: path, problems: problems) }
 
         var server = ServerConfiguration(host: address.host, port: address.port, exports: exportSpecs, secret: secret)
+        server.alsoListen = Array(addresses.dropFirst())
         server.secrets = secretsRead
         server.administrators = administrators?.value ?? []
         if let v = maxConnections { server.maxConnections = v }

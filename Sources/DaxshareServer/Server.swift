@@ -180,7 +180,8 @@ public final class Server: Sendable {
     public let configuration: ServerConfiguration
     public let counters = ServerCounters()
     private let context: ServerContext
-    private let listener: Listener
+    /// One per listen address (`ServerConfiguration.host`/`port`, then `alsoListen`).
+    private let listeners: [Listener]
     /// Connections' completions and their two-sided data are served on these, one loop per
     /// connection (`ServerConfiguration.eventLoops`).
     private let loops: EventLoopGroup
@@ -203,7 +204,14 @@ public final class Server: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.context = ServerContext(configuration: configuration, exports: exports, counters: counters, logger: logger)
-        self.listener = try Listener(host: configuration.host, port: configuration.port)
+        var listeners = [try Listener(host: configuration.host, port: configuration.port)]
+        for (host, port) in configuration.alsoListen {
+            do { listeners.append(try Listener(host: host, port: port)) } catch {
+                for l in listeners { l.close() }
+                throw error
+            }
+        }
+        self.listeners = listeners
         self.loops = EventLoopGroup(name: "daxshared-verbs", count: configuration.eventLoops)
         context.listConnections { [weak self] in self?.state.withLock { Array($0.connections.values) } ?? [] }
         for spec in configuration.exports {
@@ -260,13 +268,24 @@ public final class Server: Sendable {
     /// The exports served now (a reload changes them).
     public var exportNames: [String] { context.exports.keys.sorted() }
 
-    /// The address actually bound (port 0 picks one).
-    public var address: SocketAddress { listener.address }
+    /// The address actually bound (port 0 picks one): the first listen address's.
+    public var address: SocketAddress { listeners[0].address }
+    /// Every address bound, in the configuration's order.
+    public var addresses: [SocketAddress] { listeners.map(\.address) }
 
-    /// Accepts and serves connections until `stop()`; returns once every
-    /// connection has been closed.
+    /// Accepts and serves connections on every listen address until `stop()`; returns once
+    /// every connection has been closed.
     public func run() async {
-        logger.info("listening on \(listener.address)")
+        logger.info("listening on \(addresses.map { "\($0)" }.joined(separator: ", "))")
+        await withDiscardingTaskGroup { group in
+            for listener in listeners {
+                group.addTask { [self] in await accept(from: listener) }
+            }
+        }
+        logger.info("stopped")
+    }
+
+    private func accept(from listener: Listener) async {
         await withDiscardingTaskGroup { group in
             for await request in listener.requests {
                 let refusal: ConnectPrivateData.RejectReason? = state.withLock { s in
@@ -282,7 +301,6 @@ public final class Server: Sendable {
                 group.addTask { [self] in await serve(request) }
             }
         }
-        logger.info("stopped")
     }
 
     private func serve(_ request: ConnectionRequest) async {
@@ -315,7 +333,7 @@ public final class Server: Sendable {
             return Array(s.connections.values)
         }
         logger.info("stopping: closing \(connections.count) connection(s)")
-        listener.close()
+        for listener in listeners { listener.close() }
         for c in connections { c.close(reason: "server stopping") }
     }
 }

@@ -42,6 +42,9 @@ public struct ServerConfiguration: Sendable {
 
     public var host: String
     public var port: UInt16
+    /// More addresses to listen on, beside `host`:`port` (an RDMA device each, or one device's
+    /// addresses; 0.0.0.0 listens on every device).
+    public var alsoListen: [(host: String, port: UInt16)] = []
     public var exports: [ExportSpec]
     /// The pre-shared secret of every identity without one in `secrets`; empty: only the
     /// identities in `secrets` may authenticate. Secrets never cross the wire.

@@ -58,8 +58,8 @@ struct Daxshared: AsyncParsableCommand {
     @Flag(name: .long, help: "Check the configuration (file and flags), print what would be served or every error with its line, and exit (0: good, 1: not).")
     var checkConfig = false
 
-    @Option(name: .long, help: "Address to listen on, ADDR[:PORT] (IPv6 as [ADDR]:PORT). Default port 5445.")
-    var listen: String?
+    @Option(name: .long, help: "Address to listen on, ADDR[:PORT] (IPv6 as [ADDR]:PORT). Default port 5445. Repeatable; replaces the file's.")
+    var listen: [String] = []
 
     @Option(name: .customLong("export"), help: "An exported directory, NAME=DIR or NAME=DIR:ro (read-only). Repeatable; replaces the file's exports.")
     var exports: [String] = []
@@ -156,7 +156,7 @@ struct Daxshared: AsyncParsableCommand {
     /// What the flags say, as a configuration laid over the file's.
     func flagSettings() throws -> ConfigFile {
         var c = ConfigFile()
-        c.listen = listen.map { .init($0) }
+        if !listen.isEmpty { c.listen = listen.map { .init($0) } }
         c.secretFile = secretFile.map { .init($0) }
         if !exports.isEmpty {
             c.exports = try exports.map { .init(try ServerConfiguration.ExportSpec(parsing: $0)) }
@@ -272,7 +272,7 @@ struct Daxshared: AsyncParsableCommand {
         let reloader = Task {
             for await _ in hangups.stream { await reload(server, logger: logger) }
         }
-        print("daxshared: listening on \(server.address)")
+        print("daxshared: listening on \(server.addresses.map { "\($0)" }.joined(separator: ", "))")
         if let metricsLine { print(metricsLine) }
         fflush(nil)  // the line above is what scripts wait for
         let exportCount = config.exports.count
@@ -323,7 +323,7 @@ struct Daxshared: AsyncParsableCommand {
     static func describe(_ d: DaemonConfiguration, path: String?) -> String {
         let s = d.server
         var lines = ["configuration \(path ?? "(flags only)") is valid:",
-                     "  listen \(s.host):\(s.port)"]
+                     "  listen " + ([(s.host, s.port)] + s.alsoListen).map { "\($0.0):\($0.1)" }.joined(separator: ", ")]
         for e in s.exports {
             let who = e.identities.map { " for \($0.sorted().joined(separator: ", "))" } ?? ""
             lines.append("  export \(e.name) = \(e.path)\(e.readOnly ? " (read-only)" : "")\(who)")

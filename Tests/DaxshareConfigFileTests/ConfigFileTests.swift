@@ -67,7 +67,7 @@ struct ConfigFileTests {
     @Test func aGoodFileSaysWhatToServe() throws {
         let f = try Fixture()
         let c = try f.resolve(good(f))
-        #expect(c.server.host == "127.0.0.1" && c.server.port == 6000)
+        #expect(c.server.host == "127.0.0.1" && c.server.port == 6000 && c.server.alsoListen.isEmpty)
         #expect(c.server.exports.map(\.name) == ["data", "docs"])
         #expect(c.server.exports[1].readOnly && c.server.exports[1].identities == ["alice", "bob"])
         #expect(c.server.exports[0].identities == nil && !c.server.exports[0].readOnly)
@@ -79,10 +79,18 @@ struct ConfigFileTests {
         #expect(c.metrics?.host == "127.0.0.1" && c.metrics?.port == 9999)
     }
 
+    @Test func listenTakesOneAddressOrAList() throws {
+        let f = try Fixture()
+        let c = try f.resolve(good(f).replacingOccurrences(of: "listen: 127.0.0.1:6000", with: "listen: [127.0.0.1:6000, \"[::1]\"]"))
+        #expect(c.server.host == "127.0.0.1" && c.server.port == 6000)
+        #expect(c.server.alsoListen.count == 1 && c.server.alsoListen[0].host == "::1" && c.server.alsoListen[0].port == 5445)
+        #expect(f.problems(good(f).replacingOccurrences(of: "listen: 127.0.0.1:6000", with: "listen: []")).first?.line == 2)
+    }
+
     @Test func flagsOverrideTheFile() throws {
         let f = try Fixture()
         var flags = ConfigFile()
-        flags.listen = .init("127.0.0.2:7000")
+        flags.listen = [.init("127.0.0.2:7000")]
         flags.exports = [.init(ServerConfiguration.ExportSpec(name: "only", path: .init(f.dir + "/docs")))]
         flags.maxConnections = 3
         flags.metricsListen = .init("")

@@ -22,7 +22,7 @@ final class ServerProcess: @unchecked Sendable {
     /// Ports are per test so servers of different tests never meet.
     /// `restarting` starts a new server on the export, secret and port of one
     /// that was stopped or killed. With `configFile`, the server is started with `--config` and
-    /// that text, in which {LISTEN}, {EXPORT}, {SECRET} and {DIR} (a scratch directory) are
+    /// that text, in which {LISTEN}, {ADDR}, {EXPORT}, {SECRET} and {DIR} (a scratch directory) are
     /// replaced, instead of the flags.
     init(name: String, port: UInt16, readOnly: Bool = false, extraExports: [String] = [], secret: String = "s3cret-\(UUID())",
          restarting previous: ServerProcess? = nil, arguments: [String] = [], configFile: String? = nil) throws {
@@ -41,6 +41,7 @@ final class ServerProcess: @unchecked Sendable {
         configPath = dir + "/daxshared.conf"
         if let configFile {
             let text = configFile.replacingOccurrences(of: "{LISTEN}", with: "\(try Testbed.address):\(port)")
+                .replacingOccurrences(of: "{ADDR}", with: try Testbed.address)
                 .replacingOccurrences(of: "{EXPORT}", with: exportDir).replacingOccurrences(of: "{SECRET}", with: secretFile)
                 .replacingOccurrences(of: "{DIR}", with: dir)
             try text.write(toFile: configPath, atomically: true, encoding: .utf8)

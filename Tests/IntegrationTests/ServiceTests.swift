@@ -174,6 +174,19 @@ import Testing
         #expect(table.status == 0 && table.out.hasPrefix("SESSION"), "\(table.out)")
     }
 
+    /// `listen:` as a list: one server, two addresses (here two ports of the testbed's one
+    /// RDMA address), a client served on each.
+    @Test func aServerListensOnEveryAddressItIsGiven() async throws {
+        let config = Self.config.replacingOccurrences(of: "listen: {LISTEN}", with: "listen: [{LISTEN}, \"{ADDR}:5765\"]")
+        let server = try ServerProcess(name: "service-listen", port: 5764, configFile: config)
+        defer { #expect(server.stop() == 0, "server log:\n\(server.log)") }
+        let host = try Testbed.address
+        for port in [5764, 5765] {
+            let r = try daxshare(server, "stat", "--server", "daxshare://\(host):\(port)/data")
+            #expect(r.status == 0, "port \(port): \(r.err)")
+        }
+    }
+
     @Test func aReloadOfABadFileChangesNothing() async throws {
         let (server, metrics) = try start("service-badreload", port: 5762)
         defer { #expect(server.stop() == 0, "server log:\n\(server.log)") }
