@@ -24,12 +24,12 @@ import Testing
           format: json
         """
 
-    func start(_ name: String, port: UInt16) throws -> (ServerProcess, metrics: String) {
+    func start(_ name: String, port: UInt16, config: String = config) throws -> (ServerProcess, metrics: String) {
         let dir = NSTemporaryDirectory() + "daxshare-it-\(name)-\(getpid())"
         for sub in ["old", "new"] {
             try FileManager.default.createDirectory(atPath: dir + "/" + sub, withIntermediateDirectories: true)
         }
-        let server = try ServerProcess(name: name, port: port, configFile: Self.config)
+        let server = try ServerProcess(name: name, port: port, configFile: config)
         let line = try server.readLine(timeout: 10)
         guard line.hasPrefix("daxshared: metrics on "), let url = line.split(separator: " ").last else {
             throw TestbedError.missing("the metrics line, got '\(line)'")
@@ -178,7 +178,7 @@ import Testing
     /// RDMA address), a client served on each.
     @Test func aServerListensOnEveryAddressItIsGiven() async throws {
         let config = Self.config.replacingOccurrences(of: "listen: {LISTEN}", with: "listen: [{LISTEN}, \"{ADDR}:5765\"]")
-        let server = try ServerProcess(name: "service-listen", port: 5764, configFile: config)
+        let (server, _) = try start("service-listen", port: 5764, config: config)
         defer { #expect(server.stop() == 0, "server log:\n\(server.log)") }
         let host = try Testbed.address
         for port in [5764, 5765] {
