@@ -25,7 +25,8 @@ final class ServerProcess: @unchecked Sendable {
     /// that text, in which {LISTEN}, {ADDR}, {EXPORT}, {SECRET} and {DIR} (a scratch directory) are
     /// replaced, instead of the flags.
     init(name: String, port: UInt16, readOnly: Bool = false, extraExports: [String] = [], secret: String = "s3cret-\(UUID())",
-         restarting previous: ServerProcess? = nil, arguments: [String] = [], configFile: String? = nil) throws {
+         restarting previous: ServerProcess? = nil, arguments: [String] = [], configFile: String? = nil,
+         environment: [String: String] = [:]) throws {
         self.port = port
         exportDir = try previous?.exportDir ?? Testbed.pmemPath("export-\(name)")
         try FileManager.default.createDirectory(atPath: exportDir, withIntermediateDirectories: true)
@@ -54,6 +55,7 @@ final class ServerProcess: @unchecked Sendable {
         }
         process.standardOutput = output
         process.standardError = FileHandle(forWritingAtPath: logFile)
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         try process.run()
         // The server prints its address once it listens.
         let line = try readLine(timeout: 20)

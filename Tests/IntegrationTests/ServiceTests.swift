@@ -24,12 +24,14 @@ import Testing
           format: json
         """
 
-    func start(_ name: String, port: UInt16, config: String = config) throws -> (ServerProcess, metrics: String) {
+    func start(_ name: String, port: UInt16, config: String = config, environment: [String: String] = [:]) throws
+        -> (ServerProcess, metrics: String)
+    {
         let dir = NSTemporaryDirectory() + "daxshare-it-\(name)-\(getpid())"
         for sub in ["old", "new"] {
             try FileManager.default.createDirectory(atPath: dir + "/" + sub, withIntermediateDirectories: true)
         }
-        let server = try ServerProcess(name: name, port: port, configFile: config)
+        let server = try ServerProcess(name: name, port: port, configFile: config, environment: environment)
         let line = try server.readLine(timeout: 10)
         guard line.hasPrefix("daxshared: metrics on "), let url = line.split(separator: " ").last else {
             throw TestbedError.missing("the metrics line, got '\(line)'")
@@ -187,6 +189,26 @@ import Testing
         }
     }
 
+    /// What systemd's Type=notify sees, with a datagram socket standing in for systemd's:
+    /// READY=1 and a status once listening, RELOADING=1 then READY=1 around a SIGHUP,
+    /// STOPPING=1 at SIGTERM (sd_notify(3)).
+    @Test func itTellsSystemdReadyReloadingAndStopping() async throws {
+        let path = NSTemporaryDirectory() + "daxshare-notify-\(getpid()).sock"
+        let systemd = try NotifyReceiver(path: path)
+        let (server, _) = try start("service-notify", port: 5766, environment: ["NOTIFY_SOCKET": path])
+        defer { server.stop() }
+        let ready = try await systemd.next()
+        #expect(ready.hasPrefix("READY=1\n") && ready.contains("STATUS=serving 2 exports on "), "\(ready)")
+        server.hangUp()
+        let reloading = try await systemd.next()
+        #expect(reloading.hasPrefix("RELOADING=1\nMONOTONIC_USEC="), "\(reloading)")
+        let again = try await systemd.next()
+        #expect(again.hasPrefix("READY=1\n"), "\(again)")
+        #expect(server.stop() == 0)
+        let stopping = try await systemd.next()
+        #expect(stopping.hasPrefix("STOPPING=1\n"), "\(stopping)")
+    }
+
     @Test func aReloadOfABadFileChangesNothing() async throws {
         let (server, metrics) = try start("service-badreload", port: 5762)
         defer { #expect(server.stop() == 0, "server log:\n\(server.log)") }
@@ -198,5 +220,47 @@ import Testing
         #expect(try scrape(metrics)["daxshare_config_reloads_total"] == 0)
         let local = try randomTestFile(4096, prefix: "daxshare-service")
         #expect(try daxshare(server, "put", local, try server.url + "/still.bin").status == 0)
+    }
+}
+
+/// A bound AF_UNIX datagram socket at `path`, standing in for systemd's notify socket.
+final class NotifyReceiver {
+    private let fd: Int32
+    private let path: String
+
+    struct Failure: Error { let call: String; let code: Int32 }
+
+    init(path: String) throws {
+        self.path = path
+        unlink(path)
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Failure(call: "socket", code: errno) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, b) in path.utf8.prefix(raw.count - 1).enumerated() { raw[i] = b }
+        }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else { close(fd); throw Failure(call: "bind", code: errno) }
+    }
+
+    /// The next datagram, waiting up to `timeout` seconds.
+    func next(timeout: Double = 20) async throws -> String {
+        let deadline = ContinuousClock.now + .seconds(timeout)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while ContinuousClock.now < deadline {
+            let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            if n >= 0 { return String(decoding: buffer.prefix(n), as: UTF8.self) }
+            guard errno == EAGAIN else { throw Failure(call: "recv", code: errno) }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw Failure(call: "recv (no datagram within \(timeout) s)", code: ETIMEDOUT)
+    }
+
+    deinit {
+        close(fd)
+        unlink(path)
     }
 }
