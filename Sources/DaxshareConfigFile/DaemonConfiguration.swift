@@ -69,10 +69,16 @@ extension ConfigFile {
         if secretFile == nil && secrets.isEmpty {
             problems.append(ConfigProblem(line: nil, "no secret: give 'secret-file:', 'secrets:' or --secret-file"))
         }
+        // An identity is proven only by a secret of its own: with the shared one, any client may
+        // claim any identity, and an access rule naming it would protect nothing.
+        let unproven = " has no secret of its own under 'secrets:' (with only the shared secret, any client can claim it)"
         for export in exports ?? [] {
-            for identity in export.value.identities ?? [] where secretFile == nil && secrets[identity] == nil {
-                problems.append(ConfigProblem(line: export.line, "export '\(export.value.name)' names identity '\(identity)', which has no secret"))
+            for identity in (export.value.identities ?? []).sorted() where secrets[identity] == nil {
+                problems.append(ConfigProblem(line: export.line, "export '\(export.value.name)' names identity '\(identity)', which" + unproven))
             }
+        }
+        for identity in (administrators?.value ?? []).sorted() where secrets[identity] == nil {
+            problems.append(ConfigProblem(line: administrators?.line, "administrator '\(identity)'" + unproven))
         }
         guard problems.isEmpty, let address = addresses.first else { throw ConfigErrors(path: path, problems: problems) }
 

@@ -51,6 +51,7 @@ struct ConfigFileTests {
             identities: [alice, bob]
         secrets:
           alice: \(f.dir)/secret
+          bob: \(f.dir)/secret
         limits:
           max-connections: 8
           recall-deadline-ms: 2000
@@ -87,6 +88,18 @@ struct ConfigFileTests {
         #expect(f.problems(good(f).replacingOccurrences(of: "listen: 127.0.0.1:6000", with: "listen: []")).first?.line == 2)
     }
 
+    /// With only the shared secret any client can claim any identity: an access rule naming
+    /// one must come with that identity's own secret.
+    @Test func anIdentityInAnAccessRuleNeedsItsOwnSecret() throws {
+        let f = try Fixture()
+        let noBob = good(f).replacingOccurrences(of: "  bob: \(f.dir)/secret\n", with: "")
+        #expect(f.problems(noBob).map(\.line) == [7])
+        #expect(f.problems(noBob).first?.message.contains("identity 'bob', which has no secret of its own") == true)
+        let admin = good(f) + "\nadmin-identities: [ops]\n"
+        #expect(f.problems(admin).map(\.line) == [24])
+        #expect(try f.resolve(admin.replacingOccurrences(of: "  bob:", with: "  ops: \(f.dir)/secret\n  bob:")).server.administrators == ["ops"])
+    }
+
     @Test func flagsOverrideTheFile() throws {
         let f = try Fixture()
         var flags = ConfigFile()
@@ -106,7 +119,7 @@ struct ConfigFileTests {
         let text = good(f).replacingOccurrences(of: "  max-connections: 8", with: "  max-conections: 8")
         let p = f.problems(text)
         #expect(p.count == 1)
-        #expect(p.first?.line == 14)
+        #expect(p.first?.line == 15)
         #expect(p.first?.message.contains("unknown key 'max-conections'") == true)
     }
 
