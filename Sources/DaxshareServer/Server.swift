@@ -128,18 +128,26 @@ final class ServerContext: Sendable {
             live.exports = next
         }
         for export in withdrawn { export.policy.withdrawn = true }
-        var recalls: [(FileLayouts, Bool)] = []
+        // Each file once (several sessions may have it open): all its layouts if any export it
+        // was opened through went away, else its RW ones.
+        var byFile: [ObjectIdentifier: (layouts: FileLayouts, writesOnly: Bool)] = [:]
         for export in withdrawn + madeReadOnly {
             let writesOnly = !export.isWithdrawn
             for connection in connections {
                 for file in connection.sharedFiles(openedThrough: export) {
-                    if let layouts = layouts.existingLayouts(file.key) { recalls.append((layouts, writesOnly)) }
+                    guard let layouts = layouts.existingLayouts(file.key) else { continue }
+                    let id = ObjectIdentifier(layouts)
+                    byFile[id] = (layouts, (byFile[id]?.writesOnly ?? true) && writesOnly)
                 }
             }
         }
-        for (layouts, writesOnly) in recalls {
-            let outcome = await layouts.recall(range: nil, except: nil, writesOnly: writesOnly, reason: .administrative)
-            summary.layoutsRecalled += outcome.recalled
+        let recalls = byFile.values.map { ($0.layouts, $0.writesOnly) }
+        // All at once: each may wait up to the recall deadline for its holder.
+        summary.layoutsRecalled = await withTaskGroup(of: Int.self) { group in
+            for (layouts, writesOnly) in recalls {
+                group.addTask { await layouts.recall(range: nil, except: nil, writesOnly: writesOnly, reason: .administrative).recalled }
+            }
+            return await group.reduce(0, +)
         }
         counters.add(ServerCounter.configReloads)
         logger.notice("configuration reloaded: \(summary)")

@@ -183,6 +183,39 @@ import Testing
         #expect(table.status == 0 && table.out.hasPrefix("SESSION"), "\(table.out)")
     }
 
+    /// An export made read-only by a reload takes back the RW layouts on it: the holder is
+    /// recalled (reason ADMINISTRATIVE) and returns them; its next write is refused READ_ONLY,
+    /// and what it wrote before stays.
+    @Test func aReloadThatMakesAnExportReadOnlyRecallsItsRWLayouts() async throws {
+        let (server, metrics) = try start("service-readonly", port: 5767)
+        defer { #expect(server.stop() == 0, "server log:\n\(server.log)") }
+        let secret = try SessionSecret(contentsOf: server.secretFile)
+        let client = try await ClientSession.connect(host: try Testbed.address, port: server.port, export: "data", secret: secret)
+        let file = try await client.open("held.bin", flags: [.read, .write, .create])
+        let first = Array(repeating: UInt8(5), count: 1 << 20)
+        try await file.write(at: 0, first)
+        try await file.flush()
+        #expect(try scrape(metrics)["daxshare_layouts_live"] ?? 0 >= 1, "the write took no layout")
+
+        let text = try String(contentsOfFile: server.configPath, encoding: .utf8)
+            .replacingOccurrences(of: "    path: \(server.exportDir)\n", with: "    path: \(server.exportDir)\n    read-only: true\n")
+        try text.write(toFile: server.configPath, atomically: true, encoding: .utf8)
+        server.hangUp()
+        #expect(await eventually(20) { (try? scrape(metrics)["daxshare_config_reloads_total"]) == 1 }, "log:\n\(server.log)")
+        #expect(await eventually(20) { (try? scrape(metrics)["daxshare_layouts_live"]) == 0 }, "log:\n\(server.log)")
+        #expect(server.log.contains("recall (administrative)"))
+        #expect(try scrape(metrics)["daxshare_layouts_revoked_total"] == 0)  // returned, not fenced
+        do {
+            try await file.write(at: 0, Array(repeating: 6, count: 4096))
+            Issue.record("a write to a read-only export succeeded")
+        } catch {
+            #expect(error.status == .readOnly, "\(error)")
+        }
+        #expect(try await file.read(at: 0, count: first.count) == first)
+        try await file.close()
+        await client.close()
+    }
+
     /// `listen:` as a list: one server, two addresses (here two ports of the testbed's one
     /// RDMA address), a client served on each.
     @Test func aServerListensOnEveryAddressItIsGiven() async throws {
