@@ -33,9 +33,10 @@ ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 INSTALL ?= install
 INSTALL_BIN := .build/$(BUILD_CONFIG)
-# argument-parser's generate-manual tool, built (debug, once) from the resolved checkout: it runs
-# each program with --experimental-dump-help. Its plugin would rebuild every product instead.
-MANUAL_TOOL := .build/manual-tool/debug/generate-manual
+# argument-parser's generate-manual tool, a product of our dependency built (debug, once) beside
+# our own debug build, so it reuses the ArgumentParser module already compiled: it runs each
+# program with --experimental-dump-help. Its plugin would rebuild every product instead.
+MANUAL_TOOL := .build/debug/generate-manual
 MANUAL_DATE := $(shell git log -1 --format=%cs 2>/dev/null || date +%F)
 
 
@@ -120,9 +121,7 @@ fuzz-short:
 	@Fuzz/run.sh $(FUZZ_SECONDS)
 
 $(MANUAL_TOOL):
-	@[ -d .build/checkouts/swift-argument-parser ] || $(SWIFT) package resolve
-	$(SWIFT) build --package-path .build/checkouts/swift-argument-parser --scratch-path .build/manual-tool \
-		--product generate-manual
+	$(SWIFT) build $(SWIFT_BUILD_FLAGS) --product generate-manual
 
 install-build: deps $(MANUAL_TOOL)
 	$(SWIFT) build -c $(BUILD_CONFIG) $(SWIFT_BUILD_FLAGS) --product daxshared
