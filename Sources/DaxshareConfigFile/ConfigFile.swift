@@ -1,6 +1,7 @@
 import DaxsharePmem
 import DaxshareServer
 import DaxshareWire
+import Logging
 import SystemPackage
 import Yams
 
@@ -349,5 +350,5 @@ private struct Reader {
 
 extension ConfigFile {
     /// swift-log's levels, by the names `--log-level` takes.
-    public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+    public static let logLevels = Logger.Level.allCases.map(\.rawValue)
 }

@@ -495,14 +495,10 @@ final class ClientConnection: Sendable {
 
     /// The tree's export, as the configuration has it now (PROTOCOL.md §4.6).
     private func tree(_ id: UInt32) throws -> Export {
-        guard let (export, identity) = session.withLock({ s in s.trees[id].map { ($0, s.identity) } }) else {
+        guard let export = session.withLock({ $0.trees[id] }) else {
             throw RequestFailure(status: .staleFile, reason: "no tree \(id)")
         }
-        let policy = export.policy
-        if policy.withdrawn { throw RequestFailure(status: .exportRemoved, reason: "export \(export.name) was removed") }
-        if !(policy.identities?.contains(identity) ?? true) {
-            throw RequestFailure(status: .accessDenied, reason: "'\(identity)' may no longer use export \(export.name)")
-        }
+        try checkStillAllowed(export)
         return export
     }
 
@@ -530,8 +526,9 @@ final class ClientConnection: Sendable {
             let mine = clientEntry().map { [$0] } ?? []
             return ServerClientsResponse(clients: mine, total: UInt32(mine.count))
         }
-        var all = server.connections().compactMap { $0.clientEntry() }
-        if !server.connections().contains(where: { $0 === self }), let mine = clientEntry() { all.append(mine) }
+        let connections = server.connections()
+        var all = connections.compactMap { $0.clientEntry() }
+        if !connections.contains(where: { $0 === self }), let mine = clientEntry() { all.append(mine) }
         all.sort { $0.sessionId < $1.sessionId }
         return ServerClientsResponse(clients: Array(all.prefix(Limits.maxClientsListed)), total: UInt32(clamping: all.count))
     }
@@ -540,12 +537,22 @@ final class ClientConnection: Sendable {
     /// (PROTOCOL.md §4.6); CLOSE needs no such check.
     private func openFile(_ id: UInt64) throws -> OpenFile {
         let file = try files.file(FileID(rawValue: id))
-        let policy = file.export.policy
-        if policy.withdrawn { throw RequestFailure(status: .exportRemoved, reason: "export \(file.export.name) was removed") }
-        if let allowed = policy.identities, !allowed.contains(session.withLock({ $0.identity })) {
-            throw RequestFailure(status: .accessDenied, reason: "this identity may no longer use export \(file.export.name)")
-        }
+        try checkStillAllowed(file.export)
         return file
+    }
+
+    /// What a reload may have changed since the tree was connected (PROTOCOL.md §4.6): the
+    /// export removed, or this session's identity no longer allowed. The session's identity is
+    /// read only for an export that names identities (READ and WRITE come through here).
+    private func checkStillAllowed(_ export: Export) throws {
+        let policy = export.policy
+        if policy.withdrawn { throw RequestFailure(status: .exportRemoved, reason: "export \(export.name) was removed") }
+        if let allowed = policy.identities {
+            let identity = session.withLock { $0.identity }
+            guard allowed.contains(identity) else {
+                throw RequestFailure(status: .accessDenied, reason: "'\(identity)' may no longer use export \(export.name)")
+            }
+        }
     }
 
     /// The files this session holds open through `export` (a reload recalls their layouts).

@@ -80,15 +80,11 @@ final class ServerContext: Sendable {
     /// (PROTOCOL.md §4.6): a removed export answers EXPORT_REMOVED, and the layouts a change
     /// leaves without a right (all on a removed export, the RW ones on one made read-only) are
     /// recalled. An export whose directory changed is a removal and an addition.
+    @discardableResult
     func reload(exports specs: [ServerConfiguration.ExportSpec], secret: [UInt8], secrets: [String: [UInt8]],
-                administrators: Set<String> = [], connections: [ClientConnection]) async throws(ServerError) -> Server.ReloadSummary
+                administrators: Set<String> = []) async throws(ServerError) -> Server.ReloadSummary
     {
-        guard !specs.isEmpty else { throw ServerError.configuration("no exports") }
-        try Server.checkSecrets(secret, secrets)
-        var seen = Set<String>()
-        for spec in specs where !seen.insert(spec.name).inserted {
-            throw ServerError.configuration("export '\(spec.name)' given twice")
-        }
+        try Server.check(exports: specs, secret: secret, secrets: secrets)
         let current = exports
         var opened: [String: Export] = [:]
         for spec in specs where current[spec.name].map({ $0.root != spec.path || $0.isWithdrawn }) ?? true {
@@ -131,6 +127,7 @@ final class ServerContext: Sendable {
         // Each file once (several sessions may have it open): all its layouts if any export it
         // was opened through went away, else its RW ones.
         var byFile: [ObjectIdentifier: (layouts: FileLayouts, writesOnly: Bool)] = [:]
+        let connections = self.connections()
         for export in withdrawn + madeReadOnly {
             let writesOnly = !export.isWithdrawn
             for connection in connections {
@@ -202,13 +199,9 @@ public final class Server: Sendable {
 
     /// Opens every export and binds the listener; nothing is served until `run`.
     public init(configuration: ServerConfiguration, logger: Logger = Logger(label: "daxshared")) throws {
-        guard !configuration.exports.isEmpty else { throw ServerError.configuration("no exports") }
-        try Self.checkSecrets(configuration.secret, configuration.secrets)
+        try Self.check(exports: configuration.exports, secret: configuration.secret, secrets: configuration.secrets)
         var exports: [String: Export] = [:]
-        for spec in configuration.exports {
-            guard exports[spec.name] == nil else { throw ServerError.configuration("export '\(spec.name)' given twice") }
-            exports[spec.name] = try Self.open(spec, logger: logger)
-        }
+        for spec in configuration.exports { exports[spec.name] = try Self.open(spec, logger: logger) }
         self.configuration = configuration
         self.logger = logger
         self.context = ServerContext(configuration: configuration, exports: exports, counters: counters, logger: logger)
@@ -227,7 +220,15 @@ public final class Server: Sendable {
         }
     }
 
-    static func checkSecrets(_ secret: [UInt8], _ secrets: [String: [UInt8]]) throws(ServerError) {
+    /// What start-up and a reload both refuse: no exports, one name twice, no secret, an empty one.
+    static func check(exports specs: [ServerConfiguration.ExportSpec], secret: [UInt8], secrets: [String: [UInt8]])
+        throws(ServerError)
+    {
+        guard !specs.isEmpty else { throw ServerError.configuration("no exports") }
+        var seen = Set<String>()
+        for spec in specs where !seen.insert(spec.name).inserted {
+            throw ServerError.configuration("export '\(spec.name)' given twice")
+        }
         guard !secret.isEmpty || !secrets.isEmpty else { throw ServerError.configuration("no secret") }
         if let (identity, _) = secrets.first(where: { $0.value.isEmpty }) {
             throw ServerError.configuration("the secret of '\(identity)' is empty")
@@ -263,15 +264,11 @@ public final class Server: Sendable {
     public func reload(exports specs: [ServerConfiguration.ExportSpec], secret: [UInt8], secrets: [String: [UInt8]],
                        administrators: Set<String> = []) async throws(ServerError) -> ReloadSummary
     {
-        let connections = state.withLock { Array($0.connections.values) }
-        return try await context.reload(
-            exports: specs, secret: secret, secrets: secrets, administrators: administrators, connections: connections)
+        try await context.reload(exports: specs, secret: secret, secrets: secrets, administrators: administrators)
     }
 
     /// Every established session as SERVER_CLIENTS lists it (the metrics' per-identity gauges).
-    public func clientEntries() -> [ClientEntry] {
-        state.withLock { Array($0.connections.values) }.compactMap { $0.clientEntry() }
-    }
+    public func clientEntries() -> [ClientEntry] { context.connections().compactMap { $0.clientEntry() } }
 
     /// The exports served now (a reload changes them).
     public var exportNames: [String] { context.exports.keys.sorted() }

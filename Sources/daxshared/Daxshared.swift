@@ -275,8 +275,7 @@ struct Daxshared: AsyncParsableCommand {
         print("daxshared: listening on \(server.addresses.map { "\($0)" }.joined(separator: ", "))")
         if let metricsLine { print(metricsLine) }
         fflush(nil)  // the line above is what scripts wait for
-        let exportCount = config.exports.count
-        SystemdNotifier.ready(status: "serving \(exportCount) export\(exportCount == 1 ? "" : "s") on \(server.address)")
+        SystemdNotifier.ready(status: Self.status(of: server))
         await server.run()
         reloader.cancel()
         metricsTask?.cancel()
@@ -288,29 +287,26 @@ struct Daxshared: AsyncParsableCommand {
     func reload(_ server: Server, logger: Logger) async {
         logger.notice("received SIGHUP: reloading \(configPath ?? "the flags (no configuration file)")")
         SystemdNotifier.reloading()
-        defer {
-            let n = server.exportNames.count
-            SystemdNotifier.readyAfterReload(status: "serving \(n) export\(n == 1 ? "" : "s") on \(server.address)")
-        }
-        let daemon: DaemonConfiguration
-        do { daemon = try loadConfiguration() } catch let errors as ConfigErrors {
-            Self.reloadFailures.increment()
-            logger.error("reload refused, nothing changed: \(errors.problems.count) error(s): \(errors.problems.map(\.description).joined(separator: "; "))")
-            return
-        } catch {
-            Self.reloadFailures.increment()
-            logger.error("reload refused, nothing changed: \(error)")
-            return
-        }
+        defer { SystemdNotifier.readyAfterReload(status: Self.status(of: server)) }
         do {
+            let daemon = try loadConfiguration()
             try await server.reload(
                 exports: daemon.server.exports, secret: daemon.server.secret, secrets: daemon.server.secrets,
                 administrators: daemon.server.administrators)
             Self.identityGauges.configure(daemon.server)
         } catch {
             Self.reloadFailures.increment()
-            logger.error("reload refused, nothing changed: \(error)")
+            let reason = (error as? ConfigErrors).map { e in
+                "\(e.problems.count) error(s): \(e.problems.map(\.description).joined(separator: "; "))"
+            } ?? "\(error)"
+            logger.error("reload refused, nothing changed: \(reason)")
         }
+    }
+
+    /// The status line systemd shows (`systemctl status`), at start and after each reload.
+    static func status(of server: Server) -> String {
+        let n = server.exportNames.count
+        return "serving \(n) export\(n == 1 ? "" : "s") on \(server.address)"
     }
 
     /// The per-identity gauges of the metrics endpoint (their labels follow the configuration).

@@ -39,6 +39,8 @@ final class ConnectionUnderTest {
             configuration: configuration, exports: [Self.exportName: try fixture.export()], counters: ServerCounters(),
             logger: quietLogger)
         connection = ClientConnection(channel: channel, rdma: nil, server: context)
+        // The server's connections, as a Server would list them: this one.
+        context.listConnections { [connection] in [connection] }
         served = Task { [connection, finished] in
             await connection.serve()
             finished.value.store(true, ordering: .releasing)

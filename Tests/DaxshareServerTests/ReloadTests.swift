@@ -27,7 +27,7 @@ struct ReloadTests {
             let other = ExportFixture()
             defer { other.remove() }
             let summary = try await c.context.reload(
-                exports: [Spec(name: "other", path: FilePath(other.exportPath))], secret: secret, secrets: [:], connections: [c.connection])
+                exports: [Spec(name: "other", path: FilePath(other.exportPath))], secret: secret, secrets: [:])
             #expect(summary.added == ["other"] && summary.removed == [ConnectionUnderTest.exportName])
             #expect(try await openStatus(c, tree: tree) == .exportRemoved)
             // A file opened through it is refused too, but may be closed.
@@ -47,7 +47,7 @@ struct ReloadTests {
         try await withConnection { c in
             let tree = try await c.establish()
             _ = try await c.open("f", tree: tree)
-            let summary = try await c.context.reload(exports: [share(c, readOnly: true)], secret: secret, secrets: [:], connections: [c.connection])
+            let summary = try await c.context.reload(exports: [share(c, readOnly: true)], secret: secret, secrets: [:])
             #expect(summary.changed == [ConnectionUnderTest.exportName] && summary.added.isEmpty && summary.removed.isEmpty)
             #expect(try await openStatus(c, tree: tree) == .readOnly)
             #expect(try await openStatus(c, tree: tree, write: false) == .ok)
@@ -58,10 +58,10 @@ struct ReloadTests {
         try await withConnection { c in
             let tree = try await c.establish()  // as "tester"
             _ = try await c.open("f", tree: tree)
-            try await c.context.reload(exports: [share(c, identities: ["someone"])], secret: secret, secrets: [:], connections: [])
+            try await c.context.reload(exports: [share(c, identities: ["someone"])], secret: secret, secrets: [:])
             #expect(try await openStatus(c, tree: tree, write: false) == .accessDenied)
             #expect(try await c.call(.treeConnect(TreeConnectRequest(exportName: ConnectionUnderTest.exportName))).status == .accessDenied)
-            try await c.context.reload(exports: [share(c, identities: ["someone", "tester"])], secret: secret, secrets: [:], connections: [])
+            try await c.context.reload(exports: [share(c, identities: ["someone", "tester"])], secret: secret, secrets: [:])
             #expect(try await openStatus(c, tree: tree, write: false) == .ok)
         }
     }
@@ -70,7 +70,7 @@ struct ReloadTests {
         try await withConnection { c in
             let rotated = Array("another secret of 32 bytes, ok..".utf8)
             let own = Array("tester's own secret, 32 bytes ok".utf8)
-            try await c.context.reload(exports: [share(c)], secret: rotated, secrets: ["tester": own], connections: [])
+            try await c.context.reload(exports: [share(c)], secret: rotated, secrets: ["tester": own])
             #expect(c.context.secret(for: "tester") == own)
             #expect(c.context.secret(for: "anyone") == rotated)
             _ = try await c.negotiate()
@@ -84,13 +84,13 @@ struct ReloadTests {
             let tree = try await c.establish()
             let missing = Spec(name: "missing", path: "/nonexistent/daxshare-reload")
             await #expect(throws: ServerError.self) {
-                try await c.context.reload(exports: [share(c, readOnly: true), missing], secret: secret, secrets: [:], connections: [])
+                try await c.context.reload(exports: [share(c, readOnly: true), missing], secret: secret, secrets: [:])
             }
             await #expect(throws: ServerError.self) {
-                try await c.context.reload(exports: [share(c), share(c)], secret: secret, secrets: [:], connections: [])
+                try await c.context.reload(exports: [share(c), share(c)], secret: secret, secrets: [:])
             }
             await #expect(throws: ServerError.self) {
-                try await c.context.reload(exports: [share(c)], secret: [], secrets: [:], connections: [])
+                try await c.context.reload(exports: [share(c)], secret: [], secrets: [:])
             }
             #expect(c.context.export(named: "missing") == nil)
             #expect(!c.export.isReadOnly)

@@ -36,7 +36,7 @@ struct ServerClientsTests {
             // Not an administrator any more (a reload): itself only.
             try await c.context.reload(
                 exports: [.init(name: ConnectionUnderTest.exportName, path: .init(c.fixture.exportPath))],
-                secret: ConnectionUnderTest.secret, secrets: [:], administrators: [], connections: [])
+                secret: ConnectionUnderTest.secret, secrets: [:], administrators: [])
             #expect(try await clients(c).clients.map(\.sessionId) == [c.sessionId])
         }
     }
