@@ -101,7 +101,8 @@ def data_transfer(payload=b"", flags=0, cr=64, cg=0, remaining=0, offset=None):
 MAGIC_MSG = bytes([0xFD, 0x44, 0x58, 0x53])
 CMD = dict(NEGOTIATE=0x01, SESSION_SETUP=0x02, LOGOFF=0x03, TREE_CONNECT=0x04, TREE_DISCONNECT=0x05,
            ECHO=0x06, SERVER_STATS=0x07, SERVER_CLIENTS=0x08, OPEN=0x10, CLOSE=0x11, STAT=0x12, LIST=0x13, SET_SIZE=0x14,
-           PUNCH_HOLE=0x15, UNLINK=0x16, RENAME=0x17, FLUSH=0x18, READ=0x20, WRITE=0x21, LAYOUTGET=0x30,
+           PUNCH_HOLE=0x15, UNLINK=0x16, RENAME=0x17, FLUSH=0x18, MKDIR=0x19, SET_ATTRIBUTES=0x1A, STATFS=0x1B,
+           ALLOCATE=0x1C, READ=0x20, WRITE=0x21, LAYOUTGET=0x30,
            LAYOUTCOMMIT=0x31, LAYOUTRETURN=0x32, CB_LAYOUTRECALL=0x40)
 RESPONSE, CALLBACK = 0x1, 0x2
 SESSION = 0x42
@@ -160,6 +161,42 @@ CLIENT_TRANSCRIPT = transcript("daxshare client proof v1")
 SERVER_TRANSCRIPT = transcript("daxshare server proof v1")
 CLIENT_PROOF = hmac.new(KEY, join(CLIENT_TRANSCRIPT), hashlib.sha256).digest()
 SERVER_PROOF = hmac.new(KEY, join(SERVER_TRANSCRIPT), hashlib.sha256).digest()
+
+
+def mkdir_request(tree, mode, path, path_length=None, raw_path=None):
+    """MKDIR request body (§4.21)."""
+    b = path.encode() if raw_path is None else raw_path
+    return (u32(tree, "treeId") + [(struct.pack("<I", mode), f"mode = 0o{mode:o}")]
+            + u16(len(b) if path_length is None else path_length, "pathLength") + zeros(6)
+            + (path_fields(path) if raw_path is None else raw(raw_path, "path")))
+
+
+SETATTR_FLAGS = {0x1: "MODE", 0x2: "ATIME", 0x4: "MTIME", 0x8: "ATIME_NOW", 0x10: "MTIME_NOW"}
+
+
+def set_attributes_request(kind, tree, fid, which, mode, atime, mtime, path="", path_length=None, raw_path=None):
+    """SET_ATTRIBUTES request body (§4.22): kind 1 BY_FILE_ID, 2 BY_PATH."""
+    b = path.encode() if raw_path is None else raw_path
+    names = "|".join(n for bit, n in SETATTR_FLAGS.items() if which & bit) or "0"
+    kinds = {1: "BY_FILE_ID", 2: "BY_PATH"}
+    return ([(struct.pack("<H", kind), f"kind = {kind} ({kinds.get(kind, '?')})")]
+            + u16(len(b) if path_length is None else path_length, "pathLength") + u32(tree, "treeId") + u64(fid, "fileId")
+            + [(struct.pack("<I", which), f"which = 0x{which:x} ({names})")]
+            + [(struct.pack("<I", mode), f"mode = 0o{mode:o}")] + i64(atime, "atimeNs") + i64(mtime, "mtimeNs")
+            + (path_fields(path) if raw_path is None else raw(raw_path, "path")))
+
+
+def statfs_response(bsize, namemax, blocks, bfree, bavail, files, ffree):
+    """STATFS response body (§4.23)."""
+    return (u32(bsize, "blockSize") + u32(namemax, "maxNameLength") + u64(blocks, "totalBlocks")
+            + u64(bfree, "freeBlocks") + u64(bavail, "availableBlocks") + u64(files, "totalFiles") + u64(ffree, "freeFiles"))
+
+
+def allocate_request(fid, off, n, flags=0):
+    """ALLOCATE request body (§4.24)."""
+    fl = {0: "0", 1: "KEEP_SIZE"}.get(flags, f"0x{flags:x}")
+    return (u64(fid, "fileId") + u64(off, "offset") + u64(n, "length")
+            + [(struct.pack("<I", flags), f"allocateFlags = {fl}")] + zeros(4))
 
 
 def descriptors(ds):
@@ -380,6 +417,33 @@ def valid_vectors():
         msg("FLUSH", u64(0x100, "fileId") + u64(0, "offset") + u64(0, "length"), 25))
     add("flush-response", "message", "FLUSH response (empty body).", msg("FLUSH", [], 25, flags=RESPONSE))
 
+    # MKDIR, SET_ATTRIBUTES, STATFS, ALLOCATE (§4.21-4.24)
+    add("mkdir-request", "message", "MKDIR request: tree 1, mode 0750, path \"data/new\".",
+        msg("MKDIR", mkdir_request(1, 0o750, "data/new"), 26))
+    add("mkdir-response", "message", "MKDIR response: the new directory's attributes.",
+        msg("MKDIR", attributes(4096, 4096, 1764000002000000000, 1764000002000000000, 5002, 0o750, 2, 2, 0),
+            26, flags=RESPONSE))
+    add("set-attributes-by-path-request", "message",
+        "SET_ATTRIBUTES request by path \"data/f\" in tree 1: mode 0640, mtime given, atime now.",
+        msg("SET_ATTRIBUTES", set_attributes_request(2, 1, 0, 0x1 | 0x4 | 0x8, 0o640, 0, 1700000000123456789, "data/f"), 27))
+    add("set-attributes-by-id-request", "message",
+        "SET_ATTRIBUTES request by file id 0x100: atime one second before the epoch, mtime now.",
+        msg("SET_ATTRIBUTES", set_attributes_request(1, 0, 0x100, 0x2 | 0x10, 0, -1000000000, 0), 28))
+    add("set-attributes-response", "message", "SET_ATTRIBUTES response: the attributes after the change.",
+        msg("SET_ATTRIBUTES", attributes(131072, 131072, 1700000000123456789, 1764000003000000000, 5001, 0o640, 1, 1, 0),
+            27, flags=RESPONSE))
+    add("statfs-request", "message", "STATFS request for tree 1.", msg("STATFS", u32(1, "treeId") + zeros(4), 29))
+    add("statfs-response", "message",
+        "STATFS response: 4 KiB blocks, 16 GiB of which 12 GiB free (11 GiB for unprivileged users), 1 Mi inodes.",
+        msg("STATFS", statfs_response(4096, 255, 4194304, 3145728, 2883584, 1048576, 1048000), 29, flags=RESPONSE))
+    add("allocate-request", "message", "ALLOCATE request: file 0x100, [128 KiB, 128 KiB + 1 MiB), growing the file.",
+        msg("ALLOCATE", allocate_request(0x100, 131072, 1 << 20), 32))
+    add("allocate-request-keep-size", "message", "ALLOCATE request with KEEP_SIZE: file 0x100, [0, 4 MiB).",
+        msg("ALLOCATE", allocate_request(0x100, 0, 4 << 20, 1), 33))
+    add("allocate-response", "message", "ALLOCATE response: the file grew to 1152 KiB.",
+        msg("ALLOCATE", attributes(1179648, 1179648, 1764000004000000000, 1764000004000000000, 5001, 0o644, 1, 1, 1),
+            32, flags=RESPONSE))
+
     # READ, WRITE (§4.19-4.20)
     add("read-request", "message", "Two-sided READ: 96 KiB at offset 65536 into two client buffers.",
         msg("READ", io_request(0x100, 65536, [(0x7F0000001000, 0x1234, 65536), (0x7F0000020000, 0x1235, 32768)]), 30))
@@ -534,6 +598,63 @@ def invalid_vectors():
         join(msg("SERVER_CLIENTS", server_clients([client_entry(
             0, 0x42, 1, 1, 0, 0, 4096, 0, "10.0.0.2", "bob", [client_layout("client[0].layout[0]", 0, 4096, 1, "")])]),
             64, flags=RESPONSE)))
+    # MKDIR, SET_ATTRIBUTES, STATFS, ALLOCATE (§4.21-4.24): one vector per codec rule.
+    add("mkdir-tree-zero", "message", "MKDIR with tree id 0.", "outOfRange(treeId)",
+        join(msg("MKDIR", mkdir_request(0, 0o755, "d"), 26)))
+    add("mkdir-mode-too-big", "message", "MKDIR with mode 0o10000 (beyond the permission bits).", "outOfRange(mode)",
+        join(msg("MKDIR", mkdir_request(1, 0o10000, "d"), 26)))
+    add("mkdir-path-overlong", "message", "MKDIR whose pathLength is 4096.", "oversized(path)",
+        join(msg("MKDIR", mkdir_request(1, 0o755, "", path_length=4096, raw_path=b"a" * 4096), 26)))
+    add("mkdir-path-bad-utf8", "message", "MKDIR whose path is not UTF-8.", "invalidUTF8(path)",
+        join(msg("MKDIR", mkdir_request(1, 0o755, "", raw_path=b"\xc3\x28"), 26)))
+    add("set-attributes-bad-kind", "message", "SET_ATTRIBUTES with kind 3.", "outOfRange(kind)",
+        join(msg("SET_ATTRIBUTES", set_attributes_request(3, 0, 0x100, 0x10, 0, 0, 0), 28)))
+    add("set-attributes-by-id-path-length", "message", "SET_ATTRIBUTES BY_FILE_ID with a 1-byte path.",
+        "reservedNotZero(pathLength)",
+        join(msg("SET_ATTRIBUTES", set_attributes_request(1, 0, 0x100, 0x10, 0, 0, 0, path="f"), 28)))
+    add("set-attributes-by-id-tree", "message", "SET_ATTRIBUTES BY_FILE_ID naming tree 1.", "reservedNotZero(treeId)",
+        join(msg("SET_ATTRIBUTES", set_attributes_request(1, 1, 0x100, 0x10, 0, 0, 0), 28)))
+    add("set-attributes-by-id-zero", "message", "SET_ATTRIBUTES BY_FILE_ID with file id 0.", "outOfRange(fileId)",
+        join(msg("SET_ATTRIBUTES", set_attributes_request(1, 0, 0, 0x10, 0, 0, 0), 28)))
+    add("set-attributes-by-path-file-id", "message", "SET_ATTRIBUTES BY_PATH naming file id 0x100.",
+        "reservedNotZero(fileId)",
+        join(msg("SET_ATTRIBUTES", set_attributes_request(2, 1, 0x100, 0x10, 0, 0, 0, path="f"), 27)))
+    add("set-attributes-by-path-tree-zero", "message", "SET_ATTRIBUTES BY_PATH with tree id 0.", "outOfRange(treeId)",
+        join(msg("SET_ATTRIBUTES", set_attributes_request(2, 0, 0, 0x10, 0, 0, 0, path="f"), 27)))
+    add("set-attributes-path-overlong", "message", "SET_ATTRIBUTES BY_PATH whose pathLength is 4096.", "oversized(path)",
+        join(msg("SET_ATTRIBUTES", set_attributes_request(2, 1, 0, 0x10, 0, 0, 0, path_length=4096, raw_path=b"a" * 4096), 27)))
+    add("set-attributes-path-bad-utf8", "message", "SET_ATTRIBUTES BY_PATH whose path is not UTF-8.", "invalidUTF8(path)",
+        join(msg("SET_ATTRIBUTES", set_attributes_request(2, 1, 0, 0x10, 0, 0, 0, raw_path=b"\xc3\x28"), 27)))
+    add("set-attributes-unknown-flag", "message", "SET_ATTRIBUTES with undefined which bit 0x20.",
+        "unknownFlags(which, 0x20)",
+        join(msg("SET_ATTRIBUTES", set_attributes_request(1, 0, 0x100, 0x30, 0, 0, 0), 28)))
+    add("set-attributes-atime-twice", "message", "SET_ATTRIBUTES with both ATIME and ATIME_NOW.", "outOfRange(which)",
+        join(msg("SET_ATTRIBUTES", set_attributes_request(1, 0, 0x100, 0x2 | 0x8, 0, 5, 0), 28)))
+    add("set-attributes-mtime-twice", "message", "SET_ATTRIBUTES with both MTIME and MTIME_NOW.", "outOfRange(which)",
+        join(msg("SET_ATTRIBUTES", set_attributes_request(1, 0, 0x100, 0x4 | 0x10, 0, 0, 5), 28)))
+    add("set-attributes-mode-too-big", "message", "SET_ATTRIBUTES MODE with mode 0o10000.", "outOfRange(mode)",
+        join(msg("SET_ATTRIBUTES", set_attributes_request(1, 0, 0x100, 0x1, 0o10000, 0, 0), 28)))
+    add("set-attributes-mode-without-flag", "message", "SET_ATTRIBUTES with mode 0644 but no MODE.",
+        "reservedNotZero(mode)",
+        join(msg("SET_ATTRIBUTES", set_attributes_request(1, 0, 0x100, 0x10, 0o644, 0, 0), 28)))
+    add("set-attributes-atime-without-flag", "message", "SET_ATTRIBUTES with atimeNs set but ATIME_NOW, not ATIME.",
+        "reservedNotZero(atimeNs)",
+        join(msg("SET_ATTRIBUTES", set_attributes_request(1, 0, 0x100, 0x8, 0, 5, 0), 28)))
+    add("set-attributes-mtime-without-flag", "message", "SET_ATTRIBUTES with mtimeNs set but no MTIME.",
+        "reservedNotZero(mtimeNs)",
+        join(msg("SET_ATTRIBUTES", set_attributes_request(1, 0, 0x100, 0x1, 0o644, 0, 5), 28)))
+    add("statfs-tree-zero", "message", "STATFS with tree id 0.", "outOfRange(treeId)",
+        join(msg("STATFS", u32(0, "treeId") + zeros(4), 29)))
+    add("statfs-response-block-size-zero", "message", "STATFS response with blockSize 0.", "outOfRange(blockSize)",
+        join(msg("STATFS", statfs_response(0, 255, 1, 1, 1, 1, 1), 29, flags=RESPONSE)))
+    add("allocate-file-zero", "message", "ALLOCATE with file id 0.", "outOfRange(fileId)",
+        join(msg("ALLOCATE", allocate_request(0, 0, 4096), 32)))
+    add("allocate-empty", "message", "ALLOCATE of an empty range.", "outOfRange(length)",
+        join(msg("ALLOCATE", allocate_request(0x100, 4096, 0), 32)))
+    add("allocate-wrapping-range", "message", "ALLOCATE whose offset + length wraps past 2^64.", "outOfRange(length)",
+        join(msg("ALLOCATE", allocate_request(0x100, 2 ** 64 - 4096, 8192), 32)))
+    add("allocate-unknown-flag", "message", "ALLOCATE with undefined flag 0x2.", "unknownFlags(allocateFlags, 0x2)",
+        join(msg("ALLOCATE", allocate_request(0x100, 0, 4096, 3), 32)))
     add("dt-unknown-type", "transport", "Transport message type 9.", "unknownMessageType(0x0009)",
         struct.pack("<H", 9) + bytes(22))
     add("dt-misaligned", "transport", "Data transfer message with dataOffset 28.", "misaligned(dataOffset)",

@@ -43,6 +43,8 @@ int dxs_fallocate(int fd, int mode, int64_t offset, int64_t length) {
     return fallocate(fd, mode, (off_t)offset, (off_t)length);
 }
 
+int dxs_syncfs(int fd) { return syncfs(fd); }
+
 pid_t dxs_gettid(void) { return gettid(); }
 
 int dxs_fcntl_setsig(int fd, int signal) { return fcntl(fd, F_SETSIG, signal); }

@@ -99,14 +99,17 @@ public final class PmemFile: @unchecked Sendable {
     }
 
     /// Allocates blocks for a range with `fallocate(fd, 0, offset, length)`,
-    /// extending the file size if the range ends past it. The filesystem hands
-    /// out zeroed blocks, so newly exposed bytes are never stale data; bytes
-    /// already in the file are left alone. An empty range does nothing.
-    public func allocate(offset: Int, length: Int) throws(PmemError) {
+    /// extending the file size if the range ends past it (unless `keepSize`:
+    /// `FALLOC_FL_KEEP_SIZE`, blocks past the end stay beyond it). The
+    /// filesystem hands out zeroed blocks, so newly exposed bytes are never
+    /// stale data; bytes already in the file are left alone. An empty range
+    /// does nothing.
+    public func allocate(offset: Int, length: Int, keepSize: Bool = false) throws(PmemError) {
         try checkRange(offset: offset, length: length)
         if length == 0 { return }
         let fd = try openDescriptor()
-        _ = try retryingInterrupts("fallocate") { dxs_fallocate(fd, 0, Int64(offset), Int64(length)) }
+        let mode = keepSize ? FALLOC_FL_KEEP_SIZE : 0
+        _ = try retryingInterrupts("fallocate") { dxs_fallocate(fd, mode, Int64(offset), Int64(length)) }
     }
 
     /// Frees the blocks of a range with
@@ -165,6 +168,22 @@ public final class PmemFile: @unchecked Sendable {
     public func touchModificationTime() throws(PmemError) {
         let fd = try openDescriptor()
         let times = [timespec(tv_sec: 0, tv_nsec: dxs_UTIME_OMIT), timespec(tv_sec: 0, tv_nsec: dxs_UTIME_NOW)]
+        _ = try retryingInterrupts("futimens") { times.withUnsafeBufferPointer { futimens(fd, $0.baseAddress) } }
+    }
+
+    /// Sets the permission bits with `fchmod(2)` (the change time moves too).
+    /// Durable after `synchronize()`.
+    public func setPermissions(_ permissions: FilePermissions) throws(PmemError) {
+        let fd = try openDescriptor()
+        _ = try retryingInterrupts("fchmod") { fchmod(fd, permissions.rawValue) }
+    }
+
+    /// Sets the access and modification times with `futimens(2)`: each a
+    /// `timespec`, or `UTIME_NOW` / `UTIME_OMIT` in `tv_nsec`. Durable after
+    /// `synchronize()`.
+    public func setTimes(access: timespec, modification: timespec) throws(PmemError) {
+        let fd = try openDescriptor()
+        let times = [access, modification]
         _ = try retryingInterrupts("futimens") { times.withUnsafeBufferPointer { futimens(fd, $0.baseAddress) } }
     }
 

@@ -368,6 +368,34 @@ final class ClientConnection: Sendable {
                 try export.rename(r.from, to: r.to, noReplace: r.flags.contains(.noReplace))
             }
             return ok(.rename)
+        case let .mkdir(m):
+            let export = try mutableTree(m.treeId)
+            let status = try export.makeDirectory(m.path, permissions: .init(rawValue: m.mode & 0o7777))
+            return ok(.mkdir(.init(status)))
+        case let .setAttributes(a):
+            // Times and mode only: nothing a layout maps changes, so nothing is recalled.
+            let change = FileAttributeChange(a.change)
+            switch a.target {
+            case let .fileId(id):
+                let file = try openFile(id)
+                guard !file.export.isReadOnly else {
+                    throw RequestFailure(status: .readOnly, reason: "export \(file.export.name) is read-only")
+                }
+                return ok(.setAttributes(.init(try file.setAttributes(change), dax: file.shared.isPmem)))
+            case let .path(treeId, path):
+                let export = try mutableTree(treeId)
+                return ok(.setAttributes(.init(try server.files.setAttributes(of: path, in: export, change))))
+            }
+        case let .statfs(f):
+            return ok(.statfs(.init(try tree(f.treeId).space())))
+        case let .allocate(a):
+            let file = try writable(a.fileId)
+            guard a.range.end <= UInt64(Int.max) else {
+                throw RequestFailure(status: .fileTooLarge, reason: "ALLOCATE to \(a.range.offset)+\(a.range.length)")
+            }
+            // Growing recalls nothing (as SET_SIZE up): every layout still maps what it mapped.
+            try file.allocate(offset: a.range.offset, length: a.range.length, keepSize: a.flags.contains(.keepSize))
+            return ok(.allocate(.init(try file.status(), dax: file.shared.isPmem)))
         case let .flush(f):
             // Any range: it is clipped to the file (past its end, only size and times remain).
             try openFile(f.fileId).flush(offset: f.offset, length: f.length)

@@ -26,6 +26,7 @@ extension FileSystemError {
         case .nameTooLong: .nameTooLong
         case .fileTooLarge: .fileTooLarge
         case .staleFile: .staleFile
+        case .notSupported: .notSupported
         }
     }
 }
@@ -44,5 +45,31 @@ extension FileAttributes {
             mtimeNs: a.modificationTime, ctimeNs: a.changeTime, fileIndex: a.inode,
             mode: UInt32(a.permissions.rawValue) & 0o7777, nlink: UInt32(clamping: a.linkCount), type: type,
             flags: dax ? [.dax] : [])
+    }
+}
+
+extension FileAttributeChange {
+    /// What a SET_ATTRIBUTES asks for (the codec has checked the mode is ≤ 0o7777).
+    init(_ c: AttributeChange) {
+        func time(_ t: TimeChange?) -> Time? {
+            switch t {
+            case nil: nil
+            case .now: .now
+            case let .at(ns): .at(nanosecondsSinceEpoch: ns)
+            }
+        }
+        self.init(
+            permissions: c.mode.map { .init(rawValue: $0 & 0o7777) },
+            accessTime: time(c.accessTime), modificationTime: time(c.modificationTime))
+    }
+}
+
+extension FileSystemStatistics {
+    /// The wire form of what `fstatvfs` said (a count past 2^32 − 1 in a 32-bit field is clamped).
+    init(_ s: FileSystemSpace) {
+        self.init(
+            blockSize: UInt32(clamping: max(1, s.blockSize)), maxNameLength: UInt32(clamping: s.maxNameLength),
+            totalBlocks: s.totalBlocks, freeBlocks: s.freeBlocks, availableBlocks: s.availableBlocks,
+            totalFiles: s.totalFiles, freeFiles: s.freeFiles)
     }
 }

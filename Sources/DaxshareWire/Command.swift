@@ -25,6 +25,12 @@ public struct Command: RawRepresentable, Sendable, Hashable, CustomStringConvert
     public static let unlink = Command(rawValue: 0x0016)
     public static let rename = Command(rawValue: 0x0017)
     public static let flush = Command(rawValue: 0x0018)
+    /// MKDIR, SET_ATTRIBUTES, STATFS and ALLOCATE: added to 1.0 for file systems mounted over
+    /// daxshare (PROTOCOL.md §4.21–4.24); an older server answers NOT_SUPPORTED.
+    public static let mkdir = Command(rawValue: 0x0019)
+    public static let setAttributes = Command(rawValue: 0x001A)
+    public static let statfs = Command(rawValue: 0x001B)
+    public static let allocate = Command(rawValue: 0x001C)
     public static let read = Command(rawValue: 0x0020)
     public static let write = Command(rawValue: 0x0021)
     public static let layoutGet = Command(rawValue: 0x0030)
@@ -37,7 +43,7 @@ public struct Command: RawRepresentable, Sendable, Hashable, CustomStringConvert
     public static let all: [Command] = [
         .negotiate, .sessionSetup, .logoff, .treeConnect, .treeDisconnect, .echo, .serverStats, .serverClients,
         .open, .close, .stat, .list, .setSize, .punchHole, .unlink, .rename, .flush,
-        .read, .write, .layoutGet, .layoutCommit, .layoutReturn, .cbLayoutRecall,
+        .mkdir, .setAttributes, .statfs, .allocate, .read, .write, .layoutGet, .layoutCommit, .layoutReturn, .cbLayoutRecall,
     ]
 
     public var isKnown: Bool { Command.all.contains(self) }
@@ -64,6 +70,10 @@ public struct Command: RawRepresentable, Sendable, Hashable, CustomStringConvert
         case .unlink: "UNLINK"
         case .rename: "RENAME"
         case .flush: "FLUSH"
+        case .mkdir: "MKDIR"
+        case .setAttributes: "SET_ATTRIBUTES"
+        case .statfs: "STATFS"
+        case .allocate: "ALLOCATE"
         case .read: "READ"
         case .write: "WRITE"
         case .layoutGet: "LAYOUTGET"

@@ -16,7 +16,8 @@ public struct AttributeFlags: OptionSet, Sendable, Hashable {
     public static let known: AttributeFlags = [.dax]
 }
 
-/// The 56-byte attribute block returned by OPEN, STAT, SET_SIZE and in LIST entries
+/// The 56-byte attribute block returned by OPEN, STAT, SET_SIZE, MKDIR, SET_ATTRIBUTES, ALLOCATE
+/// and in LIST entries
 /// (PROTOCOL.md §4.2). `lstat` semantics: a symlink is described, not followed.
 public struct FileAttributes: WireBody {
     public static let size = 56

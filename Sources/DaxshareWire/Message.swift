@@ -17,6 +17,10 @@ public enum Request: Sendable, Hashable {
     case unlink(UnlinkRequest)
     case rename(RenameRequest)
     case flush(FlushRequest)
+    case mkdir(MkdirRequest)
+    case setAttributes(SetAttributesRequest)
+    case statfs(StatfsRequest)
+    case allocate(AllocateRequest)
     case read(ReadRequest)
     case write(WriteRequest)
     case layoutGet(LayoutGetRequest)
@@ -42,6 +46,10 @@ public enum Request: Sendable, Hashable {
         case .unlink: .unlink
         case .rename: .rename
         case .flush: .flush
+        case .mkdir: .mkdir
+        case .setAttributes: .setAttributes
+        case .statfs: .statfs
+        case .allocate: .allocate
         case .read: .read
         case .write: .write
         case .layoutGet: .layoutGet
@@ -67,6 +75,10 @@ public enum Request: Sendable, Hashable {
         case .unlink(let b): try b.encode(into: &w)
         case .rename(let b): try b.encode(into: &w)
         case .flush(let b): try b.encode(into: &w)
+        case .mkdir(let b): try b.encode(into: &w)
+        case .setAttributes(let b): try b.encode(into: &w)
+        case .statfs(let b): try b.encode(into: &w)
+        case .allocate(let b): try b.encode(into: &w)
         case .read(let b): try b.encode(into: &w)
         case .write(let b): try b.encode(into: &w)
         case .layoutGet(let b): try b.encode(into: &w)
@@ -94,6 +106,10 @@ public enum Request: Sendable, Hashable {
         case .unlink: .unlink(try .decode(from: &r))
         case .rename: .rename(try .decode(from: &r))
         case .flush: .flush(try .decode(from: &r))
+        case .mkdir: .mkdir(try .decode(from: &r))
+        case .setAttributes: .setAttributes(try .decode(from: &r))
+        case .statfs: .statfs(try .decode(from: &r))
+        case .allocate: .allocate(try .decode(from: &r))
         case .read: .read(try .decode(from: &r))
         case .write: .write(try .decode(from: &r))
         case .layoutGet: .layoutGet(try .decode(from: &r))
@@ -124,6 +140,10 @@ public enum Response: Sendable, Hashable {
     case unlink
     case rename
     case flush
+    case mkdir(FileAttributes)
+    case setAttributes(FileAttributes)
+    case statfs(FileSystemStatistics)
+    case allocate(FileAttributes)
     case read(ReadResponse)
     case write(WriteResponse)
     case layoutGet(LayoutGetResponse)
@@ -149,6 +169,10 @@ public enum Response: Sendable, Hashable {
         case .unlink: .unlink
         case .rename: .rename
         case .flush: .flush
+        case .mkdir: .mkdir
+        case .setAttributes: .setAttributes
+        case .statfs: .statfs
+        case .allocate: .allocate
         case .read: .read
         case .write: .write
         case .layoutGet: .layoutGet
@@ -170,6 +194,10 @@ public enum Response: Sendable, Hashable {
         case .stat(let b): try b.encode(into: &w)
         case .list(let b): try b.encode(into: &w)
         case .setSize(let b): try b.encode(into: &w)
+        case .mkdir(let b): try b.encode(into: &w)
+        case .setAttributes(let b): try b.encode(into: &w)
+        case .statfs(let b): try b.encode(into: &w)
+        case .allocate(let b): try b.encode(into: &w)
         case .read(let b): try b.encode(into: &w)
         case .write(let b): try b.encode(into: &w)
         case .layoutGet(let b): try b.encode(into: &w)
@@ -196,6 +224,10 @@ public enum Response: Sendable, Hashable {
         case .unlink: .unlink
         case .rename: .rename
         case .flush: .flush
+        case .mkdir: .mkdir(try .decode(from: &r))
+        case .setAttributes: .setAttributes(try .decode(from: &r))
+        case .statfs: .statfs(try .decode(from: &r))
+        case .allocate: .allocate(try .decode(from: &r))
         case .read: .read(try .decode(from: &r))
         case .write: .write(try .decode(from: &r))
         case .layoutGet: .layoutGet(try .decode(from: &r))

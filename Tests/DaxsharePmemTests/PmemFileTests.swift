@@ -82,6 +82,33 @@ import Testing
         #expect(status.st_atim.tv_sec == 1_000_000_000)  // atime left alone
     }
 
+    @Test func allocateWithKeepSizeLeavesTheSize() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let file = try PmemFile.open(dir.file("f"), .readWrite, options: [.create], permissions: .ownerReadWrite)
+        try file.setSize(10)
+        try file.allocate(offset: 0, length: 4 * page, keepSize: true)
+        let status = try file.status()
+        #expect(status.size == 10)
+        #expect(status.sizeAllocated >= Int64(4 * page))
+        try file.allocate(offset: 4 * page, length: page, keepSize: false)
+        #expect(try file.size() == 5 * page)
+    }
+
+    @Test func setPermissionsAndTimesThroughTheDescriptor() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let file = try PmemFile.open(dir.file("f"), .readWrite, options: [.create], permissions: .ownerReadWrite)
+        try file.setPermissions(FilePermissions(rawValue: 0o640))
+        try file.setTimes(access: timespec(tv_sec: 1_000_000_000, tv_nsec: 5), modification: timespec(tv_sec: -2, tv_nsec: 999_999_999))
+        let status = try file.status()
+        #expect(status.permissions.rawValue == 0o640)
+        #expect(status.st_atim.tv_sec == 1_000_000_000 && status.st_atim.tv_nsec == 5)
+        #expect(status.st_mtim.tv_sec == -2 && status.st_mtim.tv_nsec == 999_999_999)
+        try file.close()
+        #expect(throws: PmemError.closed) { try file.setPermissions(.ownerReadWrite) }
+    }
+
     @Test func setSizeAndClose() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }

@@ -154,6 +154,74 @@ import Testing
         }
     }
 
+    /// ALLOCATE: zeroed blocks; without KEEP_SIZE a range past the end grows the file.
+    @Test(arguments: fileSystemsUnderTest)
+    func allocateGrowsTheFileAndKeepSizeDoesNot(base: String) throws {
+        let (fixture, file) = try newFile(under: base)
+        defer { file.close(); fixture.remove() }
+        try file.write("head", at: 0)
+        let allocated = { Int64(try file.status().allocatedSize) }
+
+        try file.allocate(offset: 0, length: 4 * page, keepSize: true)
+        #expect(try file.status().size == 4)  // the size stays
+        #expect(try allocated() >= Int64(4 * page))
+        #expect(try file.read(at: 4, count: 10) == [])
+
+        try file.allocate(offset: 2 * page, length: 2 * page)  // past the end: grows
+        #expect(try file.status().size == Int64(4 * page))
+        #expect(try file.readString(at: 0, count: 4) == "head")  // what was there stays
+        #expect(try file.read(at: 4, count: 4 * page - 4).allSatisfy { $0 == 0 })
+
+        try file.allocate(offset: page, length: page)  // inside: nothing moves
+        #expect(try file.status().size == Int64(4 * page))
+
+        try file.allocate(offset: 8 * page, length: 4 * page, keepSize: true)  // past the end, kept
+        #expect(try file.status().size == Int64(4 * page))
+        #expect(try allocated() >= Int64(8 * page))
+        #expect(try file.read(at: 4 * page, count: 10) == [])
+
+        try file.allocate(offset: 0, length: 0)  // empty: nothing
+        #expect(try file.status().size == Int64(4 * page))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: fixture.exportPath + "/f")).count == 4 * page)
+
+        let half: UInt64 = 1 << 63
+        #expect(failure { try file.allocate(offset: UInt64.max, length: 1, keepSize: false) } == .invalidArgument)  // wraps
+        #expect(failure { try file.allocate(offset: half, length: 1, keepSize: false) } == .fileTooLarge)
+        #expect(failure { try file.allocate(offset: half - 1, length: 2, keepSize: true) } == .fileTooLarge)
+        #expect(failure { try file.allocate(offset: -1, length: 1) } == .invalidArgument)
+        #expect(try file.status().size == Int64(4 * page))
+    }
+
+    @Test func allocateNeedsWriteAccess() throws {
+        let fixture = ExportFixture()
+        defer { fixture.remove() }
+        fixture.put("f", "abc")
+        let table = FileTable(logger: quietLogger)
+        let reader = try table.open("f", in: try fixture.export())
+        defer { reader.close() }
+        #expect(failure { try reader.allocate(offset: 0, length: 4096) } == .accessDenied)
+        #expect(try reader.status().size == 3)
+    }
+
+    /// SET_ATTRIBUTES by file id: through the shared descriptor, also on a handle opened for
+    /// reading only (chmod and utimes need no write access).
+    @Test func setAttributesOfAnOpenFile() throws {
+        let fixture = ExportFixture()
+        defer { fixture.remove() }
+        fixture.put("f", "abc")
+        let table = FileTable(logger: quietLogger)
+        let reader = try table.open("f", in: try fixture.export())
+        defer { reader.close() }
+        let mtime: Int64 = 1_600_000_000_000_000_007
+        let s = try reader.setAttributes(FileAttributeChange(
+            permissions: FilePermissions(rawValue: 0o640), accessTime: .now, modificationTime: .at(nanosecondsSinceEpoch: mtime)))
+        #expect(s.permissions.rawValue == 0o640 && s.modificationTime == mtime && s.size == 3)
+        #expect(fixture.lstatus("f").st_mode & 0o7777 == 0o640)
+        #expect(nanoseconds(fixture.lstatus("f").st_mtim) == mtime)
+        reader.close()
+        #expect(failure { try reader.setAttributes(FileAttributeChange(accessTime: .now)) } == .staleFile)
+    }
+
     @Test func statReportsAttributes() throws {
         let fixture = ExportFixture()
         defer { fixture.remove() }

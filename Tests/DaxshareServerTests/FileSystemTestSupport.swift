@@ -107,3 +107,24 @@ func newFile(_ name: String = "f", under base: String) throws -> (ExportFixture,
         throw error
     }
 }
+
+extension ExportFixture {
+    /// `lstat` of a path inside the export (the object itself, never a symlink's target).
+    func lstatus(_ path: String) -> stat {
+        var st = stat()
+        let rc = lstat(path.isEmpty ? exportPath : exportPath + "/" + path, &st)
+        precondition(rc == 0, "lstat(\(path)): errno \(errno)")
+        return st
+    }
+}
+
+/// Nanoseconds since the epoch of a `timespec`.
+func nanoseconds(_ t: timespec) -> Int64 { Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec) }
+
+/// The process umask, read without changing it (`Umask:` in /proc/self/status; tests run in
+/// parallel, and setting it to read it would race with theirs).
+let processUmask: mode_t = {
+    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    let line = status.split(separator: "\n").first { $0.hasPrefix("Umask:") }
+    return line.flatMap { mode_t($0.dropFirst(6).trimmingCharacters(in: .whitespaces), radix: 8) } ?? 0o022
+}()

@@ -164,6 +164,9 @@ import Testing
         #expect(failure { try export.unlink("d") } == .readOnly)
         #expect(failure { try export.rename("f", to: "g") } == .readOnly)
         #expect(failure { try export.makeDirectory("e") } == .readOnly)
+        let chmod = FileAttributeChange(permissions: FilePermissions(rawValue: 0o600))
+        #expect(failure { try export.setAttributes("f", chmod) } == .readOnly)
+        #expect(failure { try table.setAttributes(of: "f", in: export, chmod) } == .readOnly)
 
         // Reading works; a read handle still can't write, even if the file table's descriptor could.
         let handle = try table.open("f", in: export)
@@ -171,6 +174,9 @@ import Testing
         #expect(failure { try handle.write("x", at: 0) } == .readOnly)
         #expect(failure { try handle.setSize(10) } == .readOnly)
         #expect(failure { try handle.punchHole(offset: 0, length: 3) } == .readOnly)
+        #expect(failure { try handle.allocate(offset: 0, length: 4096) } == .readOnly)
+        #expect(failure { try handle.setAttributes(chmod) } == .readOnly)
+        #expect(failure { try table.setAttributes(of: "f", in: export, chmod) } == .readOnly)  // open here, still refused
         #expect(try export.status(of: "f").size == 3)
         #expect(try export.list("", maxEntries: 10).entries.map(\.name).sorted() == ["d", "f"])
         handle.close()

@@ -1,5 +1,6 @@
 import DaxshareServer
 import Foundation
+import Glibc
 import Testing
 
 @Suite struct NameOperationTests {
@@ -164,6 +165,117 @@ import Testing
         #expect(failure { try export.makeDirectory("") } == .accessDenied)
     }
 
+    @Test func makeDirectoryCreatesWithTheModeAndReturnsItsStatus() throws {
+        let fixture = ExportFixture()
+        defer { fixture.remove() }
+        fixture.put("f", "x")
+        let export = try fixture.export()
+        let d = try export.makeDirectory("d", permissions: FilePermissions(rawValue: 0o750))
+        #expect(d.kind == .directory)
+        #expect(d.permissions.rawValue == 0o750 & ~processUmask)  // the umask applies, as to a created file
+        #expect(fixture.lstatus("d").st_mode & 0o7777 == 0o750 & ~processUmask)
+        #expect(d.inode == UInt64(fixture.lstatus("d").st_ino))
+        #expect(d.linkCount == 2)
+        // The sticky bit is kept (a shared scratch directory).
+        #expect(try export.makeDirectory("t", permissions: FilePermissions(rawValue: 0o1777)).permissions.rawValue
+                == 0o1777 & ~processUmask)
+        #expect(failure { try export.makeDirectory("d") } == .exists)
+        #expect(failure { try export.makeDirectory("f") } == .exists)
+        #expect(failure { try export.makeDirectory("missing/x") } == .notFound)
+        #expect(failure { try export.makeDirectory("f/x") } == .notDir)
+        #expect(failure { try export.makeDirectory(String(repeating: "n", count: 256)) } == .nameTooLong)
+        #expect(failure { try fixture.export(readOnly: true).makeDirectory("e") } == .readOnly)
+        #expect(!fixture.exists("e"))
+    }
+
+    @Test func setAttributesByNameChangesModeAndTimes() throws {
+        let fixture = ExportFixture()
+        defer { fixture.remove() }
+        fixture.put("f", "abc")
+        fixture.mkdir("d")
+        let export = try fixture.export()
+        let mtime: Int64 = 1_500_000_000_123_456_789
+        let atime: Int64 = -1_000_000_001  // before the epoch: tv_sec -2, tv_nsec 999999999
+        let before = fixture.lstatus("f")
+        let s = try export.setAttributes(
+            "f", FileAttributeChange(permissions: FilePermissions(rawValue: 0o4600), accessTime: .at(nanosecondsSinceEpoch: atime),
+                                     modificationTime: .at(nanosecondsSinceEpoch: mtime)))
+        #expect(s.permissions.rawValue == 0o4600)  // chmod: no umask, the set-user-ID bit kept
+        #expect(s.modificationTime == mtime)
+        #expect(s.size == 3)
+        let after = fixture.lstatus("f")
+        #expect(after.st_mode & 0o7777 == 0o4600)
+        #expect(nanoseconds(after.st_mtim) == mtime)
+        #expect(nanoseconds(after.st_atim) == atime)
+        #expect(nanoseconds(after.st_ctim) >= nanoseconds(before.st_ctim))
+
+        // Only what is asked for changes.
+        let modeOnly = try export.setAttributes("f", FileAttributeChange(permissions: FilePermissions(rawValue: 0o644)))
+        #expect(modeOnly.permissions.rawValue == 0o644 && modeOnly.modificationTime == mtime)
+        #expect(nanoseconds(fixture.lstatus("f").st_atim) == atime)
+        // NOW is the server's clock.
+        let now = Int64(Date().timeIntervalSince1970 * 1e9)
+        let touched = try export.setAttributes("f", FileAttributeChange(modificationTime: .now))
+        #expect(abs(touched.modificationTime - now) < 60_000_000_000)
+        #expect(nanoseconds(fixture.lstatus("f").st_atim) == atime)
+        let accessed = try export.setAttributes("f", FileAttributeChange(accessTime: .now))
+        #expect(accessed.modificationTime == touched.modificationTime)
+        #expect(abs(nanoseconds(fixture.lstatus("f").st_atim) - now) < 60_000_000_000)
+        // An empty change changes nothing and answers the status.
+        #expect(try export.setAttributes("f", FileAttributeChange()).modificationTime == touched.modificationTime)
+
+        // A directory, and the export root.
+        #expect(try export.setAttributes("d", FileAttributeChange(permissions: FilePermissions(rawValue: 0o711))).permissions.rawValue
+                == 0o711)
+        #expect(try export.setAttributes("", FileAttributeChange(modificationTime: .at(nanosecondsSinceEpoch: mtime)))
+            .modificationTime == mtime)
+        #expect(try export.status(of: "").modificationTime == mtime)
+
+        #expect(fixture.contents("f") == "abc")  // (a read, which may move the access time: last)
+        #expect(failure { try export.setAttributes("missing", FileAttributeChange(accessTime: .now)) } == .notFound)
+        #expect(failure { try export.setAttributes("f/x", FileAttributeChange(accessTime: .now)) } == .notDir)
+        let readOnly = try fixture.export(readOnly: true)
+        #expect(failure { try readOnly.setAttributes("f", FileAttributeChange(permissions: FilePermissions(rawValue: 0o600))) }
+                == .readOnly)
+        #expect(failure { try readOnly.setAttributes("", FileAttributeChange(accessTime: .now)) } == .readOnly)
+        #expect(fixture.lstatus("f").st_mode & 0o7777 == 0o644)
+    }
+
+    @Test func setAttributesOfASymlinkChangeTheLinkItselfNeverItsTarget() throws {
+        let fixture = ExportFixture()
+        defer { fixture.remove() }
+        fixture.put("target", "x")
+        fixture.symlink("link", to: "target")
+        let export = try fixture.export()
+        let targetBefore = fixture.lstatus("target")
+        let mtime: Int64 = 1_400_000_000_000_000_000
+        let s = try export.setAttributes("link", FileAttributeChange(modificationTime: .at(nanosecondsSinceEpoch: mtime)))
+        #expect(s.kind == .symbolicLink && s.modificationTime == mtime)
+        #expect(nanoseconds(fixture.lstatus("link").st_mtim) == mtime)
+        #expect(nanoseconds(fixture.lstatus("target").st_mtim) == nanoseconds(targetBefore.st_mtim))
+        // A symlink has no mode of its own on Linux.
+        #expect(failure { try export.setAttributes("link", FileAttributeChange(permissions: FilePermissions(rawValue: 0o600))) }
+                == .notSupported)
+        #expect(fixture.lstatus("target").st_mode & 0o7777 == targetBefore.st_mode & 0o7777)
+    }
+
+    @Test func fileSystemSpaceIsTheExportsStatvfs() throws {
+        let fixture = ExportFixture()
+        defer { fixture.remove() }
+        let space = try fixture.export().space()
+        var expected = statvfs()
+        #expect(statvfs(fixture.exportPath, &expected) == 0)
+        #expect(space.blockSize == UInt64(expected.f_frsize) && space.blockSize >= 512)
+        #expect(space.totalBlocks == UInt64(expected.f_blocks) && space.totalBlocks > 0)
+        #expect(space.freeBlocks <= space.totalBlocks)
+        #expect(space.availableBlocks <= space.freeBlocks)
+        #expect(space.totalFiles == UInt64(expected.f_files))
+        #expect(space.freeFiles <= space.totalFiles || space.totalFiles == 0)
+        #expect(space.maxNameLength == 255)
+        // A read-only export has space too.
+        #expect(try fixture.export(readOnly: true).space().totalBlocks == space.totalBlocks)
+    }
+
     @Test func exportOfAMissingDirectoryFails() {
         #expect(failure { try Export(name: "x", root: "/tmp/daxshare-no-such-dir", logger: quietLogger) } == .notFound)
     }
@@ -175,7 +287,7 @@ import Testing
             (.isDirectory, .isDir), (.readOnlyFileSystem, .readOnly), (.noSpace, .noSpace),
             (.diskQuotaExceeded, .noSpace), (.invalidArgument, .invalidArgument), (.ioError, .ioError),
             (.tooManyOpenFiles, .tooMany), (.directoryNotEmpty, .notEmpty), (.fileNameTooLong, .nameTooLong),
-            (.fileTooLarge, .fileTooLarge),
+            (.fileTooLarge, .fileTooLarge), (.notSupported, .notSupported), (.notSupportedOnSocket, .notSupported),
         ]
         for (errno, code) in cases {
             let error = FileSystemError(errno: errno, operation: "test")

@@ -36,6 +36,9 @@ import Testing
             #expect(failure { try export.unlink(path) } == .accessDenied, "unlink \(path)")
             #expect(failure { try export.makeDirectory(path) } == .accessDenied, "mkdir \(path)")
             #expect(failure { try export.rename(path, to: "x") } == .accessDenied, "rename from \(path)")
+            let chmod = FileAttributeChange(permissions: FilePermissions(rawValue: 0o777), accessTime: .now)
+            #expect(failure { try export.setAttributes(path, chmod) } == .accessDenied, "setattr \(path)")
+            #expect(failure { try table.setAttributes(of: path, in: export, chmod) } == .accessDenied, "setattr \(path)")
         }
         #expect(table.count == 0)
         #expect(FileManagerCheck.exists(fixture.outsidePath + "/secret"))
@@ -75,6 +78,22 @@ import Testing
         #expect(failure { try export.list("etc", maxEntries: 10) } == .accessDenied)
         #expect(failure { try export.list("up", maxEntries: 10) } == .accessDenied)
         #expect(failure { try export.list("outdir", maxEntries: 10) } == .accessDenied)
+        // SET_ATTRIBUTES: through a directory symlink leading out, refused; on a final symlink
+        // leading out, the link itself is changed (times) or refused (mode), never its target.
+        let secretBefore = secretStatus(fixture)
+        let chmod = FileAttributeChange(permissions: FilePermissions(rawValue: 0o777))
+        let touch = FileAttributeChange(modificationTime: .at(nanosecondsSinceEpoch: 1_000_000_000))
+        for path in ["outdir/secret", "reloutdir/secret", "up/outside/secret", "etc/passwd"] {
+            #expect(failure { try export.setAttributes(path, chmod) } == .accessDenied, "setattr \(path)")
+            #expect(failure { try table.setAttributes(of: path, in: export, touch) } == .accessDenied, "setattr \(path)")
+        }
+        for path in ["secretlink", "sub/deep", "passwd"] {
+            #expect(failure { try export.setAttributes(path, chmod) } == .notSupported, "chmod \(path)")
+            #expect(try table.setAttributes(of: path, in: export, touch).kind == .symbolicLink, "touch \(path)")
+        }
+        #expect(secretStatus(fixture) == secretBefore)
+        var passwd = stat()
+        #expect(lstat("/etc/passwd", &passwd) == 0 && nanoseconds(passwd.st_mtim) != 1_000_000_000)
 
         #expect(table.count == 0)
         #expect(FileManagerCheck.exists(fixture.outsidePath + "/secret"))
@@ -130,6 +149,15 @@ import Testing
 }
 
 import Foundation
+import Glibc
+import SystemPackage
+
+/// The outside secret's mode and times, to see that nothing reached it.
+private func secretStatus(_ fixture: ExportFixture) -> [Int64] {
+    var st = stat()
+    precondition(lstat(fixture.outsidePath + "/secret", &st) == 0)
+    return [Int64(st.st_mode), nanoseconds(st.st_mtim), nanoseconds(st.st_ctim)]
+}
 
 enum FileManagerCheck {
     static func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }

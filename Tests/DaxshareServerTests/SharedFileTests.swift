@@ -2,6 +2,7 @@ import DaxsharePmem
 @testable import DaxshareServer
 import Foundation
 import Glibc
+import Synchronization
 import SystemPackage
 import Testing
 
@@ -141,6 +142,75 @@ import Testing
         #expect(!pastEnd)
         #expect(failure { try file.shared.prepareLayout(start: 4 * page, end: 2 * page, writable: true) } == .invalidArgument)
         #expect(failure { try file.shared.prepareLayout(start: -1, end: 2 * page, writable: true) } == .invalidArgument)
+    }
+
+    /// ALLOCATE acts on the visible size while a layout reaches past it, as SET_SIZE does: the
+    /// file is already long enough for the layout, and only what passes the visible size moves it.
+    @Test(arguments: fileSystemsUnderTest)
+    func allocateMovesTheVisibleSizeUnderAPastEndLayout(base: String) throws {
+        let (fixture, file) = try newFile(under: base)
+        defer { file.close(); fixture.remove() }
+        let ones = [UInt8](repeating: 1, count: 2 * page)
+        try ones.withUnsafeBytes { try file.write($0, at: 0) }
+        _ = try file.shared.prepareLayout(start: 2 * page, end: 4 * page, writable: true)
+        #expect(try file.shared.file.size() == 4 * page)
+
+        try file.allocate(offset: 0, length: page)  // inside the visible size
+        try file.allocate(offset: 2 * page, length: page, keepSize: true)  // past it, kept
+        #expect(try file.status().size == Int64(2 * page))
+        #expect(fixture.savedVisibleSize("f") == 2 * page)
+
+        try file.allocate(offset: 2 * page, length: page)  // past it: the visible size grows
+        #expect(try file.status().size == Int64(3 * page))
+        #expect(try file.shared.file.size() == 4 * page)  // the file itself was long enough
+        #expect(fixture.savedVisibleSize("f") == 3 * page)
+        #expect(try file.read(at: 0, count: 2 * page) == ones)
+
+        try file.allocate(offset: 5 * page, length: page)  // past the file itself
+        #expect(try file.status().size == Int64(6 * page))
+        #expect(try file.shared.file.size() == 6 * page)
+        file.shared.layoutEnded(pastEnd: true)
+        #expect(try file.status().size == Int64(6 * page))
+        #expect(fixture.savedVisibleSize("f") == nil)
+    }
+
+    /// Counts the server's own changes routed to the file's layout state.
+    final class CountingOwnChanges: OwnMetadataChanges {
+        let count = Mutex(0)
+        func ownChange<T, E: Error>(expectingUnlink: Bool, _ change: () throws(E) -> T) throws(E) -> T {
+            count.withLock { $0 += 1 }
+            return try change()
+        }
+    }
+
+    /// SET_ATTRIBUTES of an open file, by file id or by a path naming it, goes through the
+    /// shared descriptor as the server's own change (a delegation is given up around it, so its
+    /// layouts are not recalled) and is fsync'd; ALLOCATE needs no such care (fallocate breaks
+    /// neither a lease nor a delegation).
+    @Test func setAttributesOfAnOpenFileAreTheServersOwnChangeThroughItsDescriptor() throws {
+        let fixture = ExportFixture()
+        defer { fixture.remove() }
+        fixture.put("f", "abc")
+        let export = try fixture.export()
+        let table = FileTable(logger: quietLogger)
+        let handle = try table.open("f", in: export, options: readWrite)
+        defer { handle.close() }
+        let changes = CountingOwnChanges()
+        handle.shared.routeOwnChanges(through: changes)
+        let syncs = handle.shared.fullSynchronizations.load(ordering: .relaxed)
+
+        let byId = try handle.setAttributes(FileAttributeChange(permissions: FilePermissions(rawValue: 0o604)))
+        #expect(byId.permissions.rawValue == 0o604)
+        let mtime: Int64 = 1_234_567_890_000_000_000
+        let byPath = try table.setAttributes(of: "f", in: export, FileAttributeChange(modificationTime: .at(nanosecondsSinceEpoch: mtime)))
+        #expect(byPath.modificationTime == mtime && byPath.permissions.rawValue == 0o604)
+        #expect(changes.count.withLock { $0 } == 2)
+        #expect(handle.shared.fullSynchronizations.load(ordering: .relaxed) == syncs + 2)
+        #expect(table.handleCount(for: handle.shared.key) == 1)  // the path's share was given back
+
+        try handle.allocate(offset: 0, length: 4096)
+        #expect(changes.count.withLock { $0 } == 2)
+        #expect(try handle.status().size == 4096)
     }
 }
 

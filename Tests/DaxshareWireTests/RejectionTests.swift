@@ -49,7 +49,7 @@ struct RejectionTests {
     }
 
     @Test func unknownCommandsAreTyped() throws {
-        for raw: UInt16 in [0x0000, 0x0009, 0x0019, 0x0022, 0x0033, 0x0041, 0xFFFF] {
+        for raw: UInt16 in [0x0000, 0x0009, 0x001D, 0x0022, 0x0033, 0x0041, 0xFFFF] {
             let m = Message(messageId: 1, sessionId: 1, body: .error(command: Command(rawValue: raw), status: .notSupported,
                                                                       ErrorBody()))
             var bytes = try m.encode()

@@ -48,6 +48,17 @@ enum Samples {
         .rename(RenameRequest(treeId: 1, flags: .noReplace, from: "a", to: "b/c")),
         .flush(FlushRequest(fileId: 5)),
         .flush(FlushRequest(fileId: 5, offset: 10, length: 20)),
+        .mkdir(MkdirRequest(treeId: 1, mode: 0o7777, path: String(repeating: "m", count: Limits.maxPathLength))),
+        .mkdir(MkdirRequest(treeId: .max, path: "d/é")),
+        .setAttributes(SetAttributesRequest(.fileId(5), AttributeChange())),
+        .setAttributes(SetAttributesRequest(.fileId(.max), AttributeChange(
+            mode: 0o7777, accessTime: .at(nanosecondsSinceEpoch: .min), modificationTime: .at(nanosecondsSinceEpoch: .max)))),
+        .setAttributes(SetAttributesRequest(.path(treeId: 1, path: ""), AttributeChange(accessTime: .now, modificationTime: .now))),
+        .setAttributes(SetAttributesRequest(.path(treeId: 1, path: "a/b"), AttributeChange(
+            mode: 0, modificationTime: .at(nanosecondsSinceEpoch: 0)))),
+        .statfs(StatfsRequest(treeId: 7)),
+        .allocate(AllocateRequest(fileId: 5, range: ByteRange(offset: 0, length: .max))),
+        .allocate(AllocateRequest(fileId: 5, range: ByteRange(offset: 1 << 40, length: 1), flags: .keepSize)),
         .read(ReadRequest(fileId: 5, offset: 0, descriptors: (0..<64).map {
             BufferDescriptor(address: UInt64($0) << 20, rkey: UInt32($0), length: 1)
         })),
@@ -107,6 +118,14 @@ enum Samples {
         .unlink,
         .rename,
         .flush,
+        .mkdir(FileAttributes(size: 4096, allocatedSize: 4096, mtimeNs: 1, ctimeNs: 2, fileIndex: 3, mode: 0o1777,
+                              nlink: 2, type: .directory)),
+        .setAttributes(attrs),
+        .statfs(FileSystemStatistics(blockSize: 1, maxNameLength: 0, totalBlocks: .max, freeBlocks: 0, availableBlocks: .max,
+                                     totalFiles: 0, freeFiles: .max)),
+        .statfs(FileSystemStatistics(blockSize: .max, maxNameLength: 255, totalBlocks: 1, freeBlocks: 1, availableBlocks: 1,
+                                     totalFiles: 1, freeFiles: 1)),
+        .allocate(attrs),
         .read(ReadResponse(bytesRead: 0, flags: .endOfFile)),
         .write(WriteResponse(bytesWritten: 12)),
         .layoutGet(LayoutGetResponse(stateid: sid, iomode: .read, recallDeadlineMs: 100, extents: (0..<64).map {

@@ -115,6 +115,40 @@ struct SpecErrorTableTests {
         c("rename-request", "toLength", 4096, "oversized(to)"),
         c("rename-request", "from", 0xFF, "invalidUTF8(from)"),
         c("rename-request", "to", 0xFF, "invalidUTF8(to)"),
+        // MKDIR, SET_ATTRIBUTES, STATFS, ALLOCATE (§4.21–4.24).
+        c("mkdir-request", "treeId", 0, "outOfRange(treeId)"),
+        c("mkdir-request", "mode", 0o10000, "outOfRange(mode)"),
+        c("mkdir-request", "mode", 0o7777, nil),
+        c("mkdir-request", "pathLength", 4096, "oversized(path)"),
+        c("mkdir-request", "path", 0xFF, "invalidUTF8(path)"),
+        c("set-attributes-by-path-request", "kind", 3, "outOfRange(kind)"),
+        c("set-attributes-by-path-request", "fileId", 1, "reservedNotZero(fileId)"),
+        c("set-attributes-by-path-request", "treeId", 0, "outOfRange(treeId)"),
+        c("set-attributes-by-path-request", "pathLength", 4096, "oversized(path)"),
+        c("set-attributes-by-path-request", "path", 0xFF, "invalidUTF8(path)"),
+        c("set-attributes-by-path-request", "which", 0x2D, "unknownFlags(which, 0x20)"),
+        c("set-attributes-by-path-request", "mode", 0o10000, "outOfRange(mode)"),
+        c("set-attributes-by-path-request", "atimeNs", 5, "reservedNotZero(atimeNs)"),  // ATIME_NOW, not ATIME
+        c("set-attributes-by-path-request", "mtimeNs", 0, nil),
+        c("set-attributes-by-id-request", "pathLength", 1, "reservedNotZero(pathLength)"),
+        c("set-attributes-by-id-request", "treeId", 1, "reservedNotZero(treeId)"),
+        c("set-attributes-by-id-request", "fileId", 0, "outOfRange(fileId)"),
+        c("set-attributes-by-id-request", "which", 0x0A, "outOfRange(which)"),  // ATIME with ATIME_NOW
+        c("set-attributes-by-id-request", "which", 0x1A, "outOfRange(which)"),  // MTIME with MTIME_NOW
+        c("set-attributes-by-id-request", "which", 0x10, "reservedNotZero(atimeNs)"),
+        c("set-attributes-by-id-request", "which", 0x13, nil),  // MODE 0: every permission bit cleared
+        c("set-attributes-by-id-request", "mode", 0o644, "reservedNotZero(mode)"),
+        c("set-attributes-by-id-request", "mtimeNs", 1, "reservedNotZero(mtimeNs)"),
+        c("set-attributes-by-id-request", "fileId", 0xDEAD, nil),  // server: STALE_FILE
+        c("statfs-request", "treeId", 0, "outOfRange(treeId)"),
+        c("statfs-response", "blockSize", 0, "outOfRange(blockSize)"),
+        c("statfs-response", "freeBlocks", 1 << 40, nil),  // more free than total: the file system's word
+        c("allocate-request", "fileId", 0, "outOfRange(fileId)"),
+        c("allocate-request", "length", 0, "outOfRange(length)"),
+        c("allocate-request", "offset", UInt64.max - 4095, "outOfRange(length)"),
+        c("allocate-request", "offset", 1 << 63, nil),  // server: FILE_TOO_LARGE
+        c("allocate-request", "allocateFlags", 3, "unknownFlags(allocateFlags, 0x2)"),
+        c("allocate-response", "attr.mode", 0o10000, "outOfRange(mode)"),
         // READ, WRITE (§4.19–4.20).
         c("read-request", "fileId", 0, "outOfRange(fileId)"),
         c("read-request", "ioFlags", 1, "unknownFlags(ioFlags, 0x1)"),

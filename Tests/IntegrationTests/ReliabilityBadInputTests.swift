@@ -219,7 +219,7 @@ import Testing
             return r.command.allowedBeforeAuthentication ? nil : r
         }
         #expect(Set(requests.map(\.command)).count == Command.all.count - 3, "a request vector for every command but NEGOTIATE, SESSION_SETUP, CB_LAYOUTRECALL")
-        let unknown: [UInt16] = [0x0000, 0x0009, 0x000F, 0x0019, 0x0022, 0x0033, 0x0041, 0x00FF, 0x7F77, 0xFFFF]
+        let unknown: [UInt16] = [0x0000, 0x0009, 0x000F, 0x001D, 0x0022, 0x0033, 0x0041, 0x00FF, 0x7F77, 0xFFFF]
         var tried = 0
         let s = try await ProbeSession(host: try Testbed.address, port: server.port)
         defer { s.close() }

@@ -33,6 +33,9 @@ int dxs_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint
 int dxs_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
 /// fallocate(2).
 int dxs_fallocate(int fd, int mode, int64_t offset, int64_t length);
+/// syncfs(2): commits the file system `fd` is on (what an attribute change by name needs
+/// to be durable when the object cannot be opened for an fsync of its own).
+int dxs_syncfs(int fd);
 /// gettid(2).
 pid_t dxs_gettid(void);
 

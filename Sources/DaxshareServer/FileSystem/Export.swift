@@ -12,11 +12,13 @@ import SystemPackage
 /// (absolute symlinks, ".." past the root, /proc magic links), and renaming
 /// or replacing the exported path after startup changes nothing.
 ///
-/// Operations on a name (stat, unlink, rename, mkdir) open its *parent* that
-/// way and then act on the last component with an `*at` call that never
-/// follows a final symlink (`fstatat(AT_SYMLINK_NOFOLLOW)`, `unlinkat`,
-/// `renameat2`, `mkdirat`). Changes are durable on return: the parent
-/// directory is fsync'd.
+/// Operations on a name (stat, unlink, rename, mkdir, setattr) open its
+/// *parent* that way and then act on the last component with an `*at` call
+/// that never follows a final symlink (`fstatat(AT_SYMLINK_NOFOLLOW)`,
+/// `unlinkat`, `renameat2`, `mkdirat`, `fchmodat`/`utimensat` with
+/// `AT_SYMLINK_NOFOLLOW`), or open the object itself with `O_NOFOLLOW`.
+/// Changes are durable on return: the parent directory is fsync'd (and what
+/// changed, for mkdir and setattr).
 ///
 /// Escapes are reported as `accessDenied` and logged at warning level.
 /// A read-only export refuses every mutation with `readOnly`.
@@ -89,7 +91,10 @@ public final class Export: Sendable {
     /// Status of the named file itself (a final symlink is described, not
     /// followed), via `fstatat(parent, name, AT_SYMLINK_NOFOLLOW)`. "" is the root.
     public func status(of rawPath: String) throws(FileSystemError) -> FileStatus {
-        let path = try validate(rawPath)
+        try status(of: try validate(rawPath))
+    }
+
+    func status(of path: ClientPath) throws(FileSystemError) -> FileStatus {
         if path.isRoot {
             do {
                 return FileStatus(try directory.stat())
@@ -150,19 +155,151 @@ public final class Export: Sendable {
         logger.debug("renamed", metadata: ["from": "\(source)", "to": "\(target)"])
     }
 
-    /// Creates a directory with `mkdirat`.
+    /// Creates a directory with `mkdirat` (`permissions` masked to 0o7777, then the process
+    /// umask, as OPEN's create), and returns its status. The new directory and its entry are
+    /// durable on return: both are fsync'd, as OPEN's create does for a file.
+    @discardableResult
     public func makeDirectory(
         _ rawPath: String,
         permissions: FilePermissions = [.ownerReadWriteExecute, .groupReadExecute, .otherReadExecute]
-    ) throws(FileSystemError) {
+    ) throws(FileSystemError) -> FileStatus {
         let path = try validateMutation(rawPath, operation: "mkdir")
-        try withParent(of: path, operation: "mkdir", flags: O_RDONLY | O_DIRECTORY) { parent, name throws(FileSystemError) in
+        let status = try withParent(of: path, operation: "mkdir", flags: O_RDONLY | O_DIRECTORY) {
+            parent, name throws(FileSystemError) -> FileStatus in
             do throws(Errno) {
-                _ = try retryingInterrupts { mkdirat(parent.rawValue, name, permissions.rawValue) }
+                _ = try retryingInterrupts { mkdirat(parent.rawValue, name, permissions.rawValue & 0o7777) }
             } catch {
                 throw FileSystemError(errno: error, operation: "mkdirat(\(path))")
             }
+            let created: FileDescriptor
+            do throws(Errno) {
+                created = try openat2(parent, name, flags: O_RDONLY | O_DIRECTORY | O_NOFOLLOW, resolve: .confined)
+            } catch {
+                throw FileSystemError(errno: error, operation: "openat2(\(path), O_DIRECTORY) after mkdirat")
+            }
+            defer { try? created.close() }
+            try synchronize(created, "\(path)")
             try synchronize(parent, "\(path.parent)")
+            return try Self.status(of: created, "\(path)")
+        }
+        logger.debug("made directory", metadata: ["path": "\(path)"])
+        return status
+    }
+
+    /// Changes the permission bits and times of the named object itself (a final symlink is
+    /// not followed; "" is the export root) and returns its status; durable on return.
+    ///
+    /// A regular file or directory is opened beneath the export (`O_RDONLY | O_NOFOLLOW`, never
+    /// a device or FIFO: its type is looked at first) and changed through that descriptor
+    /// (`fchmod`, `futimens`, `fsync`). Anything else (a symlink, a device, a FIFO, a socket, or
+    /// a file the server may not open) is changed by name from its parent (`fchmodat` and
+    /// `utimensat` with `AT_SYMLINK_NOFOLLOW`) and made durable with `syncfs`. A mode on a
+    /// symlink is `notSupported` (Linux symlinks have none). Regular files the server has open
+    /// go through their shared descriptor instead (`FileTable.setAttributes`): opening them
+    /// again would break the server's own lease.
+    public func setAttributes(_ rawPath: String, _ change: FileAttributeChange) throws(FileSystemError) -> FileStatus {
+        let path = try validateMutation(rawPath, operation: "setattr", allowRoot: true)
+        let kind = path.isRoot ? .directory : try status(of: path).kind
+        if kind == .regular || kind == .directory, let fd = try openForAttributes(path, directory: kind == .directory) {
+            defer { try? fd.close() }
+            try Self.apply(change, to: fd, "\(path)")
+            try synchronize(fd, "\(path)")
+            return try Self.status(of: fd, "\(path)")
+        }
+        return try withParent(of: path, operation: "setattr", flags: O_RDONLY | O_DIRECTORY) { parent, name throws(FileSystemError) in
+            if let mode = change.mode {
+                do throws(Errno) {
+                    _ = try retryingInterrupts { fchmodat(parent.rawValue, name, mode, AT_SYMLINK_NOFOLLOW) }
+                } catch {
+                    throw FileSystemError(errno: error, operation: "fchmodat(\(path), AT_SYMLINK_NOFOLLOW)")
+                }
+            }
+            if change.changesTimes {
+                let times = [change.timespecs.access, change.timespecs.modification]
+                do throws(Errno) {
+                    _ = try retryingInterrupts {
+                        times.withUnsafeBufferPointer { utimensat(parent.rawValue, name, $0.baseAddress, AT_SYMLINK_NOFOLLOW) }
+                    }
+                } catch {
+                    throw FileSystemError(errno: error, operation: "utimensat(\(path), AT_SYMLINK_NOFOLLOW)")
+                }
+            }
+            do throws(Errno) {
+                _ = try retryingInterrupts { dxs_syncfs(parent.rawValue) }
+            } catch {
+                throw FileSystemError(errno: error, operation: "syncfs(\(path.parent))")
+            }
+            return try statAt(parent, name, operation: "fstatat(\(path))")
+        }
+    }
+
+    /// The space and inodes of the export's file system: `fstatvfs` of its directory.
+    public func space() throws(FileSystemError) -> FileSystemSpace {
+        var s = statvfs()
+        do throws(Errno) {
+            _ = try retryingInterrupts { fstatvfs(directory.rawValue, &s) }
+        } catch {
+            throw FileSystemError(errno: error, operation: "fstatvfs(export root)")
+        }
+        return FileSystemSpace(s)
+    }
+
+    /// A descriptor of a regular file or directory for `setAttributes`; nil when the object
+    /// is not (or no longer) one, or may not be opened, and must be changed by name.
+    private func openForAttributes(_ path: ClientPath, directory: Bool) throws(FileSystemError) -> FileDescriptor? {
+        let fd: FileDescriptor
+        do throws(Errno) {
+            fd = try openat2(
+                self.directory, path.relative, flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | (directory ? O_DIRECTORY : 0),
+                resolve: .confined)
+        } catch {
+            switch error {
+            // A final symlink (it was replaced meanwhile), or no permission to open it: by name.
+            case .tooManySymbolicLinkLevels, .permissionDenied, .notPermitted, .notDirectory: return nil
+            default:
+                let failure = FileSystemError(errno: error, operation: "openat2(\(path)) for setattr")
+                if error == .improperLink { denied(failure) }
+                throw failure
+            }
+        }
+        let status: FileStatus
+        do {
+            status = try Self.status(of: fd, "\(path)")
+        } catch {
+            try? fd.close()
+            throw error
+        }
+        guard status.kind == (directory ? .directory : .regular) else {
+            try? fd.close()
+            return nil
+        }
+        return fd
+    }
+
+    /// `fchmod` and `futimens` on an open descriptor.
+    static func apply(_ change: FileAttributeChange, to fd: FileDescriptor, _ what: String) throws(FileSystemError) {
+        if let mode = change.mode {
+            do throws(Errno) {
+                _ = try retryingInterrupts { fchmod(fd.rawValue, mode) }
+            } catch {
+                throw FileSystemError(errno: error, operation: "fchmod(\(what))")
+            }
+        }
+        if change.changesTimes {
+            let times = [change.timespecs.access, change.timespecs.modification]
+            do throws(Errno) {
+                _ = try retryingInterrupts { times.withUnsafeBufferPointer { futimens(fd.rawValue, $0.baseAddress) } }
+            } catch {
+                throw FileSystemError(errno: error, operation: "futimens(\(what))")
+            }
+        }
+    }
+
+    static func status(of fd: FileDescriptor, _ what: String) throws(FileSystemError) -> FileStatus {
+        do {
+            return FileStatus(try fd.stat())
+        } catch {
+            throw FileSystemError(errno: error, operation: "fstat(\(what))")
         }
     }
 
@@ -178,11 +315,11 @@ public final class Export: Sendable {
         }
     }
 
-    /// `validate`, plus the read-only check and refusing the root itself.
-    private func validateMutation(_ raw: String, operation: String) throws(FileSystemError) -> ClientPath {
+    /// `validate`, plus the read-only check and (unless `allowRoot`) refusing the root itself.
+    func validateMutation(_ raw: String, operation: String, allowRoot: Bool = false) throws(FileSystemError) -> ClientPath {
         if isReadOnly { throw FileSystemError(.readOnly, operation: "\(operation) on read-only export \(name)") }
         let path = try validate(raw)
-        if path.isRoot { throw FileSystemError(.accessDenied, operation: "\(operation) of the export root") }
+        if path.isRoot && !allowRoot { throw FileSystemError(.accessDenied, operation: "\(operation) of the export root") }
         return path
     }
 

@@ -14,6 +14,9 @@ public struct FileSystemError: Error, Sendable, Equatable, CustomStringConvertib
         case fileTooLarge
         /// A file id the session does not have (unknown or closed).
         case staleFile
+        /// The file system does not do it (EOPNOTSUPP: fallocate on a file system without
+        /// it, a mode on a symlink).
+        case notSupported
     }
 
     public var code: Code
@@ -48,6 +51,7 @@ public struct FileSystemError: Error, Sendable, Equatable, CustomStringConvertib
         case .tooManyOpenFiles, .tooManyOpenFilesInSystem, .tooManyLinks, .noMemory:
             code = .tooMany
         case .directoryNotEmpty: code = .notEmpty
+        case .notSupported, .notSupportedOnSocket: code = .notSupported  // ENOTSUP = EOPNOTSUPP on Linux
         default: code = .ioError
         }
         self.init(code, errno: errno, operation: operation)

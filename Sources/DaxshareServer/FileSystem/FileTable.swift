@@ -78,6 +78,22 @@ public final class FileTable: Sendable {
         throw FileSystemError(.exists, operation: "open(\(path)): the name kept changing (or is a dangling symlink)")
     }
 
+    /// SET_ATTRIBUTES by path (PROTOCOL.md §4.22): a regular file open here is changed
+    /// through its shared descriptor (`SharedFile.setAttributes`: another open would break the
+    /// server's own lease and recall its layouts), anything else by `Export.setAttributes`.
+    /// The named object itself is changed: a final symlink is not followed.
+    public func setAttributes(of rawPath: String, in export: Export, _ change: FileAttributeChange)
+        throws(FileSystemError) -> FileStatus
+    {
+        let path = try export.validateMutation(rawPath, operation: "setattr", allowRoot: true)
+        let status = try path.isRoot ? nil : export.status(of: path)  // a failure here would be Export's too
+        if let status, status.kind == .regular, let shared = attach(to: FileKey(device: status.device, inode: status.inode)) {
+            defer { release(shared) }  // held, so it cannot close under the change
+            return try shared.setAttributes(change)
+        }
+        return try export.setAttributes(rawPath, change)
+    }
+
     /// Number of files open on the server.
     public var count: Int { entries.withLock { $0.count } }
 

@@ -105,6 +105,30 @@ public final class OpenFile: Sendable {
         try punchHole(offset: try unsigned(offset, "punchHole"), length: try unsigned(length, "punchHole"))
     }
 
+    /// Allocates zeroed blocks for a range (fallocate); without `keepSize` a
+    /// range past the end grows the file to its end. Durable on return. A
+    /// range that wraps is .invalidArgument; one ending past Int.max
+    /// .fileTooLarge. Needs write access; no layout is recalled (nothing a
+    /// layout maps changes).
+    public func allocate(offset: UInt64, length: UInt64, keepSize: Bool) throws(FileSystemError) {
+        try checkWritable("allocate")
+        try shared.allocate(offset: offset, length: length, keepSize: keepSize)
+    }
+
+    public func allocate(offset: Int, length: Int, keepSize: Bool = false) throws(FileSystemError) {
+        try allocate(offset: try unsigned(offset, "allocate"), length: try unsigned(length, "allocate"), keepSize: keepSize)
+    }
+
+    /// Changes the file's permission bits and times through the shared
+    /// descriptor and returns its status; durable on return. Needs no
+    /// particular access (as chmod and utimes need none on an open file), but
+    /// not a read-only export. Layouts stay as they are.
+    public func setAttributes(_ change: FileAttributeChange) throws(FileSystemError) -> FileStatus {
+        try checkOpen("setAttributes")
+        if export.isReadOnly { throw FileSystemError(.readOnly, operation: "setAttributes on read-only export \(export.name)") }
+        return try shared.setAttributes(change)
+    }
+
     /// Makes a range (`length` 0: to the end of the file) durable, with the
     /// file's size and times. Any range is accepted: it is clipped to the
     /// file. Needs no particular access.

@@ -308,6 +308,58 @@ public final class SharedFile: @unchecked Sendable {
         try synchronizeMetadataIfNeeded()
     }
 
+    /// ALLOCATE: zeroed, allocated blocks for `[offset, offset + length)`
+    /// (fallocate; bytes already there stay). Without `keepSize` a range that
+    /// ends past the visible size grows it to the range's end, as SET_SIZE up
+    /// does (while RW layouts reach past the visible size the file is longer
+    /// already and only the visible size moves); a failed allocation leaves
+    /// the size as it was. With `keepSize` the size stays, whatever the range.
+    /// Durable on return: fdatasync, fsync when the visible size moved.
+    func allocate(offset: UInt64, length: UInt64, keepSize: Bool) throws(FileSystemError) {
+        let (end64, overflow) = offset.addingReportingOverflow(length)
+        guard !overflow else {
+            throw FileSystemError(.invalidArgument, operation: "allocate(\(origin)) \(offset)+\(length) wraps")
+        }
+        guard end64 <= UInt64(Int.max) else {
+            throw FileSystemError(.fileTooLarge, operation: "allocate(\(origin)) \(offset)+\(length)")
+        }
+        guard length > 0 else { return }
+        let start = Int(offset), end = Int(end64)
+        try ioLock.withWriteLock { () throws(FileSystemError) in
+            if keepSize {
+                do throws(PmemError) {
+                    try file.allocate(offset: start, length: end - start, keepSize: true)
+                } catch {
+                    throw FileSystemError(error, operation: "fallocate(KEEP_SIZE, \(origin), \(start)..<\(end))")
+                }
+                metadataDirty.store(true, ordering: .releasing)
+                return
+            }
+            try allocate(from: start, to: end, restoringSize: try currentSize())
+            if let visible = visibleOverride, end > visible { try setVisible(end) }
+        }
+        try synchronizeMetadataIfNeeded()
+    }
+
+    /// SET_ATTRIBUTES on the open file: `fchmod` and `futimens` on the shared
+    /// descriptor, as the server's own change (a delegation is given up around
+    /// it, so no layout is recalled), then fsync. Returns the new status.
+    func setAttributes(_ change: FileAttributeChange) throws(FileSystemError) -> FileStatus {
+        try ownChange { () throws(FileSystemError) in
+            do throws(PmemError) {
+                if let mode = change.mode { try file.setPermissions(FilePermissions(rawValue: mode)) }
+                if change.changesTimes {
+                    let times = change.timespecs
+                    try file.setTimes(access: times.access, modification: times.modification)
+                }
+            } catch {
+                throw FileSystemError(error, operation: "fchmod/futimens(\(origin))")
+            }
+        }
+        try synchronizeAll()
+        return try status()
+    }
+
     /// FLUSH: makes a range durable, then the file's size and times (`fsync`).
     /// `length` 0 means to the end; any range is clipped to the visible size,
     /// and one that wraps past 2^64 to it as well.
