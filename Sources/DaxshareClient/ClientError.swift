@@ -41,6 +41,8 @@ public enum ClientError: Error, Sendable, Hashable, CustomStringConvertible {
                 return "the server refuses authentication from this address for now (too many failed attempts); retry after \(retry) ms"
             }
             if status == .tryLater && retry > 0 { return "\(status.summary) (retry after \(retry) ms)" }
+            // An older server answers a command it does not know with NOT_SUPPORTED (PROTOCOL.md §3.7).
+            if status == .notSupported { return "\(command) is not supported by this server" }
             return status.summary
         case let .transport(reason): return "connection error: \(reason)"
         case let .protocol(reason): return "protocol error: \(reason)"

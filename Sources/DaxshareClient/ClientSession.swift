@@ -215,6 +215,47 @@ public final class ClientSession: Sendable {
         _ = try await dispatcher.call(.rename(RenameRequest(treeId: treeId, flags: replace ? [] : [.noReplace], from: from, to: to)))
     }
 
+    /// Creates a directory with permission bits `mode` (≤ 0o7777; the server's umask applies,
+    /// as for a created file) and returns its attributes. Durable when it returns. An existing
+    /// name gives `.exists`, a missing parent `.notFound`, a read-only export `.readOnly`; a
+    /// server that predates MKDIR `.status(.notSupported, .mkdir)`.
+    public func makeDirectory(_ path: String, mode: UInt32 = 0o755) async throws(ClientError) -> FileAttributes {
+        guard mode & ~0o7777 == 0 else { throw .invalidArgument("mode 0o\(String(mode, radix: 8)) is not a set of permission bits") }
+        guard case let .mkdir(a) = try await dispatcher.call(.mkdir(MkdirRequest(treeId: treeId, mode: mode, path: path))) else {
+            throw .protocol("MKDIR answered with another body")
+        }
+        return a
+    }
+
+    /// Changes the permission bits and times of `path` itself (a final symlink is not
+    /// followed; "" is the export root) and returns its attributes after the change; durable
+    /// when it returns. Pending one-sided writes of a file this session has open are not
+    /// committed first (their LAYOUTCOMMIT would set the modification time to its own "now"):
+    /// use `RemoteFile.setAttributes` on an open file. A mode on a symlink gives
+    /// `.notSupported`, as does a server that predates SET_ATTRIBUTES.
+    public func setAttributes(_ path: String, _ change: AttributeChange) async throws(ClientError) -> FileAttributes {
+        try Self.check(change)
+        guard case let .setAttributes(a) = try await dispatcher.call(
+            .setAttributes(SetAttributesRequest(.path(treeId: treeId, path: path), change)))
+        else { throw .protocol("SET_ATTRIBUTES answered with another body") }
+        return a
+    }
+
+    static func check(_ change: AttributeChange) throws(ClientError) {
+        if let mode = change.mode, mode & ~0o7777 != 0 {
+            throw .invalidArgument("mode 0o\(String(mode, radix: 8)) is not a set of permission bits")
+        }
+    }
+
+    /// The space and inodes of the file system the export is on (`statvfs` on the server).
+    /// A server that predates STATFS gives `.status(.notSupported, .statfs)`.
+    public func fileSystemStatistics() async throws(ClientError) -> FileSystemStatistics {
+        guard case let .statfs(s) = try await dispatcher.call(.statfs(StatfsRequest(treeId: treeId))) else {
+            throw .protocol("STATFS answered with another body")
+        }
+        return s
+    }
+
     /// Sets a file's size (shrinking or growing with zeros); durable when it returns.
     /// With `create`, a missing file is created first.
     public func truncate(_ path: String, to size: UInt64, create: Bool = false) async throws(ClientError) -> FileAttributes {

@@ -49,6 +49,10 @@ public protocol DataPath: Sendable {
     /// The file's size was set to `size` (SET_SIZE): state beyond it is stale.
     func sizeChanged(fileId: UInt64, to size: UInt64)
 
+    /// The server ended every layout this session held on the file without a LAYOUTRETURN
+    /// (PUNCH_HOLE returns them implicitly, PROTOCOL.md §4.15): forget them, ask anew.
+    func layoutsEnded(fileId: UInt64)
+
     /// The file id is about to be closed: commit, give back per-file resources (LAYOUTRETURN),
     /// forget the file. Called once; CLOSE follows whatever it throws.
     func closing(fileId: UInt64) async throws(ClientError)
@@ -74,6 +78,7 @@ extension DataPath {
     public func expectWrites(fileId: UInt64, upTo end: UInt64) {}
     public func commit(fileId: UInt64) async throws(ClientError) {}
     public func sizeChanged(fileId: UInt64, to size: UInt64) {}
+    public func layoutsEnded(fileId: UInt64) {}
     public func closing(fileId: UInt64) async throws(ClientError) {}
     public func disableOneSided(fileId: UInt64, reason: String) {}
     public func usage(fileId: UInt64) -> DataPathUsage { DataPathUsage(defaultPath: name) }

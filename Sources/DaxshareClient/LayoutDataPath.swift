@@ -171,6 +171,20 @@ final class LayoutDataPath: DataPath {
         }
     }
 
+    func layoutsEnded(fileId: UInt64) {
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            guard var f = s.files[fileId] else { return [] }
+            // Bytes written through them since the caller's commit were returned uncommitted:
+            // the next commit reports them lost rather than durable.
+            for held in f.layouts.values { f.lost.formUnion(held.dirty) }
+            let waiters = f.layouts.values.flatMap(\.drainWaiters)
+            f.layouts = [:]
+            s.files[fileId] = f
+            return waiters
+        }
+        waiters.forEach { $0.resume() }
+    }
+
     func commit(fileId: UInt64) async throws(ClientError) {
         guard let lock = state.withLock({ $0.files[fileId]?.commitLock }) else { return }
         await lock.acquire()

@@ -106,6 +106,63 @@ public final class RemoteFile: Sendable {
         return a
     }
 
+    /// Allocates zeroed blocks for `[offset, offset + length)` (fallocate on the server); bytes
+    /// already there stay. Without `keepSize` a range past the end grows the file to the range's
+    /// end; with it the size stays. Durable when it returns. Needs the file open for writing.
+    /// Returns the attributes after the change. A server (or a file system) without it gives
+    /// `.status(.notSupported, .allocate)`.
+    public func allocate(offset: UInt64, length: UInt64, keepSize: Bool) async throws(ClientError) -> FileAttributes {
+        try checkOpen()
+        try Self.checkRange(offset: offset, length: length)
+        // One-sided writes are committed first, so the size the server answers with counts them.
+        try await dataPath.commit(fileId: fileId)
+        guard case let .allocate(a) = try await session.dispatcher.call(.allocate(AllocateRequest(
+            fileId: fileId, range: ByteRange(offset: offset, length: length), flags: keepSize ? [.keepSize] : [])))
+        else { throw .protocol("ALLOCATE answered with another body") }
+        dataPath.sizeChanged(fileId: fileId, to: a.size)
+        state.withLock { $0.size = a.size }
+        return a
+    }
+
+    /// Deallocates `[offset, offset + length)`: it reads as zeros afterwards, the size does not
+    /// change. Durable when it returns. Needs the file open for writing. The server ends this
+    /// session's layouts on the file (PROTOCOL.md §4.15): one-sided writes are committed first,
+    /// and later I/O asks for new layouts.
+    public func punchHole(offset: UInt64, length: UInt64) async throws(ClientError) {
+        try checkOpen()
+        try Self.checkRange(offset: offset, length: length)
+        try await dataPath.commit(fileId: fileId)
+        do throws(ClientError) {
+            _ = try await session.dispatcher.call(.punchHole(PunchHoleRequest(fileId: fileId, range: ByteRange(offset: offset, length: length))))
+        } catch {
+            // Refused before or after the server let go of them: either way, ask anew.
+            dataPath.layoutsEnded(fileId: fileId)
+            throw error
+        }
+        dataPath.layoutsEnded(fileId: fileId)
+    }
+
+    /// Changes the file's permission bits and times and returns its attributes after the
+    /// change; durable when it returns. One-sided writes are committed first, so that their
+    /// LAYOUTCOMMIT does not move a modification time set here. Needs no write access (as
+    /// fchmod and futimens), but a writable export.
+    public func setAttributes(_ change: AttributeChange) async throws(ClientError) -> FileAttributes {
+        try checkOpen()
+        try ClientSession.check(change)
+        try await dataPath.commit(fileId: fileId)
+        guard case let .setAttributes(a) = try await session.dispatcher.call(
+            .setAttributes(SetAttributesRequest(.fileId(fileId), change)))
+        else { throw .protocol("SET_ATTRIBUTES answered with another body") }
+        return a
+    }
+
+    /// What the codec refuses (PROTOCOL.md §3.9.3); a range past what a file can hold is the
+    /// server's to answer (FILE_TOO_LARGE for ALLOCATE, INVALID_ARGUMENT for PUNCH_HOLE).
+    private static func checkRange(offset: UInt64, length: UInt64) throws(ClientError) {
+        guard length >= 1 else { throw .invalidArgument("an empty range") }
+        guard length <= UInt64.max - offset else { throw .invalidArgument("the range \(offset)+\(length) wraps past 2^64") }
+    }
+
     /// Makes this file id's acknowledged writes in the range (length 0: to the end), the size
     /// and the times durable: LAYOUTCOMMIT of what was written one-sided (with the new size),
     /// then FLUSH, only if something was written two-sided without write-through since the last

@@ -98,6 +98,8 @@ final class FakeServer: Sendable {
         var forgeServerProof = false
         /// Delay of each READ/WRITE, so concurrent requests overlap.
         var ioDelayMicroseconds = 500
+        /// A server that predates MKDIR, SET_ATTRIBUTES, STATFS and ALLOCATE: NOT_SUPPORTED.
+        var predatesFileSystemCommands = false
     }
     struct Node: Sendable {
         var type: FileType
@@ -115,6 +117,10 @@ final class FakeServer: Sendable {
         var writeFlags: [WriteFlags] = []
         var flushes = 0
         var heldEchoes: [CheckedContinuation<Void, Never>] = []
+        /// SET_ATTRIBUTES, ALLOCATE and PUNCH_HOLE requests, as received.
+        var attributeChanges: [SetAttributesRequest] = []
+        var allocations: [AllocateRequest] = []
+        var holes: [PunchHoleRequest] = []
     }
     enum OpenOutcome {
         case opened(UInt64, Node)
@@ -145,6 +151,9 @@ final class FakeServer: Sendable {
         guard case let .request(request) = m.body else { return [] }
         if request.command != .negotiate && request.command != .sessionSetup && m.sessionId != options.sessionId {
             return fail(.notAuthenticated)
+        }
+        if options.predatesFileSystemCommands && [.mkdir, .setAttributes, .statfs, .allocate].contains(request.command) {
+            return fail(.notSupported)
         }
         switch request {
         case let .negotiate(n):
@@ -284,6 +293,61 @@ final class FakeServer: Sendable {
                 return true
             }
             return done ? ok(.write(WriteResponse(bytesWritten: w.length))) : fail(.staleFile)
+        case let .mkdir(r):
+            return state.withLock { s -> [Message] in
+                if s.nodes[r.path] != nil { return fail(.exists) }
+                guard s.nodes[Self.parent(of: r.path)]?.type == .directory else { return fail(.notFound) }
+                s.nodes[r.path] = Node(type: .directory)
+                var a = Self.attributes(s.nodes[r.path]!)
+                a.mode = r.mode
+                return ok(.mkdir(a))
+            }
+        case let .setAttributes(r):
+            return state.withLock { s -> [Message] in
+                let path: String? = switch r.target {
+                case let .fileId(id): s.open[id]
+                case let .path(_, p): p
+                }
+                guard let path else { return fail(.staleFile) }
+                guard let n = s.nodes[path] else { return fail(.notFound) }
+                s.attributeChanges.append(r)
+                var a = Self.attributes(n)
+                if let mode = r.change.mode { a.mode = mode }
+                if case let .at(ns) = r.change.modificationTime { a.mtimeNs = ns }
+                return ok(.setAttributes(a))
+            }
+        case .statfs:
+            return ok(.statfs(FileSystemStatistics(blockSize: 4096, maxNameLength: 255, totalBlocks: 1000, freeBlocks: 600,
+                                                   availableBlocks: 500, totalFiles: 100, freeFiles: 90)))
+        case let .allocate(r):
+            return state.withLock { s -> [Message] in
+                guard let p = s.open[r.fileId] else { return fail(.staleFile) }
+                guard r.range.end <= UInt64(Int64.max) else { return fail(.fileTooLarge) }
+                s.allocations.append(r)
+                let end = Int(r.range.end)
+                if !r.flags.contains(.keepSize), s.nodes[p]!.data.count < end {
+                    s.nodes[p]!.data += [UInt8](repeating: 0, count: end - s.nodes[p]!.data.count)
+                }
+                return ok(.allocate(Self.attributes(s.nodes[p]!)))
+            }
+        case let .punchHole(r):
+            let done = state.withLock { s -> Bool in
+                guard let p = s.open[r.fileId] else { return false }
+                s.holes.append(r)
+                let count = s.nodes[p]!.data.count
+                let lo = min(Int(r.range.offset), count), hi = min(Int(min(r.range.end, UInt64(count))), count)
+                if lo < hi { s.nodes[p]!.data.replaceSubrange(lo..<hi, with: [UInt8](repeating: 0, count: hi - lo)) }
+                return true
+            }
+            guard done else { return fail(.staleFile) }
+            // As the server does: the session's own layouts on the file end without a return.
+            layoutState.withLock { s in
+                for (id, l) in s.layouts where l.fileId == r.fileId {
+                    for k in l.rkeys { s.regions[k] = nil }
+                    s.layouts[id] = nil
+                }
+            }
+            return ok(.punchHole)
         case let .layoutGet(g): return layoutGet(g, header: h)
         case let .layoutCommit(c): return layoutCommit(c, header: h)
         case let .layoutReturn(r): return layoutReturn(r, header: h)
