@@ -2,7 +2,7 @@
 // daxshare: an SMB Direct-style file server for persistent memory.
 //
 // Layers, bottom up (no module reaches around the one below it):
-//   CRDMA, CPmem            C system libraries (libibverbs + librdmacm, libpmem)
+//   CRDMA, CPmem, CFuse     C system libraries (libibverbs + librdmacm, libpmem, libfuse3)
 //   CLinux                  the one C target for Linux-only calls and constants (openat2,
 //                           renameat2, fallocate, leases, delegations, MAP_SYNC...): _GNU_SOURCE
 //                           is defined in its .c file only, so Swift needs no dlsym or syscall numbers
@@ -13,6 +13,7 @@
 //   DaxshareServer          exports, sessions, files, layouts
 //   DaxshareConfigFile      daxshared.conf: YAML to ServerConfiguration, every problem with its line
 //   DaxshareClient          the client library shared by the CLI and the benchmarks
+//   DaxshareMount           a FUSE file system (libfuse3's low-level API) over the client library
 //   DaxshareService         running under systemd (sd_notify); beside the layers, needs none of them
 //   daxshared, daxshare, daxshare-bench   the executables
 import PackageDescription
@@ -51,6 +52,11 @@ let package = Package(
             name: "CPmem",
             pkgConfig: "libpmem",
             providers: [.apt(["libpmem-dev"])]
+        ),
+        .systemLibrary(
+            name: "CFuse",
+            pkgConfig: "fuse3",
+            providers: [.apt(["libfuse3-dev"])]
         ),
         // Linux-only calls (dxs_ functions) and the headers Glibc's module map omits
         // (epoll, eventfd, signalfd, openat2). _GNU_SOURCE is set in shim.c, not the header.
@@ -106,6 +112,13 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        .target(
+            name: "DaxshareMount",
+            dependencies: [
+                "CFuse", "DaxshareClient", "DaxshareWire",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // A library rather than part of daxshared so that its tests can import it.
         .target(name: "DaxshareService", dependencies: [.product(name: "Logging", package: "swift-log")]),
         .executableTarget(
@@ -123,8 +136,9 @@ let package = Package(
         .executableTarget(
             name: "daxshare",
             dependencies: [
-                "DaxshareClient", "DaxshareVerbs", "DaxshareWire",
+                "DaxshareClient", "DaxshareMount", "DaxshareVerbs", "DaxshareWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The benchmarks' pure logic (statistics, rows, ratios, table, JSON, SVG), unit-tested on the host.
@@ -158,6 +172,7 @@ let package = Package(
         ),
         .testTarget(name: "DaxshareConfigFileTests", dependencies: ["DaxshareConfigFile", "DaxshareServer"]),
         .testTarget(name: "DaxshareClientTests", dependencies: ["DaxshareClient"]),
+        .testTarget(name: "DaxshareMountTests", dependencies: ["DaxshareMount", "DaxshareClient", "DaxshareWire"]),
         .testTarget(name: "BenchTests", dependencies: ["DaxshareBench"]),
         // The notifier, and `make install` into a temporary root checked with systemd-analyze and man.
         .testTarget(name: "DaxshareServiceTests", dependencies: ["DaxshareService"]),

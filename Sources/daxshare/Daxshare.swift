@@ -32,6 +32,7 @@ struct Daxshare: AsyncParsableCommand {
               daxshare cat daxshare://10.0.0.1/pmem/notes.txt | less
               daxshare mv daxshare://10.0.0.1/pmem/data/big.bin old/big.bin
               daxshare truncate daxshare://10.0.0.1/pmem/data/big.bin 1G
+              daxshare mount daxshare://10.0.0.1/pmem /mnt/pmem
 
             Errors are one line on stderr, e.g. "daxshare: stat daxshare://h/e/x: not found".
 
@@ -39,7 +40,7 @@ struct Daxshare: AsyncParsableCommand {
             \(CommandExitCode.helpTable)
             """,
         version: "1.0 (protocol 1.0)",
-        subcommands: [Ls.self, Stat.self, Get.self, Put.self, Cat.self, Rm.self, Mv.self, Truncate.self]
+        subcommands: [Ls.self, Stat.self, Get.self, Put.self, Cat.self, Rm.self, Mv.self, Truncate.self, Mount.self, Umount.self]
     )
 }
 

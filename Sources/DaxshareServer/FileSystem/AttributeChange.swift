@@ -10,7 +10,8 @@ public struct FileAttributeChange: Sendable, Equatable {
         case at(nanosecondsSinceEpoch: Int64)
     }
 
-    /// Permission bits (`chmod`: the umask does not apply); only 0o7777 is used.
+    /// Permission bits (`chmod`: the umask does not apply); only 0o1777 is used: a client never
+    /// makes a set-user-ID or set-group-ID file on a server that may run as root.
     public var permissions: FilePermissions?
     public var accessTime: Time?
     public var modificationTime: Time?
@@ -22,7 +23,7 @@ public struct FileAttributeChange: Sendable, Equatable {
     }
 
     /// The mode `fchmod` gets, if the permissions change.
-    var mode: mode_t? { permissions.map { $0.rawValue & 0o7777 } }
+    var mode: mode_t? { permissions.map { $0.rawValue & 0o1777 } }
 
     var changesTimes: Bool { accessTime != nil || modificationTime != nil }
 

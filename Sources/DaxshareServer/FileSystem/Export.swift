@@ -155,7 +155,7 @@ public final class Export: Sendable {
         logger.debug("renamed", metadata: ["from": "\(source)", "to": "\(target)"])
     }
 
-    /// Creates a directory with `mkdirat` (`permissions` masked to 0o7777, then the process
+    /// Creates a directory with `mkdirat` (`permissions` masked to 0o1777: never set-ID, then the process
     /// umask, as OPEN's create), and returns its status. The new directory and its entry are
     /// durable on return: both are fsync'd, as OPEN's create does for a file.
     @discardableResult
@@ -167,7 +167,7 @@ public final class Export: Sendable {
         let status = try withParent(of: path, operation: "mkdir", flags: O_RDONLY | O_DIRECTORY) {
             parent, name throws(FileSystemError) -> FileStatus in
             do throws(Errno) {
-                _ = try retryingInterrupts { mkdirat(parent.rawValue, name, permissions.rawValue & 0o7777) }
+                _ = try retryingInterrupts { mkdirat(parent.rawValue, name, permissions.rawValue & 0o1777) }
             } catch {
                 throw FileSystemError(errno: error, operation: "mkdirat(\(path))")
             }

@@ -1,0 +1,27 @@
+import DaxshareMount
+import Testing
+
+@Suite struct MountOptionsTests {
+    @Test func oursAreTakenTheRestGoToLibfuse() throws {
+        let o = try MountOptions(parsing: ["rw,secret-file=/etc/daxshare/secret,allow_other", "cache=cached,attr-timeout=0.5,two-sided,noatime"])
+        #expect(o.secretFile == "/etc/daxshare/secret")
+        #expect(o.cache == .cached)
+        #expect(o.attributeTimeout == 0.5)
+        #expect(o.twoSided)
+        #expect(o.fuseOptions == ["rw", "allow_other", "noatime"])
+    }
+
+    @Test func fstabsOwnOptionsAreDropped() throws {
+        let o = try MountOptions(parsing: ["defaults,_netdev,nofail,noauto,x-systemd.automount,user,identity=alice"])
+        #expect(o.fuseOptions.isEmpty)
+        #expect(o.identity == "alice")
+        #expect(o.cache == .direct)
+        #expect(o.attributeTimeout == 1)
+    }
+
+    @Test(arguments: ["secret-file", "secret-file=", "cache=sometimes", "attr-timeout=-1", "attr-timeout=x",
+                      "queue-depth=0", "two-sided=yes", "fsname=x"])
+    func aBadOptionIsAnError(_ item: String) {
+        #expect(throws: MountOptionError.self) { try MountOptions(parsing: [item]) }
+    }
+}
