@@ -26,6 +26,47 @@ public enum ResultsReport {
         return TableFormat.markdown(headers: headers, rows: lines)
     }
 
+    /// The modes of fio on a mount: the kernel's NFS client over RDMA and `daxshare mount`.
+    public static let nfsMode = "nfs-rdma"
+    public static let mountMode = "daxshare-mount"
+
+    /// perftest's figure that a row at `point` is held against: the same point, or for a random
+    /// pattern the sequential one of the same size and depth (perftest has no access pattern:
+    /// ib_read_bw/ib_write_bw at that size with that many work requests in flight).
+    static func perftestReference(_ rows: [BenchRow], at point: PointKey) -> BenchRow? {
+        var p = point
+        p.pattern = .seq
+        return rows.first { $0.mode == Baselines.device && $0.point == p }
+    }
+
+    /// fio through the two mounts of the same fsdax file system, same job: each figure, its ratio
+    /// to perftest at the same size and depth, and daxshare-mount / NFS.
+    public static func mountTable(_ rows: [BenchRow]) -> String {
+        var points: [PointKey] = []
+        for r in rows where (r.mode == nfsMode || r.mode == mountMode) && !points.contains(r.point) { points.append(r.point) }
+        func find(_ mode: String, _ p: PointKey) -> BenchRow? { rows.first { $0.mode == mode && $0.point == p } }
+        let headers = ["op", "pattern", "size", "qd", "perftest MB/s", "nfs-rdma MB/s", "nfs-rdma IOPS", "nfs x perftest",
+                       "daxshare-mount MB/s", "daxshare-mount IOPS", "mount x perftest", "mount / nfs", "one-sided MB/s"]
+        let lines = points.map { p -> [String] in
+            let ref = perftestReference(rows, at: p)
+            var cells = [p.op.rawValue, p.pattern.rawValue, ByteSize.format(p.size), "\(p.qd)",
+                         ref.map { TableFormat.fixed($0.mbps, 2) } ?? "-"]
+            for m in [nfsMode, mountMode] {
+                guard let r = find(m, p) else { cells += ["-", "-", "-"]; continue }
+                cells += [TableFormat.fixed(r.mbps, 2), TableFormat.fixed(r.iops, 0)]
+                if let ref, ref.mbps > 0 { cells.append(TableFormat.fixed(r.mbps / ref.mbps, 2) + "x") } else { cells.append("-") }
+            }
+            if let n = find(nfsMode, p), let d = find(mountMode, p), n.mbps > 0 {
+                cells.append("**" + TableFormat.fixed(d.mbps / n.mbps, 2) + "x**")
+            } else {
+                cells.append("-")
+            }
+            cells.append(find("one-sided", p).map { TableFormat.fixed($0.mbps, 2) } ?? "-")
+            return cells
+        }
+        return TableFormat.markdown(headers: headers, rows: lines)
+    }
+
     /// The whole document.
     /// `polled`: the same harness with `--poll` (the client's loop busy-polls, as perftest does).
     /// `cli`: `daxshare get`/`put` rows of `scripts/bench-cli`, held against `data`'s one-sided rows.
@@ -84,8 +125,19 @@ public enum ResultsReport {
         if !peers.isEmpty {
             s += "\n## Against the kernel's NFS server over RDMA (same boot)\n\n"
             s += "Sequential direct I/O on one file; `nfs-rdma` is fio on an NFSv4.2 `proto=rdma` mount of the same fsdax "
-            s += "mount (kernel nfsd + svcrdma), `one-sided`/`two-sided` are daxshare, `perftest` is raw verbs with ODP.\n\n"
-            s += peerTable(peers)
+            s += "mount (kernel nfsd + svcrdma), `daxshare-mount` the same fio job on `daxshare mount` (FUSE) of a daxshared "
+            s += "exporting a directory of that mount, `one-sided`/`two-sided`/`raw-odp` are daxshare-bench's library "
+            s += "harness, `perftest` is raw verbs with ODP.\n\n"
+            s += peerTable(peers.filter { $0.point.pattern == .seq })
+            if peers.contains(where: { $0.mode == mountMode || $0.mode == nfsMode }) {
+                s += "\n### fio through the mounts: `daxshare mount` against NFS over RDMA\n\n"
+                s += "The same fio job on both mounts (libaio, `direct=1`, one 128 MiB file; writes end with an fsync). "
+                s += "`x perftest` holds each figure against ib_read_bw/ib_write_bw at the same size and depth (for random "
+                s += "4 KiB reads: ib_read_bw at 4 KiB); `mount / nfs` is daxshare-mount over nfs-rdma; `one-sided MB/s` is "
+                s += "daxshare-bench's library harness at the same point in the same boot (what the mount adds is FUSE).\n\n"
+                s += Targets.markdown(Targets.checkMount(peers)) + "\n"
+                s += mountTable(peers)
+            }
         }
         let n = notes.trimmingCharacters(in: .whitespacesAndNewlines)
         if !n.isEmpty { s += "\n" + n + "\n" }

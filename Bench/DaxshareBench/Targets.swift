@@ -90,6 +90,27 @@ public enum Targets {
         return out
     }
 
+    /// Issue 15's targets for `daxshare mount` (rows of `make bench-peers`): fio through the mount
+    /// at least 1.3x fio through the NFS over RDMA mount for 1 MiB sequential reads and writes at
+    /// depth 1, and at least 1.0x for 4 KiB random reads (every depth measured).
+    public static func checkMount(_ peers: [BenchRow], mount: String = "daxshare-mount", nfs: String = "nfs-rdma") -> [Check] {
+        var out: [Check] = []
+        for r in peers where r.mode == mount && r.point.clients == 1 {
+            guard let n = peers.first(where: { $0.mode == nfs && $0.point == r.point }), n.mbps > 0 else { continue }
+            let p = r.point
+            let label = "\(p.op.rawValue) \(p.pattern.rawValue) \(ByteSize.format(p.size)) qd\(p.qd)"
+            if p.pattern == .seq && p.size == 1 << 20 && p.qd == 1 {
+                out.append(Check(target: "mount >= 1.3x NFS over RDMA (1 MiB sequential, qd1)", point: label,
+                                 value: r.mbps / n.mbps, limit: 1.3, atLeast: true))
+            }
+            if p.op == .read && p.pattern == .rand && p.size == 4096 {
+                out.append(Check(target: "mount >= 1.0x NFS over RDMA (4 KiB random read)", point: label,
+                                 value: r.mbps / n.mbps, limit: 1.0, atLeast: true))
+            }
+        }
+        return out
+    }
+
     /// A Markdown table of the checks.
     public static func markdown(_ checks: [Check]) -> String {
         var s = "| target | point | value | limit | met | margin |\n| --- | --- | --- | --- | --- | --- |\n"

@@ -58,20 +58,22 @@ struct FioRowCommand: ParsableCommand {
     var baseline = "perftest"
     @Option(help: "Where to write the rows.")
     var out: String
-    @Argument(help: "OP:SIZE:QD=FILE for each fio report, e.g. read:1M:8=fio-read-1M-8.json.")
+    @Argument(help: "OP[:PATTERN]:SIZE:QD=FILE for each fio report (PATTERN seq, the default, or rand), e.g. read:1M:8=fio-read-1M-8.json, read:rand:4K:1=fio-randread-4K-1.json.")
     var reports: [String]
 
     func run() throws {
         var rows: [BenchRow] = []
         for spec in reports {
             let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
-            let key = parts.first?.split(separator: ":").map(String.init) ?? []
-            guard parts.count == 2, key.count == 3, let op = BenchOp(rawValue: key[0]), let qd = Int(key[2]) else {
-                throw ValidationError("'\(spec)' is not OP:SIZE:QD=FILE")
+            var key = parts.first?.split(separator: ":").map(String.init) ?? []
+            if key.count == 3 { key.insert(AccessPattern.seq.rawValue, at: 1) }
+            guard parts.count == 2, key.count == 4, let op = BenchOp(rawValue: key[0]), let pattern = AccessPattern(rawValue: key[1]),
+                  let qd = Int(key[3]) else {
+                throw ValidationError("'\(spec)' is not OP[:PATTERN]:SIZE:QD=FILE")
             }
             let size: Int
-            do { size = try ByteSize.parse(key[1]) } catch { throw ValidationError("\(error)") }
-            let point = PointKey(op: op, pattern: .seq, size: size, qd: qd, clients: 1)
+            do { size = try ByteSize.parse(key[2]) } catch { throw ValidationError("\(error)") }
+            let point = PointKey(op: op, pattern: pattern, size: size, qd: qd, clients: 1)
             do {
                 rows.append(try Fio.row(json: try String(contentsOfFile: parts[1], encoding: .utf8), mode: mode, point: point,
                                         baseline: baseline))
