@@ -56,6 +56,11 @@ struct Mount: AsyncParsableCommand {
 
     mutating func run() async throws {
         if !foreground && readyFd == nil {
+            // What can be told before the background process starts is told by this one.
+            do throws(MountError) { try FuseMount.check(mountpoint: mountpoint) } catch {
+                Console.error("daxshare: mount \(url): \(error)")
+                throw ExitCode(CommandExitCode.usage.rawValue)
+            }
             var again = [url, mountpoint] + options.flatMap { ["-o", $0] }
             if let path = connection.secretFile { again += ["--secret-file", path] }
             if let identity = connection.identity { again += ["--identity", identity] }
@@ -180,6 +185,9 @@ enum Background {
             return 1
         }
         let (readEnd, writeEnd) = (pipeFds[0], pipeFds[1])
+        // The child must hold nothing of ours but the report pipe: a caller reading our stdout
+        // or stderr to its end (a test, a script's $(...)) would otherwise wait for the daemon.
+        closeOnExec(allBut: [0, 1, 2])
         let childReady: Int32 = 3
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -223,6 +231,21 @@ enum Background {
         let parts = text.split(separator: " ", maxSplits: 1)
         Console.error(parts.count == 2 ? String(parts[1]) : text)
         return parts.first.flatMap { Int32($0) } ?? 1
+    }
+}
+
+/// Marks every descriptor of this process close-on-exec, except `keep`.
+private func closeOnExec(allBut keep: Set<Int32>) {
+    guard let dir = opendir("/proc/self/fd") else { return }
+    defer { closedir(dir) }
+    var fds: [Int32] = []
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if let fd = Int32(name), !keep.contains(fd) { fds.append(fd) }
+    }
+    for fd in fds where fd != dirfd(dir) {
+        let flags = fcntl(fd, F_GETFD)
+        if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
     }
 }
 

@@ -36,6 +36,21 @@ struct ClientConnectionFileSystemTests {
         }
     }
 
+    /// daxshared may run as root: no client makes a set-user-ID or set-group-ID file through it.
+    @Test func setIdBitsAreDroppedTheStickyBitKept() async throws {
+        try await withConnection { c in
+            let tree = try await c.establish()
+            c.fixture.put("p", "path")
+            let a = try attributes(try await c.call(.setAttributes(SetAttributesRequest(
+                .path(treeId: tree, path: "p"), AttributeChange(mode: 0o6755)))))
+            #expect(a.mode == 0o755)
+            #expect(c.fixture.lstatus("p").st_mode & 0o7777 == 0o755)
+            let d = try attributes(try await c.call(.mkdir(MkdirRequest(treeId: tree, mode: 0o3777, path: "d"))))
+            #expect(d.mode & 0o7000 == 0o1000)
+            #expect(c.fixture.lstatus("d").st_mode & 0o6000 == 0)
+        }
+    }
+
     @Test func setAttributesByPathAndByFileId() async throws {
         try await withConnection { c in
             let tree = try await c.establish()

@@ -491,7 +491,20 @@ public final class SharedFile: @unchecked Sendable {
             guard pastEndLayouts == 0, let visible = visibleOverride else { return }
             do throws(FileSystemError) {
                 try adjustMapping(to: visible)
+                // Trimming the room a layout had past the end changes no byte anyone wrote: the
+                // times stay as they were (a client's futimens after its writes, tar's, survives).
+                var before = Glibc.stat()
+                let hadTimes = fstat(file.descriptor.rawValue, &before) == 0
                 try truncate(to: visible)
+                if hadTimes {
+                    try ownChange { () throws(FileSystemError) in
+                        do throws(PmemError) {
+                            try file.setTimes(access: before.st_atim, modification: before.st_mtim)
+                        } catch {
+                            throw FileSystemError(error, operation: "futimens(\(origin))")
+                        }
+                    }
+                }
                 do throws(PmemError) {
                     try file.synchronizeMetadata()
                 } catch {
