@@ -63,6 +63,11 @@ public final class DaxshareFileSystem: Sendable {
         owner = (getuid(), getgid())
     }
 
+    /// Reads and writes run on the connection's event loop, which polls their completions: the
+    /// task resumes where the completion arrived and replies from there, with no hop to
+    /// another thread (as `daxshare get`/`put` do).
+    private var loop: any TaskExecutor { session.configuration.eventLoop }
+
     func setInvalidator(_ f: @escaping @Sendable (UInt64) -> Void) {
         invalidator.withLock { $0 = f }
     }
@@ -332,7 +337,7 @@ public final class DaxshareFileSystem: Sendable {
         // The request's own slot takes the data: READ's arguments are already parsed.
         guard let slot = buffers.retainCurrent() else { return fail(req, EIO) }
         let into = SharedBuffer(UnsafeMutableRawBufferPointer(rebasing: buffers.slot(slot)[0..<min(size, RequestBuffers.slotSize)]))
-        Task {
+        Task(executorPreference: loop) { [self] in
             defer { buffers.release(slot) }
             do throws(ClientError) {
                 let n = try await open.file.read(at: UInt64(offset), into: into.pointer)
@@ -347,7 +352,7 @@ public final class DaxshareFileSystem: Sendable {
         // The data lies in the request's slot: kept until the reply.
         guard let slot = buffers.retainCurrent() else { return fail(req, EIO) }
         let from = SharedBuffer(readOnly: UnsafeRawBufferPointer(start: data, count: size))
-        Task {
+        Task(executorPreference: loop) { [self] in
             defer { buffers.release(slot) }
             do throws(ClientError) {
                 try await open.file.write(from: UnsafeRawBufferPointer(from.pointer), at: UInt64(offset))

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DaxshareClient
 import DaxshareMount
+import DaxshareVerbs
 import Dispatch
 import Logging
 #if canImport(Glibc)
@@ -24,7 +25,8 @@ struct Mount: AsyncParsableCommand {
 
             Options (-o, comma-separated): secret-file=PATH, identity=NAME, two-sided, \
             attr-timeout=SECONDS (default 1), cache=direct|cached (default direct: no page \
-            cache, another client's change is seen at once), queue-depth=N; the rest go to \
+            cache, another client's change is seen at once), queue-depth=N, poll (busy-poll \
+            completions: lower latency, one core spinning); the rest go to \
             the kernel and libfuse (ro, allow_other, default_permissions, noatime, ...).
 
             Durability: fsync(2) and fdatasync(2) make a file's written bytes, size and times \
@@ -101,6 +103,7 @@ struct Mount: AsyncParsableCommand {
             if let identity = connection.identity { config.identity = identity }
             if mountOptions.twoSided { config.useLayouts = false }
             if let depth = mountOptions.queueDepth { config.queueDepth = depth }
+            if mountOptions.poll { config.eventLoop = EventLoop(name: "daxshare-mount-poll", waiting: .busyPolling) }
             session = try await ClientSession.connect(to: target, secret: secret, config: config)
             // The mounted directory must be one: a clear error now rather than ENOTDIR later.
             if !target.path.isEmpty {

@@ -3,11 +3,12 @@ import Testing
 
 @Suite struct MountOptionsTests {
     @Test func oursAreTakenTheRestGoToLibfuse() throws {
-        let o = try MountOptions(parsing: ["rw,secret-file=/etc/daxshare/secret,allow_other", "cache=cached,attr-timeout=0.5,two-sided,noatime"])
+        let o = try MountOptions(parsing: ["rw,secret-file=/etc/daxshare/secret,allow_other", "cache=cached,attr-timeout=0.5,two-sided,noatime,poll"])
         #expect(o.secretFile == "/etc/daxshare/secret")
         #expect(o.cache == .cached)
         #expect(o.attributeTimeout == 0.5)
         #expect(o.twoSided)
+        #expect(o.poll)
         #expect(o.fuseOptions == ["rw", "allow_other", "noatime"])
     }
 
@@ -20,7 +21,7 @@ import Testing
     }
 
     @Test(arguments: ["secret-file", "secret-file=", "cache=sometimes", "attr-timeout=-1", "attr-timeout=x",
-                      "queue-depth=0", "two-sided=yes", "fsname=x"])
+                      "queue-depth=0", "two-sided=yes", "poll=1", "fsname=x"])
     func aBadOptionIsAnError(_ item: String) {
         #expect(throws: MountOptionError.self) { try MountOptions(parsing: [item]) }
     }

@@ -95,7 +95,8 @@ import Testing
             let started = ContinuousClock.now
             let reason = try await c.channel.closed()
             #expect(reason.contains("no session set up"))
-            #expect(ContinuousClock.now - started < .seconds(5))
+            // The deadline fired (not a measure of how soon: a loaded 2-core host took 5.8 s).
+            #expect(ContinuousClock.now - started < .seconds(60))
             #expect(c.counter(ServerCounter.protocolViolations) == 1)
             try await c.served()
             #expect(c.channel.sent.isEmpty, "closed without a reply")
