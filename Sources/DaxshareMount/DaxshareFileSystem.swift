@@ -108,11 +108,6 @@ public final class DaxshareFileSystem: Sendable {
         fuse_reply_err(req.raw, code)
     }
 
-    /// The reply of operations that answer nothing but success (fuse_reply_err with 0).
-    func succeed(_ req: Request) {
-        fuse_reply_err(req.raw, 0)
-    }
-
     func stat(_ a: FileAttributes) -> stat {
         var s = Glibc.stat()
         let type: mode_t = switch a.type {
@@ -162,15 +157,8 @@ public final class DaxshareFileSystem: Sendable {
         return handles.withLock { $0.files[fh] }
     }
 
-    /// What a getattr or setattr acts through: the handle the kernel named (fstat, ftruncate,
-    /// futimens), else the node's path; for a node that lost its name (unlinked while open),
-    /// any handle open on it. Not another open handle when the path is there: one opened for
-    /// reading cannot change the size. Nil: nothing to act through (ENOENT).
-    private func target(node: UInt64, _ fi: UnsafeMutablePointer<fuse_file_info>?) -> (OpenFile?, String)? {
-        if let given = openFile(fi) { return (given, nodes.path(of: node) ?? given.file.path) }
-        if let path = nodes.path(of: node) { return (nil, path) }
-        guard let open = handles.withLock({ h in h.files.values.first { $0.node == node } }) else { return nil }
-        return (open, open.file.path)
+    private func anyOpenFile(node: UInt64) -> OpenFile? {
+        handles.withLock { h in h.files.values.first { $0.node == node } }
     }
 
     private func add(_ file: OpenFile) -> UInt64 {
@@ -202,10 +190,13 @@ public final class DaxshareFileSystem: Sendable {
     }
 
     func getattr(_ req: Request, node: UInt64, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
-        guard let (byFile, path) = target(node: node, fi) else { return fail(req, ENOENT) }
+        let open = openFile(fi)
+        let path = nodes.path(of: node)
+        let byFile = open ?? (path == nil ? anyOpenFile(node: node) : nil)
+        guard byFile != nil || path != nil else { return fail(req, ENOENT) }
         Task {
             do throws(ClientError) {
-                let a = if let byFile { try await byFile.file.stat() } else { try await session.stat(path) }
+                let a = if let byFile { try await byFile.file.stat() } else { try await session.stat(path!) }
                 var s = stat(a)
                 fuse_reply_attr(req.raw, &s, timeout)
             } catch { fail(req, error) }
@@ -213,7 +204,8 @@ public final class DaxshareFileSystem: Sendable {
     }
 
     func setattr(_ req: Request, node: UInt64, _ attr: stat, _ toSet: Int32, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
-        guard let (open, path) = target(node: node, fi) else { return fail(req, ENOENT) }
+        let open = openFile(fi) ?? anyOpenFile(node: node)
+        guard let path = nodes.path(of: node) ?? open?.file.path else { return fail(req, ENOENT) }
         if toSet & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID) != 0 {
             // Files belong to the server; the mount shows them as its user's. Only a no-op
             // chown (tar and cp -p restoring the same owner) succeeds.
@@ -268,7 +260,7 @@ public final class DaxshareFileSystem: Sendable {
             do throws(ClientError) {
                 try await session.remove(path, directory: directory)
                 nodes.removed(path)
-                succeed(req)
+                fail(req, 0)
             } catch { fail(req, error) }
         }
     }
@@ -283,7 +275,7 @@ public final class DaxshareFileSystem: Sendable {
             do throws(ClientError) {
                 try await session.rename(from: from, to: to, replace: flags & dxf_rename_noreplace == 0)
                 nodes.renamed(from: from, to: to)
-                succeed(req)
+                fail(req, 0)
             } catch { fail(req, error) }
         }
     }
@@ -373,11 +365,11 @@ public final class DaxshareFileSystem: Sendable {
     /// that the next open anywhere sees it (close-to-open, as NFS) and a failure reaches
     /// close(2). Durability of two-sided writes waits for fsync.
     func flush(_ req: Request, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
-        guard let open = openFile(fi) else { return succeed(req) }
+        guard let open = openFile(fi) else { return fail(req, 0) }
         Task {
             do throws(ClientError) {
                 try await open.file.commit()
-                succeed(req)
+                fail(req, 0)
             } catch { fail(req, error) }
         }
     }
@@ -389,14 +381,14 @@ public final class DaxshareFileSystem: Sendable {
         Task {
             do throws(ClientError) {
                 try await open.file.flush()
-                succeed(req)
+                fail(req, 0)
             } catch { fail(req, error) }
         }
     }
 
     func release(_ req: Request, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
         if let fh = fi?.pointee.fh { release(fh: fh) }
-        succeed(req)
+        fail(req, 0)
     }
 
     private func release(fh: UInt64) {
@@ -420,7 +412,7 @@ public final class DaxshareFileSystem: Sendable {
                 } else {
                     _ = try await open.file.allocate(offset: UInt64(offset), length: UInt64(length), keepSize: mode != 0)
                 }
-                succeed(req)
+                fail(req, 0)
             } catch { fail(req, error) }
         }
     }
@@ -441,7 +433,7 @@ public final class DaxshareFileSystem: Sendable {
 
     func releasedir(_ req: Request, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
         if let fh = fi?.pointee.fh { _ = handles.withLock { $0.directories.removeValue(forKey: fh) } }
-        succeed(req)
+        fail(req, 0)
     }
 
     /// Offsets are positions in the listing taken at offset 0 (after "." and ".."), so a

@@ -116,7 +116,7 @@ public final class FuseMount: @unchecked Sendable {
 
     private func readLoop() {
         let buffers = fileSystem.buffers
-        while fuse_session_exited(session) == 0 {
+        while !fuse_session_exited(session).asBool {
             let slot = buffers.acquireForReading()
             let memory = buffers.slot(slot)
             var buf = fuse_buf()
@@ -153,4 +153,8 @@ private final class ReaderContext {
 // @unchecked: libfuse's notify calls may be made from any thread.
 struct SessionPointer: @unchecked Sendable {
     let raw: OpaquePointer
+}
+
+extension Int32 {
+    var asBool: Bool { self != 0 }
 }
