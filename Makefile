@@ -8,6 +8,14 @@ FUZZ_SECONDS ?= 20
 # One VM run's bound (the whole integration suite, reliability included, takes ~35 min under
 # emulation); a VM that fails to set up is booted again once, a run that times out is not.
 VM_TIMEOUT ?= 3300
+# rdma-core with RDMA FLUSH (>= 45; Debian 12 has 44), which `deps` builds (scripts/build-rdma-core):
+# when it is there, every build compiles against its headers and runs with its libraries (rpath).
+# Looked at when each recipe runs (after `deps`), with a fresh test rather than make's $(wildcard).
+RDMA_CORE ?= $(or $(DAXSHARE_TESTBED_CACHE),/var/cache/daxshare-testbed)/rdma-core-56.1
+have_rdma_core = $(shell test -f $(RDMA_CORE)/include/daxshare-rdma-core.h && echo yes)
+SWIFT_RDMA = $(if $(have_rdma_core),PKG_CONFIG_PATH=$(RDMA_CORE)/lib/pkgconfig$${PKG_CONFIG_PATH:+:$$PKG_CONFIG_PATH} )$(SWIFT)
+# The -D also keeps the two builds' Clang module caches apart (-I paths are not in their hash).
+RDMA_LINK = $(if $(have_rdma_core),-Xcc -DDXR_HAVE_IBV_WR_FLUSH=1 -Xlinker -rpath -Xlinker $(RDMA_CORE)/lib)
 # Whether `demo` and `bench` can run on this machine itself rather than in the testbed VM.
 HOST_HAS_RDMA_AND_DAX = ls /sys/class/infiniband/* >/dev/null 2>&1 && [ -n "$$DAXSHARE_PMEM" ]
 
@@ -56,7 +64,7 @@ deps:
 	@scripts/install-deps
 
 build: deps
-	$(SWIFT) build $(SWIFT_BUILD_FLAGS) --build-tests
+	$(SWIFT_RDMA) build $(SWIFT_BUILD_FLAGS) $(RDMA_LINK) --build-tests
 	@$(MAKE) --no-print-directory $(MANUAL_TOOL)  # for the install test in test-host
 
 # Host unit tests, a short fuzz run, then the VM suite in one boot of the testbed.
@@ -74,7 +82,7 @@ test: build
 test-host:
 	@mkdir -p $(LOGS)
 	@echo "== host unit tests"
-	@set -o pipefail; $(SWIFT) test --skip-build --skip IntegrationTests 2>&1 | tee $(LOGS)/host.log
+	@set -o pipefail; $(SWIFT_RDMA) test $(RDMA_LINK) --skip-build --skip IntegrationTests 2>&1 | tee $(LOGS)/host.log
 
 # The integration suite needs real rxe and real fsdax: it runs inside the VM.
 test-vm:
@@ -93,7 +101,7 @@ test-vm-inner:
 
 # Benchmarks run a release build: a debug build would measure Swift's debug code, not the paths.
 build-release: deps
-	$(SWIFT) build -c release $(SWIFT_BUILD_FLAGS)
+	$(SWIFT_RDMA) build -c release $(SWIFT_BUILD_FLAGS) $(RDMA_LINK)
 
 # The standard sweep with its same-run baselines -> Bench/results/ and Bench/RESULTS.md.
 bench: build-release
@@ -121,12 +129,12 @@ fuzz-short:
 	@Fuzz/run.sh $(FUZZ_SECONDS)
 
 $(MANUAL_TOOL):
-	$(SWIFT) build $(SWIFT_BUILD_FLAGS) --product generate-manual
+	$(SWIFT_RDMA) build $(SWIFT_BUILD_FLAGS) $(RDMA_LINK) --product generate-manual
 
 install-build: deps $(MANUAL_TOOL)
-	$(SWIFT) build -c $(BUILD_CONFIG) $(SWIFT_BUILD_FLAGS) --product daxshared
-	$(SWIFT) build -c $(BUILD_CONFIG) $(SWIFT_BUILD_FLAGS) --product daxshare
-	$(SWIFT) build -c $(BUILD_CONFIG) $(SWIFT_BUILD_FLAGS) --product daxshare-bench
+	$(SWIFT_RDMA) build -c $(BUILD_CONFIG) $(SWIFT_BUILD_FLAGS) $(RDMA_LINK) --product daxshared
+	$(SWIFT_RDMA) build -c $(BUILD_CONFIG) $(SWIFT_BUILD_FLAGS) $(RDMA_LINK) --product daxshare
+	$(SWIFT_RDMA) build -c $(BUILD_CONFIG) $(SWIFT_BUILD_FLAGS) $(RDMA_LINK) --product daxshare-bench
 
 install: $(if $(filter 1,$(INSTALL_SKIP_BUILD)),,install-build) $(MANUAL_TOOL)
 	@for p in daxshared daxshare daxshare-bench; do [ -x $(INSTALL_BIN)/$$p ] || \

@@ -3,7 +3,7 @@
 public enum Baselines {
     /// two-sided against raw verbs on a plain registered buffer; one-sided against raw verbs on an
     /// ODP region over a MAP_SYNC file on the same fsdax mount (the limit a layout can approach).
-    public static let defaults: [String: String] = ["two-sided": "raw", "one-sided": "raw-odp"]
+    public static let defaults: [String: String] = ["two-sided": "raw", "one-sided": "raw-odp", "one-sided+flush": "raw-odp"]
 
     /// The device: perftest on the same rxe, the reference every mode is also held against.
     public static let device = "perftest"

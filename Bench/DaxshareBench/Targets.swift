@@ -49,6 +49,17 @@ public enum Targets {
                                  value: core * 100, limit: 2, atLeast: false))
             }
         }
+        // Issue 17: a commit by RDMA FLUSH costs the server no CPU, and writes + FLUSH are at least
+        // as fast as writes + LAYOUTCOMMIT, at every point of the sweep.
+        for r in rows where r.mode == "one-sided+flush" && r.point.op == .write {
+            if let layoutCommit = rows.first(where: { $0.mode == "one-sided" && $0.point == r.point }), layoutCommit.mbps > 0 {
+                out.append(Check(target: "write + FLUSH >= write + LAYOUTCOMMIT", point: label(r), value: r.mbps / layoutCommit.mbps,
+                                 limit: 1.0, atLeast: true))
+            }
+            if let perGiB = r.serverCPUPerGiB {
+                out.append(Check(target: "write + FLUSH: server CPU s/GiB = 0", point: label(r), value: perGiB, limit: 0, atLeast: false))
+            }
+        }
         // Issue 13: queue depth buys two-sided throughput, and large two-sided reads near raw.
         let twoSided = rows.filter { $0.mode == "two-sided" && $0.point.clients == 1 }
         for r in twoSided where r.point.op == .read && r.point.size == 4096 && r.point.qd == 8 {

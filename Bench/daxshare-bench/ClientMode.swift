@@ -28,8 +28,15 @@ final class ClientMode: BenchMode, @unchecked Sendable {
         ClientMode(name: "two-sided", server: server) { $0.useLayouts = false; $0.eventLoop = loop }
     }
 
+    /// Layouts, every commit a LAYOUTCOMMIT (the server's CPU persists the bytes).
     static func oneSided(server: ServerHandle, loop: EventLoop) -> ClientMode {
-        ClientMode(name: "one-sided", server: server) { $0.useLayouts = true; $0.eventLoop = loop }
+        ClientMode(name: "one-sided", server: server) { $0.useLayouts = true; $0.layouts.flushCommits = false; $0.eventLoop = loop }
+    }
+
+    /// Layouts, commits by RDMA FLUSH where the server offers it (PROTOCOL.md §5.8): the server's
+    /// CPU takes no part. `setUp` fails (and the mode is left out) where FLUSH was not agreed.
+    static func oneSidedFlush(server: ServerHandle, loop: EventLoop) -> ClientMode {
+        ClientMode(name: "one-sided+flush", server: server) { $0.useLayouts = true; $0.layouts.flushCommits = true; $0.eventLoop = loop }
     }
 
     func setUp(clients: Int, qd: Int, maxSize: Int, span: Int) async throws {
@@ -45,6 +52,9 @@ final class ClientMode: BenchMode, @unchecked Sendable {
             let session = try await ClientSession.connect(host: server.host, port: server.port, export: server.export,
                                                           secret: secret, config: config)
             sessions.append(session)
+            if name == "one-sided+flush", !session.server.capabilities.contains(.rdmaFlush) {
+                throw BenchFailure("RDMA FLUSH was not agreed (\(Device.flushSupportDescription); daxshared --version says the server's)")
+            }
             let path = "bench-\(name)-\(getpid())-c\(c).dat"
             let file = try await session.open(path, flags: [.read, .write, .create, .truncate])
             // Fill the whole span once, so reads find data and layouts cover it.
@@ -87,7 +97,7 @@ final class ClientMode: BenchMode, @unchecked Sendable {
             let before = lastUsage[i]
             lastUsage[i] = now
             let one = now.oneSidedBytes - before.oneSidedBytes, two = now.twoSidedBytes - before.twoSidedBytes
-            if name == "one-sided", two > 0 {
+            if name.hasPrefix("one-sided"), two > 0 {
                 let pct = Double(two) / Double(max(1, one + two)) * 100
                 notes.append("\(TableFormat.fixed(pct, 1))% two-sided" + (now.fallbackReason.map { " (\($0))" } ?? ""))
             }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DaxshareBench
 import DaxshareClient
+import DaxshareVerbs
 import DaxshareWire
 import Foundation
 #if canImport(Glibc)
@@ -76,7 +77,11 @@ struct ControlPathCommand: AsyncParsableCommand {
             add(try await layoutGet(noPrefetch, size: size, variant: "no-prefetch \(ByteSize.format(size))",
                                     baseline: "layoutget prefetch \(ByteSize.format(size))"))
         }
-        for size in sizeList { add(try await layoutCommit(server, size: size)) }
+        for size in sizeList {
+            if let row = try await layoutCommit(server, size: size, flush: false) { add(row) }
+            // Where the server offers RDMA FLUSH (PROTOCOL.md §5.8): the same commit by FLUSH.
+            if let row = try await layoutCommit(server, size: size, flush: true) { add(row) }
+        }
         add(ControlRow(figure: "local-open", variant: "no layouts", clients: 0,
                        microseconds: try (0..<max(recalls, 5)).map { _ in try localOpen(server.exportDirectory! + "/ctl-baseline.dat", create: true) }))
         for n in clientList { add(try await recall(server, clients: n)) }
@@ -117,10 +122,18 @@ struct ControlPathCommand: AsyncParsableCommand {
         return ControlRow(figure: "layoutget", variant: variant, clients: 1, microseconds: us, baseline: baseline)
     }
 
-    /// A one-sided write of `size` bytes through the client's layout engine, then LAYOUTCOMMIT
-    /// (what `RemoteFile.commit` sends), timed until its reply: the durability point.
-    func layoutCommit(_ server: ServerHandle, size: Int) async throws -> ControlRow {
-        let session = try await connect(server)
+    /// A one-sided write of `size` bytes through the client's layout engine, then its commit
+    /// (`RemoteFile.commit`), timed until it is durable: LAYOUTCOMMIT until its reply
+    /// (`layoutcommit`), or with `flush` RDMA FLUSH until its completion (`flush-commit`, held
+    /// against `layoutcommit` of the size; nil where FLUSH was not agreed). Each sample rewrites
+    /// the same bytes, inside the size after the first: no size to commit.
+    func layoutCommit(_ server: ServerHandle, size: Int, flush: Bool) async throws -> ControlRow? {
+        let session = try await connect(server) { $0.layouts.flushCommits = flush }
+        if flush && !session.server.capabilities.contains(.rdmaFlush) {
+            note("flush-commit skipped: RDMA FLUSH not agreed (\(Device.flushSupportDescription))")
+            await session.close()
+            return nil
+        }
         let file = try await session.open("ctl-commit-\(size).dat", flags: [.read, .write, .create, .truncate])
         file.expectWrites(upTo: UInt64(size))
         let data = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7) }
@@ -134,8 +147,12 @@ struct ControlPathCommand: AsyncParsableCommand {
         let usage = file.usage
         try await file.close()
         await session.close()
-        let note = usage.twoSidedBytes > 0 ? "\(usage.twoSidedBytes) bytes went two-sided" : nil
-        return ControlRow(figure: "layoutcommit", variant: ByteSize.format(size), clients: 1, microseconds: us, note: note)
+        var notes: [String] = []
+        if usage.twoSidedBytes > 0 { notes.append("\(usage.twoSidedBytes) bytes went two-sided") }
+        if flush && usage.flushCommits < samples { notes.append("only \(usage.flushCommits) commits by FLUSH") }
+        return ControlRow(figure: flush ? "flush-commit" : "layoutcommit", variant: ByteSize.format(size), clients: 1,
+                          microseconds: us, baseline: flush ? "layoutcommit \(ByteSize.format(size))" : nil,
+                          note: notes.isEmpty ? nil : notes.joined(separator: "; "))
     }
 
     /// `clients` sessions hold READ layouts on one file; a local process opens it O_RDWR.

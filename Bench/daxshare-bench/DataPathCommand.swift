@@ -23,7 +23,7 @@ struct DataPathCommand: AsyncParsableCommand {
             """)
 
     @Option(help: "Comma-separated modes: raw, raw-odp, two-sided, one-sided, perftest.")
-    var modes = "raw,raw-odp,two-sided,one-sided,perftest"
+    var modes = "raw,raw-odp,two-sided,one-sided,one-sided+flush,perftest"
     @Option(help: "Comma-separated operations: read, write.")
     var ops = "read,write"
     @Option(help: "Comma-separated access patterns: seq, rand.")
@@ -72,7 +72,7 @@ struct DataPathCommand: AsyncParsableCommand {
 
     func run() async throws {
         let modeNames = modes.split(separator: ",").map { String($0).lowercased() }
-        let known = ["raw", "raw-odp", "two-sided", "one-sided", "perftest"]
+        let known = ["raw", "raw-odp", "two-sided", "one-sided", "one-sided+flush", "perftest"]
         for m in modeNames where !known.contains(m) { throw ValidationError("unknown mode '\(m)' (known: \(known.joined(separator: ", ")))") }
         let opList = try ops.split(separator: ",").map { s in
             guard let o = BenchOp(rawValue: String(s)) else { throw ValidationError("unknown op '\(s)'") }
@@ -105,9 +105,10 @@ struct DataPathCommand: AsyncParsableCommand {
         // Every mode's connections and I/O tasks share one loop: completions resume their task
         // on the thread that polled them.
         let loop = poll ? EventLoop(name: "bench-poll", waiting: .busyPolling) : EventLoop.shared
+        note(Device.flushSupportDescription)
         if modeNames.contains("raw") { active.append(RawMode(onDemand: false, address: address, pmemDirectory: pmemDir, loop: loop)) }
         if modeNames.contains("raw-odp") { active.append(RawMode(onDemand: true, address: address, pmemDirectory: pmemDir, loop: loop)) }
-        if modeNames.contains("two-sided") || modeNames.contains("one-sided") {
+        if modeNames.contains("two-sided") || modeNames.contains("one-sided") || modeNames.contains("one-sided+flush") {
             do {
                 server = try startServer(address: address, pmemDir: pmemDir)
             } catch {
@@ -116,6 +117,7 @@ struct DataPathCommand: AsyncParsableCommand {
             if let server {
                 if modeNames.contains("two-sided") { active.append(ClientMode.twoSided(server: server, loop: loop)) }
                 if modeNames.contains("one-sided") { active.append(ClientMode.oneSided(server: server, loop: loop)) }
+                if modeNames.contains("one-sided+flush") { active.append(ClientMode.oneSidedFlush(server: server, loop: loop)) }
             }
         }
         if modeNames.contains("perftest") {

@@ -16,7 +16,7 @@ public struct ClientConfiguration: Sendable {
     /// What this client supports. LAYOUTS, ODP and CALLBACKS are advertised only while
     /// `useLayouts` is set (a server grants layouts only to a client that says it handles
     /// recalls).
-    public var capabilities: Capabilities = .allV1
+    public var capabilities: Capabilities = Capabilities.allV1.union(.rdmaFlush)
     /// Move file data one-sided through layouts (PROTOCOL.md §5) when the server agrees to
     /// LAYOUTS and CALLBACKS; false forces the two-sided path (`--two-sided`).
     public var useLayouts = true
@@ -40,9 +40,18 @@ public struct ClientConfiguration: Sendable {
 
     public init() {}
 
-    /// The capabilities NEGOTIATE advertises: without `useLayouts`, none of the layout bits.
+    /// The capabilities NEGOTIATE advertises: without `useLayouts`, none of the layout bits;
+    /// RDMA_FLUSH only with `layouts.flushCommits` (and, at NEGOTIATE, a queue pair that can
+    /// post FLUSH: `advertisedCapabilities(flushing:)`).
     public var advertisedCapabilities: Capabilities {
-        useLayouts ? capabilities : capabilities.subtracting([.layouts, .callbacks, .odp])
+        var c = useLayouts ? capabilities : capabilities.subtracting([.layouts, .callbacks, .odp, .rdmaFlush])
+        if !layouts.flushCommits { c.remove(.rdmaFlush) }
+        return c
+    }
+
+    /// What NEGOTIATE advertises on a connection whose queue pair can (or cannot) post FLUSH.
+    public func advertisedCapabilities(flushing canFlush: Bool) -> Capabilities {
+        canFlush ? advertisedCapabilities : advertisedCapabilities.subtracting(.rdmaFlush)
     }
 
     /// The environment variable that sets `layouts.ignoreRecallsForTesting` in the CLI. TEST

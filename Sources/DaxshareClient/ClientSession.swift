@@ -71,7 +71,8 @@ public final class ClientSession: Sendable {
         let channel: MessageChannel
         do {
             channel = try await MessageChannel.connect(host: host, port: port, config: configuration.transport,
-                                                      loop: configuration.eventLoop)
+                                                      loop: configuration.eventLoop,
+                                                      flushOperations: configuration.advertisedCapabilities.contains(.rdmaFlush))
         } catch {
             throw ClientError(transportFailure: error)
         }
@@ -107,7 +108,8 @@ public final class ClientSession: Sendable {
         do throws(ClientError) {
             // NEGOTIATE: dialect, capabilities, the server's limits.
             guard case let .negotiate(server) = try await dispatcher.call(
-                .negotiate(NegotiateRequest(capabilities: configuration.advertisedCapabilities, clientId: configuration.clientId)))
+                .negotiate(NegotiateRequest(capabilities: configuration.advertisedCapabilities(flushing: remoteAccess?.canFlush == true),
+                                            clientId: configuration.clientId)))
             else { throw ClientError.protocol("NEGOTIATE answered with another body") }
             guard server.dialect == Limits.version1 else {
                 throw ClientError.protocol("the server chose dialect 0x\(String(server.dialect, radix: 16)), not 1.0")
@@ -152,7 +154,8 @@ public final class ClientSession: Sendable {
                 let settings = configuration.layouts
                 let staging = BouncePool(registrar: registrar, slotSize: settings.maxWorkRequest, slotCount: settings.queueDepth)
                 let layouts = LayoutDataPath(dispatcher: dispatcher, twoSided: twoSided, access: remoteAccess,
-                                             staging: staging, settings: settings, callerBuffers: callerBuffers)
+                                             staging: staging, settings: settings, callerBuffers: callerBuffers,
+                                             flushAgreed: server.capabilities.contains(.rdmaFlush))
                 dispatcher.setAcknowledger { [weak layouts] recall in layouts?.acknowledge(recall) ?? .badStateid }
                 dataPath = layouts
             }

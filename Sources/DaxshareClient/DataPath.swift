@@ -95,6 +95,8 @@ public struct DataPathUsage: Sendable, Hashable, CustomStringConvertible {
     public var fallbackReason: String?
     /// Layout recalls this file's layouts answered.
     public var recalls = 0
+    /// Commits made durable by RDMA FLUSH rather than LAYOUTCOMMIT (PROTOCOL.md §5.8).
+    public var flushCommits = 0
     /// The path's name, for a file that moved no bytes.
     public var defaultPath: String
 

@@ -25,6 +25,11 @@ public struct LayoutSettings: Sendable, Hashable {
     /// page: measured in the testbed (OneSidedPmemTests.unalignedWritesAndReadsLandExactly),
     /// while any length from a page boundary is exact. 1 turns this off.
     public var remoteAlignment = 4096
+    /// Make one-sided writes durable with RDMA FLUSH (PROTOCOL.md §5.8) where the server agrees
+    /// to RDMA_FLUSH and marks the layout's extents PERSISTENT_FLUSH: a commit is then FLUSHes of
+    /// the dirty ranges on the client's own queue pair (no server CPU, no message), plus a
+    /// LAYOUTCOMMIT without ranges only when the writes grew the file. False: LAYOUTCOMMIT always.
+    public var flushCommits = true
 
     public init() {}
 }
@@ -68,6 +73,14 @@ final class LayoutDataPath: DataPath {
         var inFlight = 0
         var drainWaiters: [CheckedContinuation<Void, Never>] = []
         var dirty = DirtyRanges()
+        /// Every extent takes RDMA FLUSH (PERSISTENT_FLUSH) and FLUSH was agreed: commits FLUSH.
+        var flushable = false
+        /// One past the last byte a chained WRITE + FLUSH made durable (write-through) whose size
+        /// no LAYOUTCOMMIT has covered yet; 0 when none.
+        var durableEnd: UInt64 = 0
+        /// Writes were committed by FLUSH since the last LAYOUTCOMMIT: one with TOUCH goes before
+        /// the layout is returned, so the file's times move (PROTOCOL.md §5.8).
+        var touchPending = false
         /// Chosen for eviction: no new operations, then returned.
         var evicting = false
         var active: Bool { recallId == nil && !revoked && !evicting }
@@ -107,10 +120,14 @@ final class LayoutDataPath: DataPath {
 
     /// Caller memory a piece uses as its local side directly (zero-copy), skipping `staging`.
     let callerBuffers: CallerBuffers?
+    /// Commits go by RDMA FLUSH on layouts that take it (PROTOCOL.md §5.8): RDMA_FLUSH was agreed,
+    /// `settings.flushCommits`, and this connection can post FLUSH.
+    let flushing: Bool
 
     init(dispatcher: RequestDispatcher, twoSided: TwoSidedDataPath, access: any RemoteMemoryAccess, staging: BouncePool,
-         settings: LayoutSettings, callerBuffers: CallerBuffers? = nil) {
+         settings: LayoutSettings, callerBuffers: CallerBuffers? = nil, flushAgreed: Bool = false) {
         self.callerBuffers = callerBuffers
+        self.flushing = flushAgreed && settings.flushCommits && access.canFlush
         self.dispatcher = dispatcher
         self.twoSided = twoSided
         self.access = access
@@ -190,7 +207,9 @@ final class LayoutDataPath: DataPath {
         await lock.acquire()
         defer { lock.release() }
         var firstError: ClientError?
-        let ids = state.withLock { s in s.files[fileId]?.layouts.filter { !$0.value.dirty.isEmpty && !$0.value.revoked }.keys.sorted() ?? [] }
+        let ids = state.withLock { s -> [UInt64] in
+            s.files[fileId]?.layouts.filter { (!$0.value.dirty.isEmpty || $0.value.durableEnd > 0) && !$0.value.revoked }.keys.sorted() ?? []
+        }
         for id in ids {
             do throws(ClientError) { try await commitLayout(fileId: fileId, layoutId: id) } catch { firstError = firstError ?? error }
         }
@@ -204,6 +223,12 @@ final class LayoutDataPath: DataPath {
     func closing(fileId: UInt64) async throws(ClientError) {
         var failure: ClientError?
         do throws(ClientError) { try await commit(fileId: fileId) } catch { failure = error }
+        if failure == nil {
+            let touched = state.withLock { s in s.files[fileId]?.layouts.filter { $0.value.touchPending && $0.value.active }.keys.sorted() ?? [] }
+            for id in touched {
+                do throws(ClientError) { try await touch(fileId: fileId, layoutId: id) } catch { failure = failure ?? error }
+            }
+        }
         let (held, broken) = state.withLock { s in
             ((s.files[fileId]?.layouts.values.filter { $0.recallId == nil }.map(\.stateid)) ?? [], s.broken != nil)
         }
@@ -260,7 +285,8 @@ final class LayoutDataPath: DataPath {
             try await twoSidedWrite(fileId, offset, source, 0, source.count, writeThrough: writeThrough)
             return
         }
-        let gaps = try await transfer(fileId: fileId, iomode: .readWrite, offset: offset, length: source.count, buffer: source)
+        let gaps = try await transfer(fileId: fileId, iomode: .readWrite, offset: offset, length: source.count, buffer: source,
+                                      durable: writeThrough || durableEach)
         // Heads cut off for alignment are written through: LAYOUTCOMMIT alone must make the
         // whole one-sided write durable.
         let align = UInt64(max(1, settings.remoteAlignment))
@@ -294,8 +320,9 @@ final class LayoutDataPath: DataPath {
     }
 
     /// Moves what layouts cover one-sided; returns the chunks left for the two-sided path.
+    /// `durable`: a write-through write, chained with its FLUSH where the layout takes one.
     private func transfer(fileId: UInt64, iomode: LayoutIOMode, offset: UInt64, length: Int,
-                          buffer: SharedBuffer) async throws(ClientError) -> [Chunk] {
+                          buffer: SharedBuffer, durable: Bool = false) async throws(ClientError) -> [Chunk] {
         let end = offset + UInt64(length)
         var pos = offset
         // Into or out of registered caller memory, a piece is bounded only by its extent (one
@@ -305,7 +332,7 @@ final class LayoutDataPath: DataPath {
         // The common case, one work request inside one extent of a layout held: no plan, no
         // task group, nothing allocated.
         if let (layoutId, piece) = singlePiece(fileId: fileId, iomode: iomode, offset: offset, length: length, maxPiece: maxPiece) {
-            switch await runPiece(fileId: fileId, iomode: iomode, layoutId: layoutId, piece: piece, buffer: buffer) {
+            switch await runPiece(fileId: fileId, iomode: iomode, layoutId: layoutId, piece: piece, buffer: buffer, durable: durable) {
             case .success(nil): return []
             case let .success(chunk?): return [chunk]
             case let .failure(error): throw error
@@ -330,7 +357,7 @@ final class LayoutDataPath: DataPath {
         }
         let work = planned
         let skipped = try await runPipelined(count: work.count, depth: settings.queueDepth) { [self] i in
-            await runPiece(fileId: fileId, iomode: iomode, layoutId: work[i].0, piece: work[i].1, buffer: buffer)
+            await runPiece(fileId: fileId, iomode: iomode, layoutId: work[i].0, piece: work[i].1, buffer: buffer, durable: durable)
         }.get()
         return gaps + skipped.compactMap { $0 }
     }
@@ -359,7 +386,7 @@ final class LayoutDataPath: DataPath {
     /// One RDMA operation through a staging slot. Returns the piece as a chunk when its layout
     /// is no longer usable (recalled meanwhile): the caller moves it two-sided.
     private func runPiece(fileId: UInt64, iomode: LayoutIOMode, layoutId: UInt64, piece: OneSidedPiece,
-                          buffer: SharedBuffer) async -> Result<Chunk?, ClientError> {
+                          buffer: SharedBuffer, durable: Bool = false) async -> Result<Chunk?, ClientError> {
         let chunk = Chunk(fileOffset: piece.fileOffset, bufferOffset: piece.bufferOffset, length: piece.length)
         // The local side: the caller's registered memory (zero-copy), else a staging slot.
         let direct = callerBuffers?.find(buffer.slice(piece.bufferOffset, piece.length))
@@ -368,24 +395,32 @@ final class LayoutDataPath: DataPath {
             do throws(ClientError) { slot = try await staging.acquire() } catch { return .failure(error) }
         }
         defer { if let slot { staging.release(slot) } }
-        enum Admission { case go, skip, broken(String) }
+        enum Admission { case go(flush: Bool), skip, broken(String) }
         let admission = state.withLock { s -> Admission in
             if let b = s.broken { return .broken(b) }
             guard s.files[fileId]?.layouts[layoutId]?.active == true else { return .skip }
             s.files[fileId]!.layouts[layoutId]!.inFlight += 1  // in place: no copy of the tables
-            return .go
+            return .go(flush: durable && iomode == .readWrite && s.files[fileId]!.layouts[layoutId]!.flushable)
         }
+        let chainFlush: Bool
         switch admission {
         case .skip: return .success(chunk)
         case let .broken(reason): return .failure(.layoutLost(reason: reason, unwrittenBytes: 0))
-        case .go: break
+        case let .go(flush): chainFlush = flush
         }
         let remote = RemoteSpan(address: piece.remoteAddress, rkey: piece.rkey, length: UInt64(piece.length))
+        // A write-through write on a layout that takes FLUSH: WRITE + FLUSH in one chain, durable
+        // at its completion; the FLUSH covers the written pages (the extent is whole pages).
+        let page = UInt64(ChunkPlan.pageSize)
+        let flushSpan = RemoteSpan(address: remote.address / page * page, rkey: remote.rkey,
+                                   length: (remote.address + remote.length + page - 1) / page * page - remote.address / page * page)
         var failure: OneSidedFailure?
         if let (memory, at) = direct {
             do throws(OneSidedFailure) {
                 if iomode == .read {
                     try await access.read(into: memory, offset: at, from: remote)
+                } else if chainFlush {
+                    try await access.writeAndFlush(from: memory, offset: at, to: remote, flushing: flushSpan)
                 } else {
                     try await access.write(from: memory, offset: at, to: remote)
                 }
@@ -398,7 +433,13 @@ final class LayoutDataPath: DataPath {
             }
         } else if let slot {
             slot.bytes.copyMemory(from: UnsafeRawBufferPointer(buffer.slice(piece.bufferOffset, piece.length)))
-            do throws(OneSidedFailure) { try await access.write(from: slot.memory, offset: slot.offset, to: remote) } catch { failure = error }
+            do throws(OneSidedFailure) {
+                if chainFlush {
+                    try await access.writeAndFlush(from: slot.memory, offset: slot.offset, to: remote, flushing: flushSpan)
+                } else {
+                    try await access.write(from: slot.memory, offset: slot.offset, to: remote)
+                }
+            } catch { failure = error }
         }
         let (waiters, lostBytes) = state.withLock { s -> ([CheckedContinuation<Void, Never>], UInt64) in
             guard s.files[fileId] != nil else { return ([], 0) }
@@ -409,7 +450,12 @@ final class LayoutDataPath: DataPath {
             let written = failure == nil && iomode == .readWrite
             if s.files[fileId]!.layouts[layoutId] != nil {
                 s.files[fileId]!.layouts[layoutId]!.inFlight -= 1
-                if written {
+                if written && chainFlush {
+                    // Durable already; only a size the server has not heard of is left to commit.
+                    let end = piece.fileOffset + UInt64(piece.length)
+                    s.files[fileId]!.layouts[layoutId]!.durableEnd = max(s.files[fileId]!.layouts[layoutId]!.durableEnd, end)
+                    s.files[fileId]!.writtenEnd = max(s.files[fileId]!.writtenEnd, end)
+                } else if written {
                     s.files[fileId]!.layouts[layoutId]!.dirty.insert(offset: piece.fileOffset, length: UInt64(piece.length))
                     s.files[fileId]!.writtenEnd = max(s.files[fileId]!.writtenEnd, piece.fileOffset + UInt64(piece.length))
                 }
@@ -522,6 +568,7 @@ final class LayoutDataPath: DataPath {
             var mine: [LayoutRecall] = []
             if let reply {
                 var held = Held(stateid: reply.stateid, iomode: reply.iomode, extents: reply.extents)
+                held.flushable = flushing && reply.iomode == .readWrite && reply.extents.allSatisfy { $0.flags.contains(.persistentFlush) }
                 if let i = f.parkedRecalls.firstIndex(where: { $0.stateid.id == reply.stateid.id }) {
                     let recall = f.parkedRecalls.remove(at: i)
                     held.recallId = recall.recallId
@@ -577,17 +624,34 @@ final class LayoutDataPath: DataPath {
 
     // MARK: Committing
 
-    /// LAYOUTCOMMIT of one layout's dirty ranges. The caller holds the file's commit lock.
+    /// Makes one layout's dirty ranges durable: RDMA FLUSH where the layout takes it (then a
+    /// LAYOUTCOMMIT only for a grown size), else LAYOUTCOMMIT. The caller holds the file's
+    /// commit lock.
     private func commitLayout(fileId: UInt64, layoutId: UInt64) async throws(ClientError) {
-        guard let taken = state.withLock({ s -> (LayoutStateid, DirtyRanges, UInt64)? in
+        guard let taken = state.withLock({ s -> (LayoutStateid, DirtyRanges, UInt64, [RemoteSpan]?, UInt64)? in
             guard var f = s.files[fileId], var h = f.layouts[layoutId] else { return nil }
             let d = h.dirty.removeAll()
+            let spans = h.flushable ? FlushPlan.spans(dirty: d, extents: h.extents) : nil
+            let durableEnd = h.durableEnd
+            if spans != nil { h.durableEnd = 0 }
             f.layouts[layoutId] = h
             s.files[fileId] = f
-            return (h.stateid, d, f.size)
+            return (h.stateid, d, f.size, spans, durableEnd)
         }) else { return }
-        let (stateid, dirty, size) = taken
-        let requests = CommitPlan.requests(stateid: stateid, dirty: dirty, knownSize: size)
+        let (stateid, dirty, size, flushSpans, durableEnd) = taken
+        let requests: [LayoutCommitRequest]
+        if let flushSpans {
+            try await flush(flushSpans, fileId: fileId, layoutId: layoutId, dirty: dirty)
+            var covered = dirty
+            if durableEnd > 0 { covered.insert(offset: durableEnd - 1, length: 1) }
+            requests = FlushPlan.sizeCommit(stateid: stateid, dirty: covered, knownSize: size).map { [$0] } ?? []
+            if requests.isEmpty {
+                state.withLock { $0.files[fileId]?.layouts[layoutId]?.touchPending = true }
+                return
+            }
+        } else {
+            requests = CommitPlan.requests(stateid: stateid, dirty: dirty, knownSize: size)
+        }
         var remaining = dirty
         for var request in requests {
             request.stateid = state.withLock { $0.files[fileId]?.layouts[layoutId]?.stateid } ?? request.stateid
@@ -600,6 +664,7 @@ final class LayoutDataPath: DataPath {
                     guard var f = s.files[fileId] else { return }
                     if var h = f.layouts[layoutId], reply.stateid.id == h.stateid.id {
                         h.stateid.seqid = max(h.stateid.seqid, reply.stateid.seqid)
+                        h.touchPending = false
                         f.layouts[layoutId] = h
                     }
                     f.size = max(f.size, reply.size)
@@ -626,6 +691,64 @@ final class LayoutDataPath: DataPath {
                 throw error
             }
         }
+    }
+
+    /// LAYOUTCOMMIT with TOUCH and no ranges: the file's mtime and ctime move for writes that
+    /// FLUSH made durable (PROTOCOL.md §5.8).
+    private func touch(fileId: UInt64, layoutId: UInt64) async throws(ClientError) {
+        guard let stateid = state.withLock({ $0.files[fileId]?.layouts[layoutId]?.stateid }) else { return }
+        guard case let .layoutCommit(reply) = try await dispatcher.call(.layoutCommit(LayoutCommitRequest(stateid: stateid, ranges: [], touch: true)))
+        else { throw .protocol("LAYOUTCOMMIT answered with another body") }
+        state.withLock { s in
+            guard var h = s.files[fileId]?.layouts[layoutId], reply.stateid.id == h.stateid.id else { return }
+            h.stateid.seqid = max(h.stateid.seqid, reply.stateid.seqid)
+            h.touchPending = false
+            s.files[fileId]!.layouts[layoutId] = h
+        }
+    }
+
+    /// FLUSHes `spans` (the layout's dirty pages) to persistence, all posted at once. A failure
+    /// breaks the connection as a failed WRITE does: the layout's bytes since its last commit,
+    /// `dirty` among them, are lost and reported so.
+    private func flush(_ spans: [RemoteSpan], fileId: UInt64, layoutId: UInt64, dirty: DirtyRanges) async throws(ClientError) {
+        if spans.isEmpty { return }  // only a size to commit (write-through FLUSHed its bytes)
+        var failure: OneSidedFailure?
+        if spans.count == 1 {
+            do throws(OneSidedFailure) { try await access.flush(spans[0]) } catch { failure = error }
+        } else {
+            failure = await withTaskGroup(of: OneSidedFailure?.self) { group in
+                for span in spans {
+                    group.addTask { [access] in
+                        do throws(OneSidedFailure) { try await access.flush(span); return nil } catch { return error }
+                    }
+                }
+                var first: OneSidedFailure?
+                for await f in group where first == nil { first = f }
+                return first
+            }
+        }
+        guard let failure else {
+            state.withLock { s in s.files[fileId]?.usage.flushCommits += 1 }
+            return
+        }
+        let (reason, lost) = state.withLock { s -> (String, UInt64) in
+            if s.broken == nil { s.broken = "RDMA FLUSH through layout \(layoutId): \(failure)" }
+            var lost: UInt64 = 0
+            for (fid, var file) in s.files {
+                if fid == fileId { file.lost.formUnion(dirty) }
+                for (lid, var held) in file.layouts where !held.dirty.isEmpty || lid == layoutId {
+                    file.lost.formUnion(held.dirty.removeAll())
+                    held.revoked = true
+                    file.layouts[lid] = held
+                }
+                file.usage.fallbackReason = s.broken
+                if fid == fileId { lost = file.lost.byteCount }
+                s.files[fid] = file
+            }
+            return (s.broken!, lost)
+        }
+        dispatcher.shutdown(.transport("the connection broke: \(reason)"), reason: "an RDMA FLUSH failed: \(reason)")
+        throw .layoutLost(reason: reason, unwrittenBytes: lost)
     }
 
     // MARK: Recalls
@@ -662,6 +785,9 @@ final class LayoutDataPath: DataPath {
             await lock.acquire()
             do throws(ClientError) {
                 try await commitLayout(fileId: fileId, layoutId: layoutId)
+                if state.withLock({ $0.files[fileId]?.layouts[layoutId]?.touchPending }) == true {
+                    try await touch(fileId: fileId, layoutId: layoutId)
+                }
             } catch {
                 // Not committed: returned anyway (the deadline); those bytes are lost.
                 state.withLock { s in

@@ -199,6 +199,44 @@ public enum CommitPlan {
     }
 }
 
+/// A commit by RDMA FLUSH (PROTOCOL.md §5.8): what to FLUSH, and what LAYOUTCOMMIT is left.
+public enum FlushPlan {
+    /// The server memory holding `dirty`, one span per piece of a dirty range inside an extent,
+    /// each widened to whole pages of its extent (a FLUSH of a few more bytes costs nothing and
+    /// ranges in one page merge), adjacent spans of one region merged. nil when an extent is
+    /// not marked PERSISTENT_FLUSH or a dirty byte lies outside every extent.
+    public static func spans(dirty: DirtyRanges, extents: [LayoutExtent], pageSize: UInt64 = UInt64(ChunkPlan.pageSize)) -> [RemoteSpan]? {
+        var spans: [RemoteSpan] = []
+        for r in dirty.ranges {
+            var pos = r.offset
+            let end = r.offset + r.length
+            while pos < end {
+                guard let e = extents.first(where: { $0.fileOffset <= pos && pos < $0.fileOffset + $0.length }),
+                      e.flags.contains(.persistentFlush) else { return nil }
+                let stop = min(end, e.fileOffset + e.length)
+                let from = (pos - e.fileOffset) / pageSize * pageSize
+                let to = min(e.length, (stop - e.fileOffset + pageSize - 1) / pageSize * pageSize)
+                let span = RemoteSpan(address: e.remoteAddress + from, rkey: e.rkey, length: to - from)
+                if let last = spans.last, last.rkey == span.rkey, last.address + last.length >= span.address {
+                    let newEnd = max(last.address + last.length, span.address + span.length)
+                    spans[spans.count - 1].length = newEnd - last.address
+                } else {
+                    spans.append(span)
+                }
+                pos = stop
+            }
+        }
+        return spans
+    }
+
+    /// After the FLUSHes: the LAYOUTCOMMIT that makes the file's size cover the writes (NEW_SIZE,
+    /// no ranges: a FLUSH already made the bytes durable), or nil when they did not grow it.
+    public static func sizeCommit(stateid: LayoutStateid, dirty: DirtyRanges, knownSize: UInt64) -> LayoutCommitRequest? {
+        guard !dirty.isEmpty, dirty.end > knownSize else { return nil }
+        return LayoutCommitRequest(stateid: stateid, newSize: dirty.end, ranges: [])
+    }
+}
+
 /// What the client does when LAYOUTGET does not give it a layout.
 public enum LayoutRefusal: Sendable, Hashable {
     /// Ask again after `milliseconds` (TRY_LATER, within the retry budget).

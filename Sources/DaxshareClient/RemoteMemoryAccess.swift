@@ -38,6 +38,27 @@ public protocol RemoteMemoryAccess: Sendable {
     func read(into local: any RegisteredMemory, offset: Int, from remote: RemoteSpan) async throws(OneSidedFailure)
     /// RDMA WRITE of `local[offset, offset + remote.length)` to `remote`.
     func write(from local: any RegisteredMemory, offset: Int, to remote: RemoteSpan) async throws(OneSidedFailure)
+    /// Whether `flush` and `writeAndFlush` can be posted (the queue pair was made with FLUSH).
+    var canFlush: Bool { get }
+    /// RDMA FLUSH of `remote` to persistence: the bytes earlier WRITEs placed there are durable
+    /// when it returns.
+    func flush(_ remote: RemoteSpan) async throws(OneSidedFailure)
+    /// RDMA WRITE then RDMA FLUSH of the pages `flushing` covers, posted as one chain; durable
+    /// when it returns.
+    func writeAndFlush(from local: any RegisteredMemory, offset: Int, to remote: RemoteSpan,
+                       flushing: RemoteSpan) async throws(OneSidedFailure)
+}
+
+extension RemoteMemoryAccess {
+    public var canFlush: Bool { false }
+    public func flush(_ remote: RemoteSpan) async throws(OneSidedFailure) {
+        throw .failed("RDMA FLUSH is not available on this connection")
+    }
+    public func writeAndFlush(from local: any RegisteredMemory, offset: Int, to remote: RemoteSpan,
+                              flushing: RemoteSpan) async throws(OneSidedFailure) {
+        try await write(from: local, offset: offset, to: remote)
+        try await flush(flushing)
+    }
 }
 
 /// One-sided operations on a verbs connection; `local` must be memory registered on that
@@ -59,6 +80,28 @@ public struct VerbsRemoteAccess: RemoteMemoryAccess {
         let segment = try Self.segment(local, offset, remote)
         do {
             try await connection.write(from: segment, to: RemoteMemory(address: remote.address, rkey: remote.rkey, length: remote.length))
+        } catch {
+            throw Self.failure(error)
+        }
+    }
+
+    public var canFlush: Bool { connection.canFlush }
+
+    public func flush(_ remote: RemoteSpan) async throws(OneSidedFailure) {
+        do {
+            try await connection.flush(RemoteMemory(address: remote.address, rkey: remote.rkey, length: remote.length))
+        } catch {
+            throw Self.failure(error)
+        }
+    }
+
+    public func writeAndFlush(from local: any RegisteredMemory, offset: Int, to remote: RemoteSpan,
+                              flushing: RemoteSpan) async throws(OneSidedFailure) {
+        let segment = try Self.segment(local, offset, remote)
+        do {
+            try await connection.writeAndFlush(
+                from: CollectionOfOne(segment), to: RemoteMemory(address: remote.address, rkey: remote.rkey, length: remote.length),
+                flushing: RemoteMemory(address: flushing.address, rkey: flushing.rkey, length: flushing.length))
         } catch {
             throw Self.failure(error)
         }

@@ -45,6 +45,7 @@ public struct ConfigFile: Sendable, Equatable {
     public var authFailureRefillSeconds: Double?
     public var leaseKind: FileLease.Mechanism?
     public var layoutPrefetch: Bool?
+    public var rdmaFlush: Bool?
     public var logLevel: Located<String>?
     public var logFormat: LogFormat?
     /// ADDR:PORT of the Prometheus endpoint; "" when the file says `off`.
@@ -74,6 +75,7 @@ public struct ConfigFile: Sendable, Equatable {
         c.authFailureRefillSeconds = other.authFailureRefillSeconds ?? authFailureRefillSeconds
         c.leaseKind = other.leaseKind ?? leaseKind
         c.layoutPrefetch = other.layoutPrefetch ?? layoutPrefetch
+        c.rdmaFlush = other.rdmaFlush ?? rdmaFlush
         c.logLevel = other.logLevel ?? logLevel
         c.logFormat = other.logFormat ?? logFormat
         c.metricsListen = other.metricsListen ?? metricsListen
@@ -213,7 +215,7 @@ private struct Reader {
 
     mutating func readTop(_ root: Node, into c: inout ConfigFile) {
         let keys = ["listen", "secret-file", "secrets", "admin-identities", "exports", "limits", "lease-kind", "layout-prefetch",
-                    "log", "metrics"]
+                    "rdma-flush", "log", "metrics"]
         mapping(root, "the file", keys: keys) { r, key, v in
             switch key {
             case "listen":
@@ -237,6 +239,7 @@ private struct Reader {
                 }
                 c.leaseKind = kind
             case "layout-prefetch": c.layoutPrefetch = r.boolean(v, key)
+            case "rdma-flush": c.rdmaFlush = r.boolean(v, key)
             case "log": r.readLog(v, into: &c)
             default: r.readMetrics(v, into: &c)
             }

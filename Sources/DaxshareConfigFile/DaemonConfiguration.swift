@@ -96,6 +96,7 @@ extension ConfigFile {
         if let v = authFailureRefillSeconds { server.authFailureRefill = .seconds(v) }
         if let v = leaseKind { server.leaseKind = v }
         if let v = layoutPrefetch { server.layoutPrefetch = v }
+        if let v = rdmaFlush { server.rdmaFlush = v }
         return DaemonConfiguration(
             server: server, logLevel: logLevel?.value ?? "info", logFormat: logFormat ?? .text, metrics: metrics,
             metricsExplicit: metricsListen != nil)

@@ -3,6 +3,7 @@ import CPmem
 import Glibc
 import Logging
 import SystemPackage
+import Synchronization
 
 /// A shared mapping of a file range, made with `mmap(2)`.
 ///
@@ -209,9 +210,16 @@ public final class PmemMapping: @unchecked Sendable {
     public func persist(offset: Int, length: Int) throws(PmemError) {
         try lock.withReadLock { () throws(PmemError) in
             let start = try address(offset: offset, length: length)
-            if length > 0 { try flush(start, length) }
+            if length > 0 {
+                try flush(start, length)
+                Self.persistCalls.add(1, ordering: .relaxed)
+            }
         }
     }
+
+    /// `persist` calls that flushed something, in this process: how often a server's CPU
+    /// made clients' stores durable (SERVER_STATS' pmem_persists; a commit by RDMA FLUSH runs none).
+    public static let persistCalls = Atomic<UInt64>(0)
 
     /// Releases the whole reservation with `munmap(2)`. Idempotent; memory
     /// regions registered on the mapping must be gone first.

@@ -408,7 +408,8 @@ final class ClientConnection: Sendable {
             guard session.withLock({ $0.agreed }).isSuperset(of: [.layouts, .callbacks]) else {
                 throw RequestFailure(status: .notSupported, reason: "LAYOUTGET without LAYOUTS and CALLBACKS agreed in NEGOTIATE")
             }
-            return ok(.layoutGet(try await layouts.get(g, file: try openFile(g.fileId))))
+            let flush = session.withLock { $0.agreed }.contains(.rdmaFlush)
+            return ok(.layoutGet(try await layouts.get(g, file: try openFile(g.fileId), flush: flush)))
         case let .layoutCommit(c):
             return ok(.layoutCommit(try layouts.commit(c)))
         case let .layoutReturn(r):

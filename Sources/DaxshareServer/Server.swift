@@ -25,7 +25,7 @@ final class ServerContext: Sendable {
     let authLimiter: AuthRateLimiter
     private let baseNegotiateResponse: NegotiateResponse
     /// Whether the device serves one-sided RC on ODP memory, by device name (`odp_caps`).
-    private let odpByDevice = Mutex<[String: Bool]>([:])
+    private let odpByDevice = Mutex<[String: (odp: Bool, flush: Bool)]>([:])
 
     /// Two-sided data moves through registered chunks this big, at most this many per connection
     /// (8 MiB). A quarter MiB, so a large READ overlaps the `pread` of one chunk with the RDMA
@@ -48,7 +48,7 @@ final class ServerContext: Sendable {
         self.files = FileTable(logger: logger) { layouts.forget($0) }
         self.baseNegotiateResponse = NegotiateResponse(
             maxOutstandingRequests: 64, defaultRecallDeadlineMs: configuration.recallDeadlineMs,
-            capabilities: [.layouts, .odp, .callbacks, .punchHole, .serverStats], serverId: (0..<Limits.guidLength).map { _ in UInt8.random(in: 0...255) },
+            capabilities: [.layouts, .odp, .callbacks, .punchHole, .serverStats, .rdmaFlush], serverId: (0..<Limits.guidLength).map { _ in UInt8.random(in: 0...255) },
             maxBufferDescriptors: UInt16(Limits.maxBufferDescriptors), maxExtentsPerLayout: UInt16(Limits.maxExtentsPerLayout),
             maxPathLength: UInt16(Limits.maxPathLength), maxListEntries: UInt16(Limits.maxListEntries),
             maxOpenFiles: UInt32(configuration.maxOpenFiles), maxLayouts: UInt32(configuration.maxLayouts))
@@ -158,23 +158,30 @@ final class ServerContext: Sendable {
     /// NEGOTIATE's answer on `connection`: layouts (and ODP) are offered only where its device
     /// can serve one-sided READ and WRITE on on-demand-paging memory, the only way fsdax
     /// memory registers; never without one (a connection served over a fake channel).
+    /// RDMA_FLUSH only where the device also places FLUSH to persistence on such memory and this
+    /// build has FLUSH (`DeviceAttributes.flushesOnDemandMemory`), and the configuration allows it.
     func negotiateResponse(for connection: Connection?) -> NegotiateResponse {
         var response = baseNegotiateResponse
         guard let connection else {
-            response.capabilities.subtract([.layouts, .odp])
+            response.capabilities.subtract([.layouts, .odp, .rdmaFlush])
             return response
         }
         let name = connection.device.name
-        let odp = odpByDevice.withLock { cache -> Bool in
+        let (odp, flush) = odpByDevice.withLock { cache -> (Bool, Bool) in
             if let known = cache[name] { return known }
-            let supported = (try? connection.device.attributes().odp.supportsOneSidedRC) ?? false
+            let attributes = try? connection.device.attributes()
+            let supported = (attributes?.odp.supportsOneSidedRC ?? false, attributes?.flushesOnDemandMemory ?? false)
             cache[name] = supported
+            if !supported.1 {
+                logger.info("device \(name): RDMA FLUSH to persistence on ODP memory is not offered (\(Device.flushSupportDescription); device FLUSH_PERSISTENT \(attributes?.flushPersistent ?? false), ODP FLUSH \(attributes?.odp.rcFlush ?? false))")
+            }
             return supported
         }
         if !odp {
-            response.capabilities.subtract([.layouts, .odp])
+            response.capabilities.subtract([.layouts, .odp, .rdmaFlush])
             logger.notice("device \(name) has no RC on-demand paging: layouts are not offered")
         }
+        if !flush || !configuration.rdmaFlush { response.capabilities.remove(.rdmaFlush) }
         return response
     }
 }

@@ -76,6 +76,9 @@ public struct ServerConfiguration: Sendable {
     /// Prefetch (`ibv_advise_mr`) each layout's range at LAYOUTGET, so the client's first
     /// access does not take an ODP fault (an RNR NAK and a retry). Off only to measure it.
     public var layoutPrefetch = true
+    /// Offer RDMA FLUSH as the one-sided commit (PROTOCOL.md §5.8) where the device and this
+    /// build have it; false keeps every commit a LAYOUTCOMMIT.
+    public var rdmaFlush = true
     /// How long a connection may go without a session (from its start, or from a LOGOFF)
     /// before the server closes it (PROTOCOL.md §3.4).
     public var sessionSetupTimeout: Duration = .seconds(10)

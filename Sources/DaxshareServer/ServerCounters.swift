@@ -1,4 +1,5 @@
 import CoreMetrics
+import DaxsharePmem
 import DaxshareWire
 import Synchronization
 
@@ -58,11 +59,17 @@ public final class ServerCounters: Sendable {
             .recordNanoseconds(duration.nanoseconds)
     }
 
-    public subscript(name: String) -> UInt64 { values.withLock { $0[name, default: 0] } }
+    public subscript(name: String) -> UInt64 {
+        if name == ServerCounter.pmemPersists { return PmemMapping.persistCalls.load(ordering: .relaxed) }
+        return values.withLock { $0[name, default: 0] }
+    }
 
-    /// A snapshot in the protocol's order.
+    /// A snapshot in the protocol's order. pmem_persists is the process's (`PmemMapping.persistCalls`).
     public func snapshot() -> [WireCounter] {
-        values.withLock { v in ServerCounter.all.map { WireCounter(name: $0, value: v[$0, default: 0]) } }
+        let persists = PmemMapping.persistCalls.load(ordering: .relaxed)
+        return values.withLock { v in
+            ServerCounter.all.map { WireCounter(name: $0, value: $0 == ServerCounter.pmemPersists ? persists : v[$0, default: 0]) }
+        }
     }
 }
 

@@ -94,16 +94,20 @@ public final class MessageChannel: Sendable {
 
     // MARK: Establishing
 
-    /// Client side: connects, then sends the negotiate request and checks the answer.
+    /// Client side: connects, then sends the negotiate request and checks the answer. With
+    /// `flushOperations` the queue pair can post RDMA FLUSH where this rdma-core and device
+    /// can (`Connection.canFlush`).
     public static func connect(
         host: String, port: UInt16, config: TransportConfig = .init(), loop: EventLoop = .shared,
-        logger: Logger = Logger(label: "daxshare.transport")
+        flushOperations: Bool = false, logger: Logger = Logger(label: "daxshare.transport")
     ) async throws -> MessageChannel {
         let count = receiveCount(config)
         var receives: RegisteredBuffer?
         let hello = try ConnectPrivateData(kind: .connect).encode()
+        var options = connectionOptions(config)
+        options.flushOperations = flushOperations
         let connection = try await Connection.connect(
-            host: host, port: port, privateData: hello, options: connectionOptions(config), loop: loop
+            host: host, port: port, privateData: hello, options: options, loop: loop
         ) { c in
             receives = try postReceives(on: c, count: count, size: Int(config.maxReceiveSize))
         }

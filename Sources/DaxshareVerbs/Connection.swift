@@ -22,6 +22,10 @@ public struct ConnectionOptions: Sendable {
     /// retries can leave a half-made connection waiting far longer (a peer that sent a connect
     /// request and went away), and that wait held up the server's shutdown.
     public var establishTimeout: Duration = .seconds(30)
+    /// Make the queue pair able to post RDMA FLUSH (`flush`): an extended queue pair
+    /// (`rdma_create_qp_ex` with IBV_QP_EX_WITH_FLUSH), posted through the `ibv_wr_*` calls. Where
+    /// this rdma-core or device has no FLUSH, a plain queue pair, and `canFlush` is false.
+    public var flushOperations = false
 
     public init() {}
 }
@@ -49,6 +53,9 @@ public final class Connection: @unchecked Sendable {
     let cm: CommunicationID
     let cq: CompletionQueue
     let qp: UnsafeMutablePointer<ibv_qp>
+    /// The extended queue pair when it was made with FLUSH (`ConnectionOptions.flushOperations`):
+    /// every send work request then goes through it.
+    private let qpx: UnsafeMutablePointer<ibv_qp_ex>?
     private let receiveSink: AsyncStream<WorkCompletion>.Continuation
     private let lock = PthreadLock()
     /// Who hears of each posted work request's completion, by its id: a handler, or a task
@@ -96,11 +103,13 @@ public final class Connection: @unchecked Sendable {
         attr.cap.max_recv_wr = UInt32(options.receiveQueueDepth)
         attr.cap.max_send_sge = UInt32(options.maxScatterGather)
         attr.cap.max_recv_sge = UInt32(options.maxScatterGather)
-        if rdma_create_qp(cm.id, domain.pd, &attr) != 0 {
+        let extended = options.flushOperations ? dxr_create_qp_with_flush(cm.id, domain.pd, &attr) : nil
+        if extended == nil, rdma_create_qp(cm.id, domain.pd, &attr) != 0 {
             let e = Errno(rawValue: errno)
             cq.destroy()
             throw .call("rdma_create_qp", e)
         }
+        self.qpx = extended
         self.qp = cm.id.pointee.qp
         self.freeSlots = options.sendQueueDepth
         // Steady state allocates nothing: the table never grows past the send queue.
@@ -227,6 +236,11 @@ public final class Connection: @unchecked Sendable {
     /// work requests fail after their retries and CM messages wait (`PortWait`).
     public var portIsActive: Bool { PortWait.isActive(device, cm.id.pointee.port_num) }
 
+    /// Whether `flush` can be posted here: the queue pair was made with FLUSH
+    /// (`ConnectionOptions.flushOperations`, rdma-core >= 45, a device that has it). Whether the
+    /// peer's memory accepts it is the memory region's business (IBV_ACCESS_FLUSH_PERSISTENT).
+    public var canFlush: Bool { qpx != nil }
+
     // MARK: Work requests
 
     /// Posts a receive into `segment`; its completion arrives in `receives` with
@@ -322,6 +336,42 @@ public final class Connection: @unchecked Sendable {
         try await post(IBV_WR_RDMA_WRITE, CollectionOfOne(segment), remote: remote)
     }
 
+    /// An RDMA FLUSH of `remote` to persistence (IBTA 1.5; placement type PERSISTENT, selectivity
+    /// RANGE): completes once the peer's device has made every byte of the range that earlier
+    /// RDMA WRITEs on this queue pair placed persistent, without the peer's CPU. Fails with a
+    /// remote access error (breaking the queue pair) when the region lacks FLUSH_PERSISTENT
+    /// access or is gone; throws `.invalidArgument` at once where `canFlush` is false.
+    @discardableResult
+    public func flush(_ remote: RemoteMemory) async throws -> WorkCompletion {
+        guard canFlush else { throw VerbsError.invalidArgument("this queue pair cannot post RDMA FLUSH") }
+        try await acquireSlot()
+        return try await withUnsafeThrowingContinuation { (cont: UnsafeContinuation<WorkCompletion, any Error>) in
+            if let failure = enqueue(dxr_wr_flush_opcode(), EmptyCollection(), remote: remote, .task(cont)) {
+                cont.resume(throwing: failure)
+            }
+        }
+    }
+
+    /// Posts an RDMA WRITE of `segments` to `written` and an RDMA FLUSH of `flushed` right behind
+    /// it, in one chain (`ibv_wr_start` ... `ibv_wr_complete`), and waits for both: the write is
+    /// persistent when this returns. Needs `canFlush`.
+    public func writeAndFlush(from segments: some Collection<ScatterGatherElement>, to written: RemoteMemory,
+                              flushing flushed: RemoteMemory) async throws {
+        guard canFlush else { throw VerbsError.invalidArgument("this queue pair cannot post RDMA FLUSH") }
+        try validate(segments, remote: written)
+        try await acquireSlot()
+        do { try await acquireSlot() } catch { releaseSlot(); throw error }
+        let results = ChainResults(count: 2)
+        try await withUnsafeThrowingContinuation { (cont: UnsafeContinuation<Void, any Error>) in
+            results.continuation = cont
+            let handler: CompletionHandler = { results.arrived($0) }
+            if let failure = enqueueChain([(IBV_WR_RDMA_WRITE, Array(segments), written), (dxr_wr_flush_opcode(), [], flushed)],
+                                          handler) {
+                cont.resume(throwing: failure)
+            }
+        }
+    }
+
     private func post(
         _ opcode: ibv_wr_opcode, _ segments: some Collection<ScatterGatherElement>, remote: RemoteMemory?
     ) async throws -> WorkCompletion {
@@ -353,12 +403,7 @@ public final class Connection: @unchecked Sendable {
         _ waiter: Waiter
     ) -> VerbsError? {
         var wr = ibv_send_wr()
-        wr.opcode = opcode
-        wr.num_sge = Int32(segments.count)
-        if let remote {
-            wr.wr.rdma.remote_addr = remote.address
-            wr.wr.rdma.rkey = remote.rkey
-        }
+        Self.fill(&wr, opcode, count: segments.count, remote: remote)
         // The scatter/gather list on the stack (at most `maxScatterGather`, validated).
         let failure: VerbsError? = withUnsafeTemporaryAllocation(of: ibv_sge.self, capacity: max(1, segments.count)) { sges in
             for (i, s) in segments.enumerated() { sges[i] = s.c }
@@ -370,13 +415,65 @@ public final class Connection: @unchecked Sendable {
                 wr.wr_id = id
                 wr.sg_list = sges.baseAddress
                 var bad: UnsafeMutablePointer<ibv_send_wr>?
-                let rc = ibv_post_send(qp, &wr, &bad)
-                if rc != 0 { return .call("ibv_post_send", Errno(rawValue: rc)) }
+                let rc = dxr_post_send(qp, qpx, &wr, &bad)
+                if rc != 0 { return .call(qpx == nil ? "ibv_post_send" : "ibv_wr_complete", Errno(rawValue: rc)) }
                 pending[id] = waiter
                 return nil
             }
         }
         if failure != nil { releaseSlot() }
+        return failure
+    }
+
+    /// A work request's opcode and remote side. FLUSH carries its range in `wr.atomic`
+    /// (`dxr_post_send`): it has no local memory, but a length.
+    private static func fill(_ wr: inout ibv_send_wr, _ opcode: ibv_wr_opcode, count: Int, remote: RemoteMemory?) {
+        wr.opcode = opcode
+        wr.num_sge = Int32(count)
+        guard let remote else { return }
+        if opcode == dxr_wr_flush_opcode() {
+            wr.wr.atomic.remote_addr = remote.address
+            wr.wr.atomic.rkey = remote.rkey
+            wr.wr.atomic.compare_add = remote.length
+        } else {
+            wr.wr.rdma.remote_addr = remote.address
+            wr.wr.rdma.rkey = remote.rkey
+        }
+    }
+
+    /// Posts several work requests as one chain, each on a slot the caller holds, all reporting
+    /// to `handler`; on failure every slot is released and the error returned.
+    private func enqueueChain(_ requests: [(ibv_wr_opcode, [ScatterGatherElement], RemoteMemory)],
+                              _ handler: @escaping CompletionHandler) -> VerbsError? {
+        let sgeCount = requests.reduce(0) { $0 + $1.1.count }
+        let failure: VerbsError? = withUnsafeTemporaryAllocation(of: ibv_send_wr.self, capacity: requests.count) { wrs in
+            withUnsafeTemporaryAllocation(of: ibv_sge.self, capacity: max(1, sgeCount)) { sges in
+                var at = 0
+                for (i, (opcode, segments, remote)) in requests.enumerated() {
+                    var wr = ibv_send_wr()
+                    Self.fill(&wr, opcode, count: segments.count, remote: remote)
+                    wr.sg_list = segments.isEmpty ? nil : sges.baseAddress! + at
+                    for s in segments { sges[at] = s.c; at += 1 }
+                    wr.next = i + 1 < requests.count ? wrs.baseAddress! + i + 1 : nil
+                    wrs[i] = wr
+                }
+                return lock.withLock { () -> VerbsError? in
+                    guard state != .closed else { return .disconnected }
+                    var ids: [UInt64] = []
+                    for i in 0..<requests.count {
+                        wrs[i].wr_id = nextID
+                        ids.append(nextID)
+                        nextID = (nextID + 1) & ~Self.receiveBit
+                    }
+                    var bad: UnsafeMutablePointer<ibv_send_wr>?
+                    let rc = dxr_post_send(qp, qpx, wrs.baseAddress!, &bad)
+                    if rc != 0 { return .call(qpx == nil ? "ibv_post_send" : "ibv_wr_complete", Errno(rawValue: rc)) }
+                    for id in ids { pending[id] = .handler(handler) }
+                    return nil
+                }
+            }
+        }
+        if failure != nil { for _ in requests { releaseSlot() } }
         return failure
     }
 
@@ -504,6 +601,34 @@ public final class Connection: @unchecked Sendable {
         waiters.forEach { $0.resume(.failure(.disconnected)) }
         receiveSink.finish()
         peerDisconnected()
+    }
+}
+
+/// The completions of a chain's work requests, gathered: its waiter resumes once, with the first
+/// failure or after the last success (a failed request may complete before the others flush).
+// @unchecked: `continuation`, `remaining` and `failure` only under `lock`.
+private final class ChainResults: @unchecked Sendable {
+    private let lock = PthreadLock()
+    private var remaining: Int
+    private var failure: VerbsError?
+    private var _continuation: UnsafeContinuation<Void, any Error>?
+    var continuation: UnsafeContinuation<Void, any Error>? {
+        get { lock.withLock { _continuation } }
+        set { lock.withLock { _continuation = newValue } }
+    }
+
+    init(count: Int) { remaining = count }
+
+    func arrived(_ result: Result<WorkCompletion, VerbsError>) {
+        let done = lock.withLock { () -> (UnsafeContinuation<Void, any Error>, VerbsError?)? in
+            if case let .failure(e) = result, failure == nil { failure = e }
+            remaining -= 1
+            guard remaining == 0, let c = _continuation else { return nil }
+            _continuation = nil
+            return (c, failure)
+        }
+        guard let (c, failure) = done else { return }
+        if let failure { c.resume(throwing: failure) } else { c.resume() }
     }
 }
 

@@ -65,6 +65,17 @@ public final class Device: @unchecked Sendable {
         return DeviceAttributes(attr)
     }
 
+    /// Whether this build can post and register for RDMA FLUSH: built against an rdma-core that
+    /// has it (>= 45: `ibv_wr_flush`), as `scripts/build-rdma-core` makes; Debian 12's has not.
+    public static var buildHasFlush: Bool { dxr_have_wr_flush() != 0 }
+
+    /// What `--version` says of RDMA FLUSH in this build.
+    public static var flushSupportDescription: String {
+        buildHasFlush
+            ? "RDMA FLUSH: built in (rdma-core with ibv_wr_flush)"
+            : "RDMA FLUSH: not built in (this rdma-core has no ibv_wr_flush; see scripts/build-rdma-core)"
+    }
+
     /// State of port `port` (`ibv_query_port`).
     public func port(_ port: UInt8 = 1) throws(VerbsError) -> PortAttributes {
         var attr = ibv_port_attr()
@@ -84,6 +95,12 @@ public struct DeviceAttributes: Sendable {
     public var maxQPReadAtomics: Int
     public var maxQPInitiatorReadAtomics: Int
     public var odp: OnDemandPagingCaps
+    /// The device places RDMA FLUSH to persistence (the kernel's FLUSH_PERSISTENT capability).
+    public var flushPersistent: Bool
+
+    /// RDMA FLUSH to persistence on on-demand-paging memory over RC, as layouts need: the device
+    /// has it, its ODP has it (rxe since Linux 6.16), and this build can use it.
+    public var flushesOnDemandMemory: Bool { Device.buildHasFlush && flushPersistent && odp.rcFlush && odp.supportsOneSidedRC }
 
     init(_ a: ibv_device_attr_ex) {
         maxMemoryRegionSize = a.orig_attr.max_mr_size
@@ -94,6 +111,7 @@ public struct DeviceAttributes: Sendable {
         maxQPReadAtomics = Int(a.orig_attr.max_qp_rd_atom)
         maxQPInitiatorReadAtomics = Int(a.orig_attr.max_qp_init_rd_atom)
         odp = OnDemandPagingCaps(a.odp_caps)
+        flushPersistent = dxr_device_flushes_persistent(a.device_cap_flags_ex) != 0
     }
 }
 
@@ -120,6 +138,8 @@ public struct OnDemandPagingCaps: Sendable, Equatable {
     public var rcReceive: Bool { rc & IBV_ODP_SUPPORT_RECV.rawValue != 0 }
     public var rcWrite: Bool { rc & IBV_ODP_SUPPORT_WRITE.rawValue != 0 }
     public var rcRead: Bool { rc & IBV_ODP_SUPPORT_READ.rawValue != 0 }
+    /// RDMA FLUSH on ODP memory (IB_ODP_SUPPORT_FLUSH, which rdma-core passes through unnamed).
+    public var rcFlush: Bool { dxr_odp_flush(rc) != 0 }
     /// True when one-sided READ and WRITE may target ODP memory over RC.
     public var supportsOneSidedRC: Bool { supported && rcRead && rcWrite }
 }

@@ -15,6 +15,9 @@ public struct MemoryAccess: OptionSet, Sendable, Hashable {
     /// On-demand paging: pages are faulted in by the NIC instead of pinned.
     /// The only way to register fsdax (MAP_SYNC) memory.
     public static let onDemand = MemoryAccess(rawValue: Int32(IBV_ACCESS_ON_DEMAND.rawValue))
+    /// A peer's RDMA FLUSH with placement type PERSISTENT may target the region
+    /// (IBV_ACCESS_FLUSH_PERSISTENT). Empty in a build without FLUSH (`Device.buildHasFlush`).
+    public static let flushPersistent = MemoryAccess(rawValue: dxr_access_flush_persistent())
 }
 
 /// Where a peer's registered memory is: what a one-sided operation targets.

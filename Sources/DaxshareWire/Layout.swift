@@ -47,7 +47,11 @@ public struct ExtentFlags: OptionSet, Sendable, Hashable {
     /// Part of the extent lies past the file's visible size: those bytes are allocated and
     /// zero, and become part of the file only through LAYOUTCOMMIT's new size.
     public static let pastEndOfFile = ExtentFlags(rawValue: 0x2)
-    public static let known: ExtentFlags = [.readOnly, .pastEndOfFile]
+    /// The region takes RDMA FLUSH with placement type PERSISTENT (IBV_ACCESS_FLUSH_PERSISTENT):
+    /// the client may make its own writes there durable without the server (PROTOCOL.md §5.8).
+    /// Only in RW layouts, and only where RDMA_FLUSH was agreed.
+    public static let persistentFlush = ExtentFlags(rawValue: 0x4)
+    public static let known: ExtentFlags = [.readOnly, .pastEndOfFile, .persistentFlush]
 }
 
 /// One contiguous piece of a layout: file bytes `[fileOffset, fileOffset+length)` are at
@@ -156,6 +160,7 @@ public struct LayoutGetResponse: WireBody {
             try e.validate()
             if i > 0 && e.fileOffset < previousEnd { throw .outOfRange(field: "extent.fileOffset") }
             if iomode == .read && !e.flags.contains(.readOnly) { throw .outOfRange(field: "extent.flags") }
+            if e.flags.contains(.readOnly) && e.flags.contains(.persistentFlush) { throw .outOfRange(field: "extent.flags") }
             previousEnd = e.fileOffset + e.length
         }
     }

@@ -6,18 +6,23 @@ public struct LayoutCommitRequest: WireBody {
     public var newSize: UInt64?
     /// Written ranges, each inside the layout. At most 64.
     public var ranges: [ByteRange]
+    /// TOUCH: set mtime and ctime to now even without ranges or a grown size: the client wrote
+    /// through the layout and made the bytes durable by RDMA FLUSH (PROTOCOL.md §5.8).
+    public var touch: Bool
 
-    public init(stateid: LayoutStateid, newSize: UInt64? = nil, ranges: [ByteRange]) {
+    public init(stateid: LayoutStateid, newSize: UInt64? = nil, ranges: [ByteRange], touch: Bool = false) {
         self.stateid = stateid
         self.newSize = newSize
         self.ranges = ranges
+        self.touch = touch
     }
 
     static let newSizeFlag: UInt32 = 0x1
+    static let touchFlag: UInt32 = 0x2
 
     func validate() throws(WireError) {
         if ranges.count > Limits.maxCommitRanges { throw .oversized(field: "rangeCount") }
-        if ranges.isEmpty && newSize == nil { throw .outOfRange(field: "rangeCount") }
+        if ranges.isEmpty && newSize == nil && !touch { throw .outOfRange(field: "rangeCount") }
         for range in ranges { try checkRange(offset: range.offset, length: range.length, "range.length") }
         if let s = newSize, s > UInt64(Int64.max) { throw .outOfRange(field: "newSize") }
     }
@@ -26,7 +31,7 @@ public struct LayoutCommitRequest: WireBody {
         try validate()
         try stateid.encode(into: &w)
         w.u64(newSize ?? 0)
-        w.u32(newSize == nil ? 0 : Self.newSizeFlag)
+        w.u32((newSize == nil ? 0 : Self.newSizeFlag) | (touch ? Self.touchFlag : 0))
         w.u16(UInt16(ranges.count))
         w.u16(0)
         for range in ranges {
@@ -39,7 +44,7 @@ public struct LayoutCommitRequest: WireBody {
         let sid = try LayoutStateid.decode(from: &r)
         let size = try r.u64("newSize")
         let flags = try r.u32("commitFlags")
-        try checkFlags(flags, known: newSizeFlag, "commitFlags")
+        try checkFlags(flags, known: newSizeFlag | touchFlag, "commitFlags")
         if flags & newSizeFlag == 0 && size != 0 { throw .reservedNotZero(field: "newSize") }
         let count = Int(try r.u16("rangeCount"))
         if count > Limits.maxCommitRanges { throw .oversized(field: "rangeCount") }
@@ -49,7 +54,8 @@ public struct LayoutCommitRequest: WireBody {
         for _ in 0..<count {
             ranges.append(ByteRange(offset: try r.u64("range.offset"), length: try r.u64("range.length")))
         }
-        let m = LayoutCommitRequest(stateid: sid, newSize: flags & newSizeFlag != 0 ? size : nil, ranges: ranges)
+        let m = LayoutCommitRequest(stateid: sid, newSize: flags & newSizeFlag != 0 ? size : nil, ranges: ranges,
+                                    touch: flags & touchFlag != 0)
         try m.validate()
         return m
     }

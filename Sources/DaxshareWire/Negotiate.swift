@@ -17,6 +17,11 @@ public struct Capabilities: OptionSet, Sendable, Hashable {
     public static let dax = Capabilities(rawValue: 0x10)
     /// SERVER_STATS is available.
     public static let serverStats = Capabilities(rawValue: 0x20)
+    /// RDMA FLUSH (IBTA 1.5) to persistence as the one-sided commit (PROTOCOL.md §5.8): RW layout
+    /// extents marked PERSISTENT_FLUSH take the client's FLUSH. A client sets it only when its
+    /// queue pair can post FLUSH; a server only when its device places FLUSH to persistence on
+    /// on-demand-paging memory.
+    public static let rdmaFlush = Capabilities(rawValue: 0x40)
     public static let allV1: Capabilities = [.layouts, .odp, .callbacks, .punchHole, .dax, .serverStats]
 }
 

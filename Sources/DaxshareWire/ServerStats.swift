@@ -35,11 +35,14 @@ public enum ServerCounter {
     public static let filesOpened = "files_opened"
     /// Configuration reloads applied (SIGHUP); one that failed changes nothing and is not counted.
     public static let configReloads = "config_reloads"
+    /// Cache flushes (pmem_persist; msync off pmem) the server's CPU ran over a file mapping to
+    /// make stores durable (LAYOUTCOMMIT, FLUSH); a commit by RDMA FLUSH runs none (§5.8).
+    public static let pmemPersists = "pmem_persists"
     public static let all: [String] = [
         bytesReadTwoSided, bytesWrittenTwoSided, bytesLayoutGranted, bytesCommittedOneSided,
         layoutsGranted, layoutsReturned, layoutsRecalled, layoutsRevoked, layoutsLive, mrsLive,
         openFiles, connections, sessions, recallsInProgress, protocolViolations, authFailures, authRefusals,
-        configReloads, bytesRegistered, filesOpened,
+        configReloads, bytesRegistered, filesOpened, pmemPersists,
     ]
 }
 

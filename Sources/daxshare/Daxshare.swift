@@ -39,7 +39,7 @@ struct Daxshare: AsyncParsableCommand {
             Exit codes:
             \(CommandExitCode.helpTable)
             """,
-        version: "1.0 (protocol 1.0)",
+        version: "1.0 (protocol 1.0); \(Device.flushSupportDescription)",
         subcommands: [Ls.self, Stat.self, Get.self, Put.self, Cat.self, Rm.self, Mv.self, Truncate.self, Mount.self, Umount.self]
     )
 }

@@ -50,7 +50,8 @@ struct Daxshared: AsyncParsableCommand {
               1   could not start: a configuration error (each printed with its line), no RDMA
                   device, an export directory that cannot be opened, a metrics address in use
               64  usage error: a bad option
-            """)
+            """,
+        version: "1.0 (protocol 1.0); \(Device.flushSupportDescription)")
 
     @Option(name: .long, help: "The configuration file (YAML; see daxshared.conf(5) and dist/daxshared.conf.example). Default \(ConfigFile.defaultPath) when it exists; flags override it.")
     var config: String?
@@ -108,6 +109,9 @@ struct Daxshared: AsyncParsableCommand {
 
     @Flag(inversion: .prefixedNo, help: "Prefetch each layout's pages at LAYOUTGET (ibv_advise_mr), so first accesses take no ODP fault (default on).")
     var layoutPrefetch: Bool?
+
+    @Flag(inversion: .prefixedNo, help: "Offer RDMA FLUSH as the one-sided commit where the device and this build have it (PROTOCOL.md §5.8; default on). --version says whether this build has it.")
+    var rdmaFlush: Bool?
 
     static let stopGraceSeconds = 10
 
@@ -175,6 +179,7 @@ struct Daxshared: AsyncParsableCommand {
         c.authFailureRefillSeconds = authFailureRefillSeconds
         c.leaseKind = leaseKind
         c.layoutPrefetch = layoutPrefetch
+        c.rdmaFlush = rdmaFlush
         return c
     }
 
@@ -328,7 +333,7 @@ struct Daxshared: AsyncParsableCommand {
         lines.append("  secrets: \(s.secret.isEmpty ? "none shared" : "one shared")\(identities.isEmpty ? "" : ", own for \(identities.joined(separator: ", "))")")
         lines.append("  administrators: \(s.administrators.isEmpty ? "none" : s.administrators.sorted().joined(separator: ", "))")
         lines.append("  limits: \(s.maxConnections) connections, \(s.maxOpenFiles) open files and \(s.maxLayouts) layouts per session, recall deadline \(s.recallDeadlineMs) ms")
-        lines.append("  leases: \(s.leaseKind), prefetch \(s.layoutPrefetch ? "on" : "off")")
+        lines.append("  leases: \(s.leaseKind), prefetch \(s.layoutPrefetch ? "on" : "off"), RDMA FLUSH \(s.rdmaFlush ? (Device.buildHasFlush ? "offered where the device has it" : "not built in") : "off")")
         lines.append("  log: \(d.logLevel), \(d.logFormat.rawValue)")
         lines.append("  metrics: \(d.metrics.map { "http://\($0.host):\($0.port)/metrics" } ?? "off")")
         return lines.joined(separator: "\n")

@@ -52,6 +52,8 @@ struct FakeLayoutState: Sendable {
     var commits: [LayoutCommitRequest] = []
     var returns: [LayoutReturnRequest] = []
     var bytesRead = 0, bytesWritten = 0
+    /// RDMA FLUSHes the fake NIC carried out, by span.
+    var flushes: [RemoteSpan] = []
     var inFlight = 0, maxInFlight = 0
 }
 
@@ -87,6 +89,7 @@ extension FakeServer {
                 rkeys.append(rkey)
                 var flags: ExtentFlags = g.iomode == .read ? [.readOnly] : []
                 if pos + n > UInt64(data.count) && g.iomode == .readWrite { flags.insert(.pastEndOfFile) }
+                if options.rdmaFlush && g.iomode == .readWrite { flags.insert(.persistentFlush) }
                 extents.append(LayoutExtent(fileOffset: pos, length: n, remoteAddress: region.address, rkey: rkey, flags: flags))
                 pos += n
             }
@@ -141,7 +144,11 @@ extension FakeServer {
                     if d.count < Int(r.end) { d += [UInt8](repeating: 0, count: Int(r.end) - d.count) }
                     d.replaceSubrange(Int(r.offset)..<Int(r.end), with: bytes)
                 }
-                if let n = c.newSize, d.count < Int(n) { d += [UInt8](repeating: 0, count: Int(n) - d.count) }
+                if let n = c.newSize, d.count < Int(n) {
+                    // Bytes a FLUSH made durable past the old size become visible; the rest reads as zero.
+                    let flushed = s.nodes[l.path]!.flushed
+                    d += (d.count..<Int(n)).map { $0 < flushed.count ? flushed[$0] : 0 }
+                }
                 s.nodes[l.path]!.data = d
                 return UInt64(d.count)
             }
@@ -238,5 +245,31 @@ final class FakeRemoteAccess: RemoteMemoryAccess {
         let n = Int(remote.length)
         (region.bytes.baseAddress! + at).copyMemory(from: local.bytes.baseAddress!.advanced(by: offset), byteCount: n)
         server.layoutState.withLock { $0.bytesWritten += n }
+    }
+
+    var canFlush: Bool { server.options.rdmaFlush }
+
+    /// The NIC's FLUSH: the region must take it (an RW extent marked PERSISTENT_FLUSH); the
+    /// flushed bytes become the file's durable bytes, the size untouched (past the end of file
+    /// they are kept for the LAYOUTCOMMIT that grows it).
+    func flush(_ remote: RemoteSpan) async throws(OneSidedFailure) {
+        await enter()
+        defer { leave() }
+        let (region, at) = try region(remote, write: true)
+        let path = server.layoutState.withLock { s -> String? in
+            s.flushes.append(remote)
+            return s.layouts.values.first { $0.rkeys.contains(remote.rkey) }?.path
+        }
+        guard let path else { throw .remoteAccess("no layout holds rkey \(remote.rkey)") }
+        let bytes = Array(UnsafeRawBufferPointer(rebasing: region.bytes[at..<(at + Int(remote.length))]))
+        let start = Int(region.fileOffset) + at
+        server.state.withLock { s in
+            var n = s.nodes[path]!
+            if n.flushed.count < start + bytes.count { n.flushed += [UInt8](repeating: 0, count: start + bytes.count - n.flushed.count) }
+            n.flushed.replaceSubrange(start..<(start + bytes.count), with: bytes)
+            let inside = max(0, min(bytes.count, n.data.count - start))
+            if inside > 0 { n.data.replaceSubrange(start..<(start + inside), with: bytes[0..<inside]) }
+            s.nodes[path] = n
+        }
     }
 }

@@ -100,10 +100,14 @@ final class FakeServer: Sendable {
         var ioDelayMicroseconds = 500
         /// A server that predates MKDIR, SET_ATTRIBUTES, STATFS and ALLOCATE: NOT_SUPPORTED.
         var predatesFileSystemCommands = false
+        /// Offer RDMA_FLUSH and mark RW extents PERSISTENT_FLUSH (`FakeRemoteAccess.flush`).
+        var rdmaFlush = false
     }
     struct Node: Sendable {
         var type: FileType
         var data: [UInt8] = []
+        /// What RDMA FLUSH made durable, past the size too (a LAYOUTCOMMIT's new size exposes it).
+        var flushed: [UInt8] = []
     }
     struct State: Sendable {
         var nodes: [String: Node] = ["": Node(type: .directory)]
@@ -159,7 +163,7 @@ final class FakeServer: Sendable {
         case let .negotiate(n):
             return ok(.negotiate(NegotiateResponse(
                 maxOutstandingRequests: options.maxOutstanding, defaultRecallDeadlineMs: 5000,
-                capabilities: n.capabilities.intersection(.allV1), serverId: Array(repeating: 9, count: 16),
+                capabilities: n.capabilities.intersection(options.rdmaFlush ? Capabilities.allV1.union(.rdmaFlush) : .allV1), serverId: Array(repeating: 9, count: 16),
                 maxBufferDescriptors: 16, maxExtentsPerLayout: 16, maxPathLength: 4095,
                 maxListEntries: options.maxListEntries, maxOpenFiles: 64, maxLayouts: 16)))
         case let .sessionSetup(.begin(identity, nonce)):

@@ -345,3 +345,134 @@ func waitFor(_ condition: @Sendable () -> Bool) async throws {
     }
     Issue.record("condition not met in time")
 }
+
+/// Commits by RDMA FLUSH (PROTOCOL.md §5.8) against the fake server: the dirty pages are FLUSHed,
+/// LAYOUTCOMMIT only carries a grown size, write-through chains its FLUSH, and without the
+/// capability everything is as before.
+@Suite("Commits by RDMA FLUSH over a fake server")
+struct FlushCommitTests {
+    func flushOptions() -> FakeServer.Options {
+        var o = FakeServer.Options()
+        o.rdmaFlush = true
+        return o
+    }
+
+    @Test func aCommitFlushesTheDirtyPagesAndSendsOnlyTheGrownSize() async throws {
+        let h = try await Harness.make(flushOptions(), oneSided: true)
+        #expect(h.session.server.capabilities.contains(.rdmaFlush))
+        let file = try await h.session.open("f", flags: [.read, .write, .create])
+        let data = patternBytes(3 << 20, seed: 3)
+        try await file.write(at: 0, data)
+        try await file.flush()
+        #expect(h.server.file("f") == data)
+        var commits = h.server.layoutState.withLock { $0.commits }
+        #expect(commits.count == 1 && commits[0].ranges.isEmpty && commits[0].newSize == UInt64(data.count), "\(commits)")
+        #expect(file.usage.flushCommits == 1)
+
+        // An overwrite inside the size: FLUSH only, no message to the server.
+        let patch = patternBytes(5000, seed: 4)
+        try await file.write(at: 4096 * 3, patch)
+        let flushesBefore = h.server.layoutState.withLock { $0.flushes.count }
+        try await file.flush()
+        commits = h.server.layoutState.withLock { $0.commits }
+        #expect(commits.count == 1)
+        let flushes = h.server.layoutState.withLock { Array($0.flushes.dropFirst(flushesBefore)) }
+        #expect(flushes.count == 1)
+        // Widened to whole pages: [12288, 12288 + 5000) is two pages.
+        #expect(flushes.first?.length == 8192, "\(flushes)")
+        var expected = data
+        expected.replaceSubrange((4096 * 3)..<(4096 * 3 + patch.count), with: patch)
+        #expect(h.server.file("f") == expected)
+        try await file.close()
+        await h.session.close()
+    }
+
+    @Test func writeThroughChainsItsFlushAndCommitsOnlyTheSize() async throws {
+        let h = try await Harness.make(flushOptions(), oneSided: true)
+        let file = try await h.session.open("w", flags: [.read, .write, .create])
+        let data = patternBytes(64 << 10, seed: 8)
+        try await file.write(at: 0, data, writeThrough: true)
+        // Durable at return: the bytes and the size, by a FLUSH and a size-only LAYOUTCOMMIT.
+        #expect(h.server.file("w") == data)
+        let commits = h.server.layoutState.withLock { $0.commits }
+        #expect(commits.count == 1 && commits[0].ranges.isEmpty && commits[0].newSize == UInt64(data.count), "\(commits)")
+        #expect(h.server.layoutState.withLock { $0.flushes.count } == 1)
+        // Nothing left to commit.
+        try await file.flush()
+        #expect(h.server.layoutState.withLock { ($0.commits.count, $0.flushes.count) } == (1, 1))
+        try await file.close()
+        await h.session.close()
+    }
+
+    @Test func withoutFlushCommitsOnTheClientSideLayoutCommitCarriesTheRanges() async throws {
+        let h = try await Harness.make(flushOptions(), oneSided: true) { $0.layouts.flushCommits = false }
+        #expect(!h.session.server.capabilities.contains(.rdmaFlush))
+        let file = try await h.session.open("f", flags: [.read, .write, .create])
+        let data = patternBytes(1 << 20, seed: 5)
+        try await file.write(at: 0, data)
+        try await file.flush()
+        #expect(h.server.file("f") == data)
+        let commits = h.server.layoutState.withLock { $0.commits }
+        #expect(commits.count == 1 && commits[0].ranges == [ByteRange(offset: 0, length: UInt64(data.count))])
+        #expect(h.server.layoutState.withLock { $0.flushes.isEmpty })
+        try await file.close()
+        await h.session.close()
+    }
+
+    @Test func aFailedFlushReportsTheBytesUnwritten() async throws {
+        let h = try await Harness.make(flushOptions(), oneSided: true)
+        let file = try await h.session.open("f", flags: [.read, .write, .create])
+        try await file.write(at: 0, patternBytes(1 << 20, seed: 1))
+        try await file.flush()
+        try await file.write(at: 0, patternBytes(256 << 10, seed: 2))
+        for id in h.server.liveLayouts { h.server.fence(layoutId: id) }
+        await #expect {
+            try await file.flush()
+        } throws: { error in
+            guard case let .layoutLost(_, unwritten) = error as? ClientError else { return false }
+            return unwritten >= 256 << 10
+        }
+        await h.session.close()
+    }
+}
+
+@Suite struct FlushPlanTests {
+    let page: UInt64 = 4096
+
+    @Test func spansAreWholePagesOfTheirExtentMerged() {
+        let extents = [
+            LayoutExtent(fileOffset: 0, length: 16384, remoteAddress: 0x10000, rkey: 1, flags: [.persistentFlush]),
+            LayoutExtent(fileOffset: 16384, length: 8192, remoteAddress: 0x90000, rkey: 2, flags: [.persistentFlush]),
+        ]
+        var dirty = DirtyRanges()
+        dirty.insert(offset: 100, length: 10)
+        dirty.insert(offset: 5000, length: 10)       // same and next page: merged with the first
+        dirty.insert(offset: 15000, length: 3000)    // crosses into the second extent
+        let spans = FlushPlan.spans(dirty: dirty, extents: extents, pageSize: page)
+        #expect(spans == [
+            RemoteSpan(address: 0x10000, rkey: 1, length: 8192),
+            RemoteSpan(address: 0x10000 + 12288, rkey: 1, length: 4096),
+            RemoteSpan(address: 0x90000, rkey: 2, length: 4096),
+        ])
+    }
+
+    @Test func anExtentWithoutFlushOrADirtyByteOutsideMeansLayoutCommit() {
+        let plain = [LayoutExtent(fileOffset: 0, length: 8192, remoteAddress: 0x1000, rkey: 1)]
+        var dirty = DirtyRanges()
+        dirty.insert(offset: 0, length: 10)
+        #expect(FlushPlan.spans(dirty: dirty, extents: plain) == nil)
+        let flushable = [LayoutExtent(fileOffset: 0, length: 8192, remoteAddress: 0x1000, rkey: 1, flags: [.persistentFlush])]
+        dirty.insert(offset: 9000, length: 10)
+        #expect(FlushPlan.spans(dirty: dirty, extents: flushable) == nil)
+    }
+
+    @Test func onlyAGrownSizeIsCommitted() {
+        let id = LayoutStateid(id: 1, seqid: 1)
+        var dirty = DirtyRanges()
+        dirty.insert(offset: 0, length: 100)
+        #expect(FlushPlan.sizeCommit(stateid: id, dirty: dirty, knownSize: 100) == nil)
+        let grown = FlushPlan.sizeCommit(stateid: id, dirty: dirty, knownSize: 50)
+        #expect(grown?.newSize == 100 && grown?.ranges == [])
+        #expect(FlushPlan.sizeCommit(stateid: id, dirty: DirtyRanges(), knownSize: 0) == nil)
+    }
+}

@@ -167,9 +167,10 @@ struct SpecErrorTableTests {
         c("layoutget-response-rw", "extentCount", 65, "oversized(extentCount)"),
         c("layoutget-response-rw", "extent[0].length", 0, "outOfRange(extent.length)"),
         c("layoutget-response-rw", "extent[0].remoteAddress", UInt64.max, "outOfRange(extent.remoteAddress)"),
-        c("layoutget-response-rw", "extent[0].flags", 4, "unknownFlags(extent.flags, 0x4)"),
+        c("layoutget-response-rw", "extent[0].flags", 8, "unknownFlags(extent.flags, 0x8)"),
+        c("layoutget-response-rw", "extent[0].flags", 5, "outOfRange(extent.flags)"),  // READ_ONLY with PERSISTENT_FLUSH
         c("layoutget-response-rw", "extent[1].fileOffset", 0, "outOfRange(extent.fileOffset)"),
-        c("layoutcommit-request", "commitFlags", 3, "unknownFlags(commitFlags, 0x2)"),
+        c("layoutcommit-request", "commitFlags", 5, "unknownFlags(commitFlags, 0x4)"),
         c("layoutcommit-request", "rangeCount", 65, "oversized(rangeCount)"),
         c("layoutcommit-request", "range[0].length", 0, "outOfRange(range.length)"),
         c("layoutcommit-request", "newSize", 1 << 63, "outOfRange(newSize)"),

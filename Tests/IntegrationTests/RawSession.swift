@@ -19,8 +19,13 @@ final class RawSession: @unchecked Sendable {
     private(set) var sessionId: UInt64 = 0
     private(set) var treeId: UInt32 = 0
 
-    init(host: String, port: UInt16, export: String, secret: [UInt8]) async throws {
-        channel = try await MessageChannel.connect(host: host, port: port)
+    /// What NEGOTIATE agreed.
+    private(set) var agreed: Capabilities = []
+
+    /// `capabilities`: what NEGOTIATE asks for; with RDMA_FLUSH the queue pair is made able to post FLUSH.
+    init(host: String, port: UInt16, export: String, secret: [UInt8],
+         capabilities: Capabilities = [.layouts, .callbacks]) async throws {
+        channel = try await MessageChannel.connect(host: host, port: port, flushOperations: capabilities.contains(.rdmaFlush))
         let (recalls, sink) = AsyncStream.makeStream(of: (messageId: UInt64, recall: LayoutRecall).self)
         self.recalls = recalls
         Task { [channel, self] in
@@ -40,7 +45,9 @@ final class RawSession: @unchecked Sendable {
             }
             sink.finish()
         }
-        _ = try await request(.negotiate(NegotiateRequest(capabilities: [.layouts, .callbacks], clientId: Array(repeating: 7, count: 16))))
+        guard case let .negotiate(n) = try await request(.negotiate(NegotiateRequest(capabilities: capabilities, clientId: Array(repeating: 7, count: 16))))
+        else { throw TestbedError.missing("a NEGOTIATE answer") }
+        agreed = n.capabilities
         let clientNonce = (0..<32).map { _ in UInt8.random(in: 0...255) }
         let challenge = try await call(.sessionSetup(.begin(identity: "test", clientNonce: clientNonce)))
         guard case let .response(.sessionSetup(.challenge(serverNonce))) = challenge.body else {

@@ -199,7 +199,7 @@ import Testing
         }
         counters = try await serverCounters(server)
         #expect(clean, "counters after the soak: \(counters)")
-        #expect((counters["bytes_committed_one_sided"] ?? 0) > 0 && (counters["bytes_written_two_sided"] ?? 0) > 0,
+        #expect((counters["bytes_layout_granted"] ?? 0) > 0 && (counters["bytes_written_two_sided"] ?? 0) > 0,
                 "both data paths were used: \(counters)")
         #expect((counters["layouts_recalled"] ?? 0) > 0, "the storm recalled layouts: \(counters)")
         let status = await onThread { stopBounded(server) }

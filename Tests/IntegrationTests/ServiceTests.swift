@@ -75,7 +75,7 @@ import Testing
         let after = try scrape(metrics)
         // The put moved its 4 MiB one way or the other, in a session of its own.
         let moved = { (s: [String: Double]) in
-            (s["daxshare_bytes_written_two_sided_total"] ?? 0) + (s["daxshare_bytes_committed_one_sided_total"] ?? 0)
+            (s["daxshare_bytes_written_two_sided_total"] ?? 0) + (s["daxshare_bytes_layout_granted_total"] ?? 0)
         }
         #expect(moved(after) - moved(before) >= Double(4 << 20), "before \(before), after \(after)")
         #expect(after["daxshare_sessions"] == 0)  // the put's session ended

@@ -439,7 +439,8 @@ public final class SharedFile: @unchecked Sendable {
     /// to `newSize`, sets mtime and ctime to now when bytes were written or the
     /// size grew (a NIC's stores do not), makes size, times and the visible
     /// size durable (fsync), and returns the visible size.
-    public func commitLayout(ranges: [(offset: Int, length: Int)], newSize: Int?) throws(FileSystemError) -> Int {
+    /// `touch` (TOUCH, §5.8): set the times as if bytes were written (they were, by RDMA FLUSH).
+    public func commitLayout(ranges: [(offset: Int, length: Int)], newSize: Int?, touch: Bool = false) throws(FileSystemError) -> Int {
         try ioLock.withReadLock { () throws(FileSystemError) in
             let limit = min(currentMapping.length, try currentSize())
             for r in ranges where r.offset >= 0 && r.length > 0 && r.offset < limit {
@@ -468,7 +469,7 @@ public final class SharedFile: @unchecked Sendable {
             if let v = visibleOverride { return (v, grew) }
             return (try currentSize(), grew)
         }
-        if !ranges.isEmpty || grew {
+        if !ranges.isEmpty || grew || touch {
             try ownChange { () throws(FileSystemError) in
                 do throws(PmemError) {
                     try file.touchModificationTime()

@@ -63,7 +63,9 @@ final class SessionLayouts: LayoutHolder {
         return (layouts.count, listed, granted, committed)
     }
 
-    func get(_ request: LayoutGetRequest, file: OpenFile) async throws -> LayoutGetResponse {
+    /// `flush`: RDMA_FLUSH was agreed (PROTOCOL.md §5.8): an RW layout's region is registered
+    /// with FLUSH_PERSISTENT access, and its extent says so (PERSISTENT_FLUSH).
+    func get(_ request: LayoutGetRequest, file: OpenFile, flush: Bool = false) async throws -> LayoutGetResponse {
         guard let domain else { throw RequestFailure(status: .notSupported, reason: "layouts need an RDMA connection") }
         let writable = request.iomode == .readWrite
         if writable {
@@ -102,6 +104,7 @@ final class SessionLayouts: LayoutHolder {
 
         // Reserved, and leased: now the region. Anything failing from here gives the reservation back.
         var pastEnd = false
+        var flushable = flush && writable && !MemoryAccess.flushPersistent.isEmpty
         let region: MemoryRegion
         do {
             let prepared = try file.shared.prepareLayout(start: Int(start), end: Int(end), writable: writable)
@@ -114,8 +117,22 @@ final class SessionLayouts: LayoutHolder {
             }
             let access: MemoryAccess = writable ? [.onDemand, .localWrite, .remoteRead, .remoteWrite] : [.onDemand, .remoteRead]
             do {
-                region = try MemoryRegion(
-                    domain: domain, address: base + Int(start), length: Int(end - start), access: access, owner: mapping)
+                if flushable {
+                    // A region the device will not flush (not pmem after all, say) is still a
+                    // layout: registered without FLUSH, its extent not marked, committed by LAYOUTCOMMIT.
+                    do {
+                        region = try MemoryRegion(domain: domain, address: base + Int(start), length: Int(end - start),
+                                                  access: access.union(.flushPersistent), owner: mapping)
+                    } catch {
+                        logger.notice("layout of \(file.path): registering with FLUSH_PERSISTENT failed (\(error)); LAYOUTCOMMIT only")
+                        flushable = false
+                        region = try MemoryRegion(
+                            domain: domain, address: base + Int(start), length: Int(end - start), access: access, owner: mapping)
+                    }
+                } else {
+                    region = try MemoryRegion(
+                        domain: domain, address: base + Int(start), length: Int(end - start), access: access, owner: mapping)
+                }
             } catch {
                 throw RequestFailure(status: .ioError, reason: "registering the layout failed: \(error)")
             }
@@ -132,6 +149,7 @@ final class SessionLayouts: LayoutHolder {
         }
         var flags: ExtentFlags = writable ? [] : [.readOnly]
         if pastEnd { flags.insert(.pastEndOfFile) }
+        if flushable { flags.insert(.persistentFlush) }
         let remote = region.remote()
         let extent = LayoutExtent(
             fileOffset: start, length: end - start, remoteAddress: remote.address, rkey: remote.rkey, flags: flags)
@@ -197,7 +215,8 @@ final class SessionLayouts: LayoutHolder {
             throw RequestFailure(status: .invalidArgument, reason: "new size \(newSize) past the layout")
         }
         let size = try layout.file.shared.commitLayout(
-            ranges: request.ranges.map { (Int($0.offset), Int($0.length)) }, newSize: request.newSize.map { Int($0) })
+            ranges: request.ranges.map { (Int($0.offset), Int($0.length)) }, newSize: request.newSize.map { Int($0) },
+            touch: request.touch)
         let stateid = try state.withLock { s throws(RequestFailure) in
             guard s.layouts[layout.id] != nil else {
                 throw RequestFailure(status: .layoutRevoked, reason: "layout \(layout.id) ended during its commit")
