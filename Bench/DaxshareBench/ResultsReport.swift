@@ -91,7 +91,9 @@ public enum ResultsReport {
             s += "\n## Targets\n\n" + Targets.markdown(Targets.check(data))
             s += "\n## Data path\n\n"
             s += "Modes: `raw` (RDMA on a plain registered buffer), `raw-odp` (RDMA on an ODP region over a MAP_SYNC file on the same "
-            s += "fsdax mount: the limit a layout can approach), `one-sided` (daxshare layouts; ratio to raw-odp), `two-sided` "
+            s += "fsdax mount: the limit a layout can approach), `one-sided` (daxshare layouts, committed by LAYOUTCOMMIT: the server's "
+            s += "CPU persists; ratio to raw-odp), `one-sided+flush` (the same, committed by RDMA FLUSH: the server's NIC persists, "
+            s += "its CPU untouched; PROTOCOL.md §5.8), `two-sided` "
             s += "(daxshare READ/WRITE through the server; ratio to raw), `perftest` (ib_read_bw/ib_write_bw -R --odp). Each figure "
             s += "is the median of its repeats; writes through daxshare include their durability point (LAYOUTCOMMIT or FLUSH).\n\n"
             s += TableFormat.markdown(data)
@@ -117,7 +119,8 @@ public enum ResultsReport {
         if !control.isEmpty {
             s += "\n## Control path\n\n"
             s += "LAYOUTGET until its reply (RW; the layout returned after each), with and without the server's prefetch; "
-            s += "LAYOUTCOMMIT after a one-sided write of the size; a local process's open(O_RDWR) of a file on which N clients "
+            s += "LAYOUTCOMMIT after a one-sided write of the size (`layoutcommit`), and the same commit by RDMA FLUSH "
+            s += "(`flush-commit`, ratio to `layoutcommit`); a local process's open(O_RDWR) of a file on which N clients "
             s += "hold layouts, from spawn to exit, against the same open with no layouts; the same with a client that ignores "
             s += "recalls (fenced at the deadline).\n\n"
             s += ControlRow.table(control, markdown: true)

@@ -71,6 +71,14 @@ public protocol DataPath: Sendable {
 
     /// A FLUSH that `takeUnflushedWrites` asked for failed: its writes are still not durable.
     func markUnflushed(fileId: UInt64)
+
+    /// The file's modification time was just set explicitly (SET_ATTRIBUTES, after `commit`):
+    /// no later commit of the writes before it may move it (the TOUCH of PROTOCOL.md §5.8).
+    func modificationTimeSet(fileId: UInt64)
+
+    /// After `commit`: sets mtime and ctime for writes whose commit changed no metadata (RDMA
+    /// FLUSH), as the return of their layout would.
+    func touchTimes(fileId: UInt64) async throws(ClientError)
 }
 
 extension DataPath {
@@ -85,6 +93,8 @@ extension DataPath {
     /// A path that does not track its writes always FLUSHes.
     public func takeUnflushedWrites(fileId: UInt64) -> Bool { true }
     public func markUnflushed(fileId: UInt64) {}
+    public func modificationTimeSet(fileId: UInt64) {}
+    public func touchTimes(fileId: UInt64) async throws(ClientError) {}
 }
 
 /// How one file's bytes moved: what `-v` prints and the transfer result reports.

@@ -171,6 +171,23 @@ final class LayoutDataPath: DataPath {
         }
     }
 
+    func touchTimes(fileId: UInt64) async throws(ClientError) {
+        let touched = state.withLock { s in s.files[fileId]?.layouts.filter { $0.value.touchPending && $0.value.active }.keys.sorted() ?? [] }
+        var failure: ClientError?
+        for id in touched {
+            do throws(ClientError) { try await touch(fileId: fileId, layoutId: id) } catch { failure = failure ?? error }
+        }
+        if let failure { throw failure }
+    }
+
+    func modificationTimeSet(fileId: UInt64) {
+        state.withLock { s in
+            guard var f = s.files[fileId] else { return }
+            for id in f.layouts.keys { f.layouts[id]!.touchPending = false }
+            s.files[fileId] = f
+        }
+    }
+
     func markUnflushed(fileId: UInt64) {
         state.withLock { $0.files[fileId]?.unflushed = true }
     }
@@ -224,10 +241,7 @@ final class LayoutDataPath: DataPath {
         var failure: ClientError?
         do throws(ClientError) { try await commit(fileId: fileId) } catch { failure = error }
         if failure == nil {
-            let touched = state.withLock { s in s.files[fileId]?.layouts.filter { $0.value.touchPending && $0.value.active }.keys.sorted() ?? [] }
-            for id in touched {
-                do throws(ClientError) { try await touch(fileId: fileId, layoutId: id) } catch { failure = failure ?? error }
-            }
+            do throws(ClientError) { try await touchTimes(fileId: fileId) } catch { failure = error }
         }
         let (held, broken) = state.withLock { s in
             ((s.files[fileId]?.layouts.values.filter { $0.recallId == nil }.map(\.stateid)) ?? [], s.broken != nil)

@@ -153,6 +153,7 @@ public final class RemoteFile: Sendable {
         guard case let .setAttributes(a) = try await session.dispatcher.call(
             .setAttributes(SetAttributesRequest(.fileId(fileId), change)))
         else { throw .protocol("SET_ATTRIBUTES answered with another body") }
+        if change.modificationTime != nil { dataPath.modificationTimeSet(fileId: fileId) }
         return a
     }
 
@@ -184,9 +185,12 @@ public final class RemoteFile: Sendable {
     /// LAYOUTCOMMIT of what was written one-sided (with the new size): durable when it returns.
     /// `flush` does this and FLUSH; this alone is enough when every two-sided write was
     /// write-through. Nothing to do on the two-sided path.
-    public func commit() async throws(ClientError) {
+    /// `touchingTimes`: also move mtime and ctime now for writes that RDMA FLUSH made durable
+    /// (which change no metadata; PROTOCOL.md §5.8), as closing the file would.
+    public func commit(touchingTimes: Bool = false) async throws(ClientError) {
         try checkOpen()
         try await dataPath.commit(fileId: fileId)
+        if touchingTimes { try await dataPath.touchTimes(fileId: fileId) }
     }
 
     /// Closes the file id: commits what was written one-sided (LAYOUTCOMMIT) and returns the

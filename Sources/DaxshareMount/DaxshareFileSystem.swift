@@ -157,8 +157,9 @@ public final class DaxshareFileSystem: Sendable {
         return handles.withLock { $0.files[fh] }
     }
 
-    private func anyOpenFile(node: UInt64) -> OpenFile? {
-        handles.withLock { h in h.files.values.first { $0.node == node } }
+    /// A handle some process holds on `node`; with `writable`, one opened for writing.
+    private func anyOpenFile(node: UInt64, writable: Bool = false) -> OpenFile? {
+        handles.withLock { h in h.files.values.first { $0.node == node && (!writable || $0.file.flags.contains(.write)) } }
     }
 
     private func add(_ file: OpenFile) -> UInt64 {
@@ -225,11 +226,15 @@ public final class DaxshareFileSystem: Sendable {
             change.modificationTime = .at(nanosecondsSinceEpoch: Self.nanoseconds(attr.st_mtim))
         }
         let newSize: UInt64? = toSet & FUSE_SET_ATTR_SIZE != 0 ? UInt64(max(0, attr.st_size)) : nil
+        // A size goes through the handle the kernel named (ftruncate), else one open for writing
+        // (its layouts and the size it knows stay right), else the path: truncate(2) by path
+        // must work while another process has the file open only for reading.
+        let sizeVia = openFile(fi) ?? anyOpenFile(node: node, writable: true)
         Task {
             do throws(ClientError) {
                 var a: FileAttributes?
                 if let newSize {
-                    a = if let open { try await open.file.setSize(newSize) } else { try await session.truncate(path, to: newSize) }
+                    a = if let sizeVia { try await sizeVia.file.setSize(newSize) } else { try await session.truncate(path, to: newSize) }
                 }
                 if change.mode != nil || change.accessTime != nil || change.modificationTime != nil {
                     a = if let open { try await open.file.setAttributes(change) } else { try await session.setAttributes(path, change) }
@@ -368,7 +373,9 @@ public final class DaxshareFileSystem: Sendable {
         guard let open = openFile(fi) else { return fail(req, 0) }
         Task {
             do throws(ClientError) {
-                try await open.file.commit()
+                // close(2): the bytes and, for writes FLUSH made durable, the times (as NFS's
+                // close-to-open would show them), before a later utimensat can be overtaken.
+                try await open.file.commit(touchingTimes: true)
                 fail(req, 0)
             } catch { fail(req, error) }
         }

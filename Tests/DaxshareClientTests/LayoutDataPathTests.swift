@@ -383,7 +383,24 @@ struct FlushCommitTests {
         var expected = data
         expected.replaceSubrange((4096 * 3)..<(4096 * 3 + patch.count), with: patch)
         #expect(h.server.file("f") == expected)
+        // The FLUSH moved no time: before the layout goes back, a LAYOUTCOMMIT with TOUCH does.
         try await file.close()
+        commits = h.server.layoutState.withLock { $0.commits }
+        #expect(commits.count == 2 && commits[1].touch && commits[1].ranges.isEmpty && commits[1].newSize == nil, "\(commits)")
+        await h.session.close()
+    }
+
+    @Test func anExplicitModificationTimeIsNotMovedByALaterTouch() async throws {
+        let h = try await Harness.make(flushOptions(), oneSided: true)
+        let file = try await h.session.open("t", flags: [.read, .write, .create])
+        try await file.write(at: 0, patternBytes(8192, seed: 1))
+        try await file.flush()
+        try await file.write(at: 0, patternBytes(4096, seed: 2))
+        var change = AttributeChange()
+        change.modificationTime = .at(nanosecondsSinceEpoch: 981_173_106_000_000_000)
+        _ = try await file.setAttributes(change)  // commits (by FLUSH) first, then sets the time
+        try await file.close()
+        #expect(!h.server.layoutState.withLock { $0.commits.contains { $0.touch } })
         await h.session.close()
     }
 

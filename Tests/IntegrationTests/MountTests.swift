@@ -146,6 +146,8 @@ final class MountedExport: @unchecked Sendable {
             ( set +e; set -o noclobber; echo x > f ) 2>/dev/null && exit 10 || true     # O_EXCL
             : > f && [ ! -s f ]                                                   # O_TRUNC
             truncate -s 1M f && [ "$(stat -c %s f)" = 1048576 ]
+            exec 4<f; perl -e 'truncate("f", 2097152) or die "truncate: $!"'; exec 4<&-   # by path, f open read-only
+            [ "$(stat -c %s f)" = 2097152 ]
             chmod 640 f && [ "$(stat -c %a f)" = 640 ]
             touch -d '2001-02-03 04:05:06' f && [ "$(stat -c %Y f)" = "$(date -d '2001-02-03 04:05:06' +%s)" ]
             mkdir -p d/e && mv f d/e/g && [ -f d/e/g ] && [ ! -e f ]

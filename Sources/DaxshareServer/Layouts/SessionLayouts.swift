@@ -116,6 +116,9 @@ final class SessionLayouts: LayoutHolder {
                 throw RequestFailure(status: .ioError, reason: "mapping does not cover the layout")
             }
             let access: MemoryAccess = writable ? [.onDemand, .localWrite, .remoteRead, .remoteWrite] : [.onDemand, .remoteRead]
+            // A NIC's FLUSH writes back CPU caches: durable on a MAP_SYNC pmem mapping only. A
+            // page-cache file (an export off DAX) needs msync, which only LAYOUTCOMMIT runs.
+            if !mapping.isPmem { flushable = false }
             do {
                 if flushable {
                     // A region the device will not flush (not pmem after all, say) is still a
