@@ -70,7 +70,7 @@ public enum ResultsReport {
     /// The whole document.
     /// `polled`: the same harness with `--poll` (the client's loop busy-polls, as perftest does).
     /// `cli`: `daxshare get`/`put` rows of `scripts/bench-cli`, held against `data`'s one-sided rows.
-    public static func markdown(data: [BenchRow], polled: [BenchRow] = [], cli: [BenchRow] = [], control: [ControlRow],
+    public static func markdown(data: [BenchRow], polled: [BenchRow] = [], cli: [BenchRow] = [], durable: [BenchRow] = [], control: [ControlRow],
                                 peers: [BenchRow], environment: String, notes: String, plot: String?) -> String {
         var s = """
         # daxshare benchmark results
@@ -115,6 +115,16 @@ public enum ResultsReport {
             s += "instead of sleeping until the completion channel signals. `x perftest` is every row against the device.\n\n"
             s += "Targets on these rows:\n\n" + Targets.markdown(Targets.check(polled)) + "\n"
             s += TableFormat.markdown(polled)
+        }
+        if !durable.isEmpty {
+            s += "\n## Durable writes: LAYOUTCOMMIT against RDMA FLUSH\n\n"
+            s += "`daxshare-bench data --durable`: every write is durable before it completes, so each write's latency "
+            s += "includes its commit. `one-sided` commits each write by LAYOUTCOMMIT (a message; the server's CPU runs "
+            s += "pmem_persist and makes size and times durable), `one-sided+flush` by an RDMA FLUSH posted in one chain "
+            s += "with its WRITE (the server's NIC places the range in persistence; its CPU takes no part: PROTOCOL.md "
+            s += "§5.8). Server CPU per GiB is daxshared's whole process time over the repeat.\n\n"
+            s += "Targets (issue 17):\n\n" + Targets.markdown(Targets.checkDurable(durable, control: control)) + "\n"
+            s += TableFormat.markdown(durable)
         }
         if !control.isEmpty {
             s += "\n## Control path\n\n"

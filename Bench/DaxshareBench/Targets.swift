@@ -49,17 +49,6 @@ public enum Targets {
                                  value: core * 100, limit: 2, atLeast: false))
             }
         }
-        // Issue 17: a commit by RDMA FLUSH costs the server no CPU, and writes + FLUSH are at least
-        // as fast as writes + LAYOUTCOMMIT, at every point of the sweep.
-        for r in rows where r.mode == "one-sided+flush" && r.point.op == .write {
-            if let layoutCommit = rows.first(where: { $0.mode == "one-sided" && $0.point == r.point }), layoutCommit.mbps > 0 {
-                out.append(Check(target: "write + FLUSH >= write + LAYOUTCOMMIT", point: label(r), value: r.mbps / layoutCommit.mbps,
-                                 limit: 1.0, atLeast: true))
-            }
-            if let perGiB = r.serverCPUPerGiB {
-                out.append(Check(target: "write + FLUSH: server CPU s/GiB = 0", point: label(r), value: perGiB, limit: 0, atLeast: false))
-            }
-        }
         // Issue 13: queue depth buys two-sided throughput, and large two-sided reads near raw.
         let twoSided = rows.filter { $0.mode == "two-sided" && $0.point.clients == 1 }
         for r in twoSided where r.point.op == .read && r.point.size == 4096 && r.point.qd == 8 {
@@ -72,6 +61,36 @@ public enum Targets {
         for r in twoSided where r.point.op == .read && r.point.size == 1 << 20 {
             guard let ratio = r.ratio else { continue }
             out.append(Check(target: "two-sided 1 MiB read >= 0.9x raw", point: label(r), value: ratio, limit: 0.9, atLeast: true))
+        }
+        return out
+    }
+
+    /// Issue 17's targets, on `daxshare-bench data --durable` rows (every write committed) and the
+    /// control path's commit latencies: writes + FLUSH cost the server no CPU for the data path and
+    /// are at least as fast as writes + LAYOUTCOMMIT at every point, and a commit by FLUSH has a
+    /// lower p50 than a LAYOUTCOMMIT of the same size.
+    public static func checkDurable(_ rows: [BenchRow], control: [ControlRow] = []) -> [Check] {
+        var out: [Check] = []
+        func label(_ r: BenchRow) -> String {
+            "\(r.point.op.rawValue) \(r.point.pattern.rawValue) \(ByteSize.format(r.point.size)) qd\(r.point.qd)"
+                + (r.point.clients > 1 ? " x\(r.point.clients)" : "")
+        }
+        for r in rows where r.mode == "one-sided+flush" && r.point.op == .write {
+            if let perGiB = r.serverCPUPerGiB {
+                out.append(Check(target: "write + FLUSH: server CPU s/GiB = 0", point: label(r), value: perGiB, limit: 0, atLeast: false))
+            }
+            guard let lc = rows.first(where: { $0.mode == "one-sided" && $0.point == r.point }) else { continue }
+            if lc.mbps > 0 {
+                out.append(Check(target: "write + FLUSH >= write + LAYOUTCOMMIT (throughput)", point: label(r),
+                                 value: r.mbps / lc.mbps, limit: 1.0, atLeast: true))
+            }
+            if let f = r.latency?.p50, let l = lc.latency?.p50, l > 0 {
+                out.append(Check(target: "durable write p50: FLUSH < LAYOUTCOMMIT", point: label(r), value: f / l, limit: 1.0, atLeast: false))
+            }
+        }
+        for f in control where f.figure == "flush-commit" {
+            guard let l = control.first(where: { $0.figure == "layoutcommit" && $0.variant == f.variant }), l.p50_us > 0 else { continue }
+            out.append(Check(target: "commit p50: FLUSH < LAYOUTCOMMIT", point: f.variant, value: f.p50_us / l.p50_us, limit: 1.0, atLeast: false))
         }
         return out
     }

@@ -14,6 +14,9 @@ final class ClientMode: BenchMode, @unchecked Sendable {
     let name: String
     let server: ServerHandle
     let configure: @Sendable (inout ClientConfiguration) -> Void
+    /// Every write durable before it completes (write-through), instead of one commit at the end
+    /// of each repeat: the commit is in each write's latency (`daxshare-bench data --durable`).
+    var durable = false
     private var sessions: [ClientSession] = []
     private var clientTargets: [ClientTarget] = []
     private var lastUsage: [DataPathUsage] = []
@@ -72,7 +75,7 @@ final class ClientMode: BenchMode, @unchecked Sendable {
             // The I/O buffers are registered with the session: reads and writes are zero-copy.
             let buffers = SlotBuffers(count: qd, size: maxSize)
             _ = try session.register(buffers.memory)
-            clientTargets.append(ClientTarget(file: file, buffers: buffers))
+            clientTargets.append(ClientTarget(file: file, buffers: buffers, durable: durable))
             lastUsage.append(file.usage)
         }
     }
@@ -83,7 +86,7 @@ final class ClientMode: BenchMode, @unchecked Sendable {
 
     func finishRepeat(op: BenchOp, clients: Int) async throws -> String? {
         let active = clientTargets.prefix(clients)
-        if op == .write {
+        if op == .write && !durable {
             // The durability point is part of the measured time.
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for t in active { group.addTask { try await t.file.flush() } }
@@ -135,6 +138,7 @@ final class SlotBuffers: @unchecked Sendable {
 struct ClientTarget: IOTarget, @unchecked Sendable {
     let file: RemoteFile
     let buffers: SlotBuffers
+    let durable: Bool
 
     func perform(_ op: BenchOp, offset: UInt64, length: Int, slot: Int) async throws {
         let buffer = buffers.slot(slot, length: length)
@@ -143,7 +147,7 @@ struct ClientTarget: IOTarget, @unchecked Sendable {
             let n = try await file.read(at: offset, into: buffer)
             if n != length { throw BenchFailure("short read: \(n) of \(length) bytes at \(offset)") }
         case .write:
-            try await file.write(from: UnsafeRawBufferPointer(buffer), at: offset)
+            try await file.write(from: UnsafeRawBufferPointer(buffer), at: offset, writeThrough: durable)
         }
     }
 }

@@ -22,7 +22,7 @@ struct DataPathCommand: AsyncParsableCommand {
               daxshare-bench data --sizes 4K,64K,1M,4M --qd 1 --duration 2 --repeat 3 --svg out.svg
             """)
 
-    @Option(help: "Comma-separated modes: raw, raw-odp, two-sided, one-sided, perftest.")
+    @Option(help: "Comma-separated modes: raw, raw-odp, two-sided, one-sided (commits by LAYOUTCOMMIT), one-sided+flush (by RDMA FLUSH), perftest.")
     var modes = "raw,raw-odp,two-sided,one-sided,one-sided+flush,perftest"
     @Option(help: "Comma-separated operations: read, write.")
     var ops = "read,write"
@@ -60,6 +60,9 @@ struct DataPathCommand: AsyncParsableCommand {
     var device: String?
     @Flag(help: "Busy-poll completions, as perftest does: the client's event loop spins on its completion queues while connections are open (a core), instead of sleeping until the completion channel signals.")
     var poll = false
+
+    @Flag(help: "Make every write durable before it completes (write-through): one-sided commits each write by LAYOUTCOMMIT, one-sided+flush by an RDMA FLUSH chained behind its WRITE, two-sided writes WRITE_THROUGH. The commit is then in every write's latency; without it, one commit ends each repeat.")
+    var durable = false
 
     @Flag(help: "Print the rows as JSON on stdout (one object per row) instead of the table.")
     var json = false
@@ -115,9 +118,12 @@ struct DataPathCommand: AsyncParsableCommand {
                 note("client modes skipped: \(error)")
             }
             if let server {
-                if modeNames.contains("two-sided") { active.append(ClientMode.twoSided(server: server, loop: loop)) }
-                if modeNames.contains("one-sided") { active.append(ClientMode.oneSided(server: server, loop: loop)) }
-                if modeNames.contains("one-sided+flush") { active.append(ClientMode.oneSidedFlush(server: server, loop: loop)) }
+                var clientModes: [ClientMode] = []
+                if modeNames.contains("two-sided") { clientModes.append(ClientMode.twoSided(server: server, loop: loop)) }
+                if modeNames.contains("one-sided") { clientModes.append(ClientMode.oneSided(server: server, loop: loop)) }
+                if modeNames.contains("one-sided+flush") { clientModes.append(ClientMode.oneSidedFlush(server: server, loop: loop)) }
+                for m in clientModes { m.durable = durable }
+                active += clientModes as [any BenchMode]
             }
         }
         if modeNames.contains("perftest") {

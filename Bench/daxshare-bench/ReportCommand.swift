@@ -14,6 +14,8 @@ struct ReportCommand: ParsableCommand {
     var cli: String?
     @Option(help: "Rows of `daxshare-bench data --poll --json-file`.")
     var pollData: String?
+    @Option(help: "Rows of `daxshare-bench data --durable --json-file` (every write committed).")
+    var durableData: String?
     @Option(help: "Rows of `daxshare-bench control --json-file`.")
     var control: String?
     @Option(help: "Rows of the peer run (daxshare-bench data rows plus `fio-row` rows).")
@@ -40,7 +42,8 @@ struct ReportCommand: ParsableCommand {
             FileManager.default.fileExists(atPath: path)
                 ? try JSONDecoder().decode([ControlRow].self, from: Data(try text(path).utf8)) : nil
         } ?? []
-        let doc = ResultsReport.markdown(data: try rows(data), polled: try rows(pollData), cli: try rows(cli), control: controlRows, peers: try peers.flatMap { try rows($0) },
+        let doc = ResultsReport.markdown(data: try rows(data), polled: try rows(pollData), cli: try rows(cli),
+                                         durable: try rows(durableData), control: controlRows, peers: try peers.flatMap { try rows($0) },
                                          environment: try text(environment), notes: try text(notes), plot: plot)
         try doc.write(toFile: out, atomically: true, encoding: .utf8)
     }

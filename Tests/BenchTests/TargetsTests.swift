@@ -69,6 +69,25 @@ struct TargetsTests {
         #expect(checks.filter { $0.target == "raw >= 0.9x perftest" }.count == 1)
     }
 
+    @Test func durableWritesHoldFlushAgainstLayoutCommitAtEachPoint() {
+        let p = PointKey(op: .write, pattern: .seq, size: 4096, qd: 1, clients: 1)
+        let q = PointKey(op: .write, pattern: .seq, size: 1 << 20, qd: 1, clients: 1)
+        func l(_ p50: Double) -> LatencySummary { LatencySummary(p50: p50, p99: p50 * 2, p999: p50 * 3) }
+        let checks = Targets.checkDurable([
+            BenchRow(mode: "one-sided", point: p, mbps: 10, iops: 1, latency: l(100), serverCPUPerGiB: 2),
+            BenchRow(mode: "one-sided+flush", point: p, mbps: 30, iops: 1, latency: l(40), serverCPUPerGiB: 0),
+            BenchRow(mode: "one-sided", point: q, mbps: 100, iops: 1, latency: l(1000), serverCPUPerGiB: 0.5),
+            BenchRow(mode: "one-sided+flush", point: q, mbps: 95, iops: 1, latency: l(1100), serverCPUPerGiB: 0.01),
+        ], control: [
+            ControlRow(figure: "layoutcommit", variant: "4K", clients: 1, microseconds: [100, 120]),
+            ControlRow(figure: "flush-commit", variant: "4K", clients: 1, microseconds: [30, 40]),
+        ])
+        #expect(checks.count == 7)  // per point: CPU, throughput, p50; and the control commit p50
+        #expect(checks.filter { $0.point == "write seq 4K qd1" }.allSatisfy { $0.met })
+        #expect(checks.filter { $0.point == "write seq 1M qd1" }.allSatisfy { !$0.met })
+        #expect(checks.first { $0.target.hasPrefix("commit p50") }?.met == true)
+    }
+
     @Test func twoSidedQueueDepthIsTheRatioOfIOPSAtTheSamePoint() {
         let checks = Targets.check([
             row("two-sided", .read, 4096, ratio: 0.2, iops: 30),
