@@ -115,6 +115,25 @@ final class LayoutDataPath: DataPath {
         var files: [UInt64: FileState] = [:]
         /// Set when a one-sided operation failed: the connection is unusable.
         var broken: String?
+
+        /// A one-sided operation failed: the queue pair is gone, and with it every layout's
+        /// uncommitted bytes, which become lost (reported, never durable). Returns the bytes
+        /// lost on `fileId` so far.
+        mutating func connectionBroke(_ reason: String, reportingFor fileId: UInt64) -> UInt64 {
+            if broken == nil { broken = reason }
+            var lost: UInt64 = 0
+            for (fid, var file) in files {
+                for (lid, var held) in file.layouts where !held.dirty.isEmpty {
+                    file.lost.formUnion(held.dirty.removeAll())
+                    held.revoked = true
+                    file.layouts[lid] = held
+                }
+                file.usage.fallbackReason = broken
+                if fid == fileId { lost = file.lost.byteCount }
+                files[fid] = file
+            }
+            return lost
+        }
     }
     private let state = Mutex(State())
 
@@ -479,19 +498,8 @@ final class LayoutDataPath: DataPath {
             }
             if failure == nil { s.files[fileId]!.usage.oneSidedBytes += UInt64(piece.length) }
             guard let failure else { return (waiters, 0) }
-            // The connection is gone with the queue pair: every layout's uncommitted bytes are lost.
-            if s.broken == nil { s.broken = "\(iomode == .read ? "RDMA READ" : "RDMA WRITE") through layout \(layoutId): \(failure)" }
-            var lost: UInt64 = 0
-            for (fid, var file) in s.files {
-                for (lid, var held) in file.layouts where !held.dirty.isEmpty {
-                    file.lost.formUnion(held.dirty.removeAll())
-                    held.revoked = true
-                    file.layouts[lid] = held
-                }
-                file.usage.fallbackReason = s.broken
-                if fid == fileId { lost = file.lost.byteCount }
-                s.files[fid] = file
-            }
+            let lost = s.connectionBroke("\(iomode == .read ? "RDMA READ" : "RDMA WRITE") through layout \(layoutId): \(failure)",
+                                         reportingFor: fileId)
             return (waiters, lost)
         }
         waiters.forEach { $0.resume() }
@@ -746,19 +754,9 @@ final class LayoutDataPath: DataPath {
             return
         }
         let (reason, lost) = state.withLock { s -> (String, UInt64) in
-            if s.broken == nil { s.broken = "RDMA FLUSH through layout \(layoutId): \(failure)" }
-            var lost: UInt64 = 0
-            for (fid, var file) in s.files {
-                if fid == fileId { file.lost.formUnion(dirty) }
-                for (lid, var held) in file.layouts where !held.dirty.isEmpty || lid == layoutId {
-                    file.lost.formUnion(held.dirty.removeAll())
-                    held.revoked = true
-                    file.layouts[lid] = held
-                }
-                file.usage.fallbackReason = s.broken
-                if fid == fileId { lost = file.lost.byteCount }
-                s.files[fid] = file
-            }
+            s.files[fileId]?.lost.formUnion(dirty)  // taken from the layout for this FLUSH
+            s.files[fileId]?.layouts[layoutId]?.revoked = true
+            let lost = s.connectionBroke("RDMA FLUSH through layout \(layoutId): \(failure)", reportingFor: fileId)
             return (s.broken!, lost)
         }
         dispatcher.shutdown(.transport("the connection broke: \(reason)"), reason: "an RDMA FLUSH failed: \(reason)")
