@@ -292,11 +292,13 @@ final class SessionLayouts: LayoutHolder {
         guard let layout = state.withLock({ $0.layouts.removeValue(forKey: id) }) else { return }
         layout.region.deregister()
         layout.file.shared.layoutEnded(pastEnd: layout.pastEnd)
-        layout.fileLayouts.release(id)
+        // Counted before the file hears of it: its release may end a recall and let a local
+        // opener go on, which must then see the layout gone (RecallTests read the counters then).
         if let counter { counters.add(counter) }
         counters.subtract(ServerCounter.layoutsLive)
         counters.subtract(ServerCounter.mrsLive)
         counters.subtract(ServerCounter.bytesRegistered, layout.extent.length)
+        layout.fileLayouts.release(id)
     }
 }
 
