@@ -344,12 +344,7 @@ public final class Connection: @unchecked Sendable {
     @discardableResult
     public func flush(_ remote: RemoteMemory) async throws -> WorkCompletion {
         guard canFlush else { throw VerbsError.invalidArgument("this queue pair cannot post RDMA FLUSH") }
-        try await acquireSlot()
-        return try await withUnsafeThrowingContinuation { (cont: UnsafeContinuation<WorkCompletion, any Error>) in
-            if let failure = enqueue(dxr_wr_flush_opcode(), EmptyCollection(), remote: remote, .task(cont)) {
-                cont.resume(throwing: failure)
-            }
-        }
+        return try await post(dxr_wr_flush_opcode(), EmptyCollection(), remote: remote)
     }
 
     /// Posts an RDMA WRITE of `segments` to `written` and an RDMA FLUSH of `flushed` right behind

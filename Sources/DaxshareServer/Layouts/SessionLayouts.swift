@@ -119,23 +119,20 @@ final class SessionLayouts: LayoutHolder {
             // A NIC's FLUSH writes back CPU caches: durable on a MAP_SYNC pmem mapping only. A
             // page-cache file (an export off DAX) needs msync, which only LAYOUTCOMMIT runs.
             if !mapping.isPmem { flushable = false }
+            func register(_ access: MemoryAccess) throws(VerbsError) -> MemoryRegion {
+                try MemoryRegion(domain: domain, address: base + Int(start), length: Int(end - start), access: access, owner: mapping)
+            }
             do {
+                // A region the device will not flush is still a layout: registered without FLUSH,
+                // its extent not marked, committed by LAYOUTCOMMIT.
+                var withFlush: MemoryRegion?
                 if flushable {
-                    // A region the device will not flush (not pmem after all, say) is still a
-                    // layout: registered without FLUSH, its extent not marked, committed by LAYOUTCOMMIT.
-                    do {
-                        region = try MemoryRegion(domain: domain, address: base + Int(start), length: Int(end - start),
-                                                  access: access.union(.flushPersistent), owner: mapping)
-                    } catch {
+                    do { withFlush = try register(access.union(.flushPersistent)) } catch {
                         logger.notice("layout of \(file.path): registering with FLUSH_PERSISTENT failed (\(error)); LAYOUTCOMMIT only")
-                        flushable = false
-                        region = try MemoryRegion(
-                            domain: domain, address: base + Int(start), length: Int(end - start), access: access, owner: mapping)
                     }
-                } else {
-                    region = try MemoryRegion(
-                        domain: domain, address: base + Int(start), length: Int(end - start), access: access, owner: mapping)
                 }
+                flushable = withFlush != nil
+                region = try withFlush ?? register(access)
             } catch {
                 throw RequestFailure(status: .ioError, reason: "registering the layout failed: \(error)")
             }
