@@ -49,6 +49,9 @@ final class ClientConnection: Sendable {
         var nextTree: UInt32 = 1
         /// Counts session set-up deadlines armed; an older one finds it moved on.
         var deadlineGeneration = 0
+        /// The armed deadline's task, cancelled once the session is set up so that an idle
+        /// connection has nothing left to wake for.
+        var deadline: Task<Void, Never>?
         var inFlight = 0
     }
     private let session = Mutex(Session())
@@ -163,15 +166,22 @@ final class ClientConnection: Sendable {
             return s.deadlineGeneration
         }
         let timeout = server.configuration.sessionSetupTimeout
-        Task { [weak self] in
+        let task = Task { [weak self] in
             try? await Task.sleep(for: timeout)
-            guard let self else { return }
+            guard let self, !Task.isCancelled else { return }
             let expired = session.withLock { !$0.authenticated && $0.deadlineGeneration == generation }
             guard expired, !channel.isClosed else { return }
             logger.notice("no session set up within \(timeout): closing the connection")
             server.counters.add(ServerCounter.protocolViolations)
             channel.close(reason: "no session set up within \(timeout)")
         }
+        // The one to cancel: the deadline this one replaces, or this one if a newer was armed.
+        let moot = session.withLock { s -> Task<Void, Never>? in
+            guard s.deadlineGeneration == generation else { return task }
+            defer { s.deadline = task }
+            return s.deadline
+        }
+        moot?.cancel()
     }
 
     // MARK: Dispatch
@@ -469,12 +479,15 @@ final class ClientConnection: Sendable {
                 try? await Task.sleep(for: .seconds(failures))
                 throw RequestFailure(status: .authFailed, reason: "bad proof")
             }
-            session.withLock { s in
+            let deadline = session.withLock { s in
                 s.authenticated = true
                 s.id = p.sessionId
                 s.identity = p.identity
                 s.establishedAt = .now
+                defer { s.deadline = nil }
+                return s.deadline
             }
+            deadline?.cancel()
             sessionId.value.store(p.sessionId, ordering: .releasing)
             server.counters.add(ServerCounter.sessions)
             logger.info("session \(String(p.sessionId, radix: 16)) for '\(p.identity)'")

@@ -46,6 +46,8 @@ public final class MessageChannel: Sendable {
         /// Keepalive (§2.9): when a message last arrived, and when a keepalive went unanswered.
         var lastReceived = ContinuousClock.now
         var keepaliveSent: ContinuousClock.Instant?
+        /// The keepalive watcher, cancelled when the channel ends (it may be sleeping for minutes).
+        var keepaliveWatch: Task<Void, Never>?
     }
     private let state: Mutex<State>
 
@@ -465,31 +467,45 @@ public final class MessageChannel: Sendable {
     /// §2.9: after `interval` of silence, a keepalive; if nothing at all arrives within
     /// `timeout` of it, the peer or the link is gone and the channel ends (`keepaliveTimeout`).
     /// This is how a side whose requests wait for answers learns that none will come.
+    /// The watcher sleeps until the next moment something could be due (silence reaching
+    /// `interval`, or an unanswered keepalive reaching `timeout`), not on a fixed tick: an
+    /// idle connection costs the process no wake-ups (and a benchmark's server CPU no ticks).
     private func watchKeepalive(interval: Duration, timeout: Duration) {
-        let tick = min(.seconds(1), interval / 4)
-        Task { [weak self] in
-            while true {
-                try? await Task.sleep(for: tick)
+        let watch = Task { [weak self] in
+            var wait = interval
+            while !Task.isCancelled {
+                try? await Task.sleep(for: wait)
                 guard let self else { return }
-                enum Step { case stop, wait, send, expire }
+                enum Step { case stop, wait(Duration), send, expire }
                 let step = state.withLock { s -> Step in
                     if s.closedReason != nil { return .stop }
                     let now = ContinuousClock.now
-                    if let sent = s.keepaliveSent { return now - sent >= timeout ? .expire : .wait }
-                    guard now - s.lastReceived >= interval else { return .wait }
+                    if let sent = s.keepaliveSent {
+                        let left = sent + timeout - now
+                        return left > .zero ? .wait(left) : .expire
+                    }
+                    let quiet = now - s.lastReceived
+                    guard quiet >= interval else { return .wait(interval - quiet) }
                     s.keepaliveSent = now
                     return .send
                 }
                 switch step {
                 case .stop: return
-                case .wait: continue
-                case .send: Task { try? await self.sendKeepalive() }
+                case let .wait(left): wait = left
+                case .send:
+                    wait = timeout
+                    Task { try? await self.sendKeepalive() }
                 case .expire:
                     end(.violation(.keepaliveTimeout), log: true)
                     return
                 }
             }
         }
+        let closed = state.withLock { s in
+            if s.closedReason == nil { s.keepaliveWatch = watch }
+            return s.closedReason != nil
+        }
+        if closed { watch.cancel() }
     }
 
     /// Posts one data transfer message into a free ring slot, once a credit allows; call
@@ -605,7 +621,8 @@ public final class MessageChannel: Sendable {
         let woken = state.withLock { s -> ([CheckedContinuation<Void, any Error>], CheckedContinuation<Void, Never>?)? in
             if s.closedReason != nil { return nil }
             s.closedReason = reason
-            defer { s.creditWaiters.removeAll(); s.consumer = nil }
+            defer { s.creditWaiters.removeAll(); s.consumer = nil; s.keepaliveWatch = nil }
+            s.keepaliveWatch?.cancel()
             return (s.creditWaiters, s.consumer)
         }
         guard let (waiters, consumer) = woken else { return }

@@ -118,17 +118,61 @@ import Testing
         let invalid = WireVector.load(WireVector.directory.appendingPathComponent("invalid")).filter { $0.codec == "message" }
         #expect(vectors.count >= 60, "vectors in \(WireVector.directory.path)")
         // One mutation of each vector in `make test` (with the vector as is and every invalid
-        // vector), 22 at `make reliability`'s scale 10: each one that closes the connection costs
-        // a new connection and session under emulation.
+        // vector), 22 at `make reliability`'s scale 10. Three probe connections share the
+        // vectors: most probes end their connection, and a new connection and session is
+        // what costs time under emulation, not the server's answer.
         let perVector = Reliability.scale == 1 ? 1 : 4 + 2 * (Reliability.scale - 1)
-        var mutator = Mutator(seed: 0x0DA7_5AFE)
+        let shards = 3
+        let results = try await withThrowingTaskGroup(of: ProbeShard.self) { group in
+            for shard in 0..<shards {
+                let mine = vectors.indices.filter { $0 % shards == shard }.map { vectors[$0] }
+                let bad = invalid.indices.filter { $0 % shards == shard }.map { invalid[$0] }
+                group.addTask {
+                    var result = ProbeShard(mutator: Mutator(seed: 0x0DA7_5AFE &+ UInt64(shard)))
+                    try await result.run(server, vectors: mine, perVector: perVector, invalid: bad)
+                    return result
+                }
+            }
+            return try await group.reduce(into: [ProbeShard]()) { $0.append($1) }
+        }
+        let tried = results.reduce(0) { $0 + $1.tried }, closed = results.reduce(0) { $0 + $1.closed }
+        let reconnects = results.reduce(0) { $0 + $1.reconnects }
+        let outcomes = results.reduce(into: [String: Int]()) { all, r in all.merge(r.outcomes, uniquingKeysWith: +) }
+        let wrong = results.flatMap(\.wrong)
+
+        let (rounds, failures) = await good.stop(minimumRounds: 2)
+        #expect(wrong.isEmpty, "server reactions that break PROTOCOL.md §3.8:\n\(wrong.joined(separator: "\n"))")
+        #expect(server.process.isRunning, "the server died; log:\n\(server.log.suffix(20_000))")
+        #expect(failures.isEmpty, "the well-behaved client failed \(failures.count) of \(rounds) rounds:\n\(failures.joined(separator: "\n"))")
+        let reasons = closeReasons(in: server.log)
+        #expect(reasons.count >= closed, "\(closed) connections closed, \(reasons.count) reasons logged")
+        Reliability.report("mutations: \(outcomes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); \(reconnects) client resets; good client \(rounds) rounds")
+        Self.tally.add(tried: tried, closed: closed)
+    }
+
+    /// One probe connection's share of the mutation run: each vector as is, then its
+    /// mutations, each judged against PROTOCOL.md §3.8 (`expected`).
+    struct ProbeShard: Sendable {
+        var mutator: Mutator
         var tried = 0, closed = 0, reconnects = 0
         var outcomes: [String: Int] = [:]
         var wrong: [String] = []
 
-        var target = try await Target(server)
-        func probe(_ name: String, _ bytes: [UInt8], _ what: String) async throws {
-            let expected = Self.expected(bytes)
+        mutating func run(_ server: ServerProcess, vectors: [WireVector], perVector: Int, invalid: [WireVector]) async throws {
+            var target = try await Target(server)
+            for v in vectors {
+                try await probe(&target, server, v.name, target.adapt(v).bytes, "as is")
+                for _ in 0..<perVector {
+                    let (bytes, what) = mutator.mutate(target.adapt(v))
+                    try await probe(&target, server, v.name, bytes, what)
+                }
+            }
+            for v in invalid { try await probe(&target, server, "invalid/" + v.name, target.adapt(v).bytes, "as is") }
+            target.session.close()
+        }
+
+        mutating func probe(_ target: inout Target, _ server: ServerProcess, _ name: String, _ bytes: [UInt8], _ what: String) async throws {
+            let expected = ReliabilityBadInputTests.expected(bytes)
             // The liveness ECHO waits for the server's reaction: right behind a message that
             // ends the connection it crashes the server (see aMessageRightBehindAFatalOneDoesNotCrashTheServer).
             let outcome = await target.session.probe(bytes, settle: 3)
@@ -156,26 +200,6 @@ import Testing
                 target = try await Target(server)
             }
         }
-
-        for v in vectors {
-            // The vector itself once, then its mutations.
-            try await probe(v.name, target.adapt(v).bytes, "as is")
-            for _ in 0..<perVector {
-                let (bytes, what) = mutator.mutate(target.adapt(v))
-                try await probe(v.name, bytes, what)
-            }
-        }
-        for v in invalid { try await probe("invalid/" + v.name, target.adapt(v).bytes, "as is") }
-        target.session.close()
-
-        let (rounds, failures) = await good.stop(minimumRounds: 2)
-        #expect(wrong.isEmpty, "server reactions that break PROTOCOL.md §3.8:\n\(wrong.joined(separator: "\n"))")
-        #expect(server.process.isRunning, "the server died; log:\n\(server.log.suffix(20_000))")
-        #expect(failures.isEmpty, "the well-behaved client failed \(failures.count) of \(rounds) rounds:\n\(failures.joined(separator: "\n"))")
-        let reasons = closeReasons(in: server.log)
-        #expect(reasons.count >= closed, "\(closed) connections closed, \(reasons.count) reasons logged")
-        Reliability.report("mutations: \(outcomes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); \(reconnects) client resets; good client \(rounds) rounds")
-        Self.tally.add(tried: tried, closed: closed)
     }
 
     /// A malformed message and another right behind it, both in the server's receive queue

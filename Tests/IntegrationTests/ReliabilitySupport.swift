@@ -120,7 +120,7 @@ func seededBytes(_ count: Int, seed: UInt64) -> [UInt8] {
 }
 
 /// xorshift64: mutations and workloads are reproducible from their seed.
-struct SeededGenerator: RandomNumberGenerator {
+struct SeededGenerator: RandomNumberGenerator, Sendable {
     var state: UInt64
     init(seed: UInt64) { state = seed == 0 ? 0x9E37_79B9_7F4A_7C15 : seed }
     mutating func next() -> UInt64 {
@@ -586,7 +586,7 @@ struct WireVector: Sendable {
 
 /// Seeded mutations of a vector's bytes: bit flips, byte stores, field values that sit on
 /// edges, truncation, trailing bytes, wrong lengths, unknown commands, spliced fields.
-struct Mutator {
+struct Mutator: Sendable {
     var rng: SeededGenerator
 
     init(seed: UInt64) { rng = SeededGenerator(seed: seed) }
