@@ -62,7 +62,7 @@ import Testing
 
     @Test func uncommittedBytesPastTheEndAreTrimmedAtReturn() async throws {
         let server = try ServerProcess(name: "layout-trim", port: 5542)
-        defer { #expect(server.stop() == 0) }
+        defer { #expect(server.stop() == 0, "log:\n\(server.log.suffix(8000))") }
         let a = try await session(server)
         defer { a.close() }
         let file = try await a.open("t.bin", [.read, .write, .create])
@@ -76,7 +76,7 @@ import Testing
 
     @Test func readLayoutRefusesWritesInTheNIC() async throws {
         let server = try ServerProcess(name: "layout-ro", port: 5543)
-        defer { #expect(server.stop() == 0) }
+        defer { #expect(server.stop() == 0, "log:\n\(server.log.suffix(8000))") }
         let data = pattern(256 << 10, seed: 5)
         #expect(FileManager.default.createFile(atPath: server.exportDir + "/r.bin", contents: Data(data)))
         let a = try await session(server)
@@ -110,7 +110,7 @@ import Testing
 
     @Test func anotherClientsRkeyIsUselessOnItsConnection() async throws {
         let server = try ServerProcess(name: "layout-steal", port: 5544)
-        defer { #expect(server.stop() == 0) }
+        defer { #expect(server.stop() == 0, "log:\n\(server.log.suffix(8000))") }
         let a = try await session(server), b = try await session(server)
         defer { a.close(); b.close() }
         let file = try await a.open("s.bin", [.read, .write, .create])
@@ -158,7 +158,7 @@ import Testing
 
     @Test func aVanishedClientsLayoutsAreReleased() async throws {
         let server = try ServerProcess(name: "layout-vanish", port: 5546)
-        defer { #expect(server.stop() == 0) }
+        defer { #expect(server.stop() == 0, "log:\n\(server.log.suffix(8000))") }
         let a = try await session(server), watcher = try await session(server)
         defer { watcher.close() }
         let file = try await a.open("v.bin", [.read, .write, .create])
