@@ -154,9 +154,9 @@ final class LayoutDataPath: DataPath {
         self.settings = settings
     }
 
-    /// The largest work request on registered caller memory: 1 GiB, under every device's
-    /// maximum message size (rxe's is 2 GiB).
-    static let maxDirectWorkRequest = 1 << 30
+    /// The largest work request a large I/O on registered caller memory is cut into (four
+    /// 1 MiB WRITEs in flight were rxe's fastest in the testbed; see `LayoutPlan.directPieceLimit`).
+    static let maxDirectPiece = 1 << 20
 
     /// Bytes one transfer batch should hold to keep the queue full.
     var batchSize: Int { settings.queueDepth * settings.maxWorkRequest }
@@ -358,10 +358,11 @@ final class LayoutDataPath: DataPath {
                           buffer: SharedBuffer, durable: Bool = false) async throws(ClientError) -> [Chunk] {
         let end = offset + UInt64(length)
         var pos = offset
-        // Into or out of registered caller memory, a piece is bounded only by its extent (one
-        // work request per extent, up to the region's size); staged, by the slot's size.
+        // Into or out of registered caller memory, a small I/O is one work request and a large
+        // one a few in flight (`LayoutPlan.directPieceLimit`); staged, bounded by the slot's size.
         let maxPiece = callerBuffers?.find(UnsafeMutableRawBufferPointer(buffer.slice(0, length))) != nil
-            ? Self.maxDirectWorkRequest : settings.maxWorkRequest
+            ? LayoutPlan.directPieceLimit(length: length, queueDepth: settings.queueDepth, maxPiece: Self.maxDirectPiece)
+            : settings.maxWorkRequest
         // The common case, one work request inside one extent of a layout held: no plan, no
         // task group, nothing allocated.
         if let (layoutId, piece) = singlePiece(fileId: fileId, iomode: iomode, offset: offset, length: length, maxPiece: maxPiece) {

@@ -59,6 +59,32 @@ struct LayoutPlanTests {
         #expect(s.pieces.reduce(0) { $0 + $1.length } == 6000)
     }
 
+    @Test func largeDirectIOsAreAFewWorkRequestsInFlight() {
+        let K = 1 << 10, M = 1 << 20
+        func limit(_ n: Int, depth: Int = 16) -> Int { LayoutPlan.directPieceLimit(length: n, queueDepth: depth, maxPiece: M) }
+        // Small I/Os stay one work request.
+        #expect(limit(4 * K) == 4 * K)
+        #expect(limit(256 * K) == 256 * K)
+        #expect(limit(300_000) == 303_104)  // rounded up to a page: split() rounds limits down
+        #expect(limit(512 * K - 4096) == 512 * K - 4096)
+        // From twice 256 KiB: about four pieces, none under 256 KiB or over 1 MiB.
+        #expect(limit(512 * K) == 256 * K)
+        #expect(limit(M) == 256 * K)
+        #expect(limit(4 * M) == M)
+        #expect(limit(64 * M) == M)
+        #expect(limit(3 * M / 2) == 384 * K)
+        #expect(limit(M + 1) == 260 * K)  // whole pages: four pieces, not a fifth of one byte
+        // A queue depth of 1 asks for one at a time: one work request; of 2, two pieces.
+        #expect(limit(4 * M, depth: 1) == 4 * M)
+        #expect(limit(4 * M, depth: 2) == M)
+        #expect(limit(M, depth: 2) == 512 * K)
+        // The pieces split() then makes: a 1 MiB write inside one extent is four 256 KiB WRITEs.
+        let e = LayoutExtent(fileOffset: 0, length: UInt64(8 * M), remoteAddress: 1 << 30, rkey: 7)
+        let pieces = LayoutPlan.split(offset: 0, length: M, extents: [e], maxPiece: limit(M), alignment: 4096).pieces
+        #expect(pieces.map(\.length) == [256 * K, 256 * K, 256 * K, 256 * K])
+        #expect(pieces.map(\.bufferOffset) == [0, 256 * K, 512 * K, 768 * K])
+    }
+
     @Test func gapsBetweenAndAroundExtentsGoTwoSided() {
         let extents = [extent(4096, 4096, 0xA000, 5), extent(12288, 4096, 0xB000, 6)]
         let s = LayoutPlan.split(offset: 0, length: 20000, extents: extents, maxPiece: 1 << 20)
