@@ -73,18 +73,26 @@ public enum LayoutPlan {
 
     /// The largest work request for an I/O of `length` bytes on registered caller memory.
     ///
-    /// One work request per I/O costs least per byte in our code, but a device may move one
-    /// large transfer more slowly than a few in flight: perftest on the testbed's rxe writes
-    /// 57 MiB/s as one 4 MiB WRITE at a time and 102 MiB/s as four 1 MiB WRITEs, 72 MiB/s as one
-    /// 1 MiB WRITE and 92 MiB/s as four of 256 KiB. So an I/O of at least twice `minPiece` is
-    /// cut into about `ways` pieces (fewer if `queueDepth` is smaller), none under `minPiece`
-    /// nor over `maxPiece`, each a whole number of pages; a smaller one stays one work request
-    /// (the limit is then the length rounded up to a page: `split` rounds limits down to its
-    /// alignment).
-    public static func directPieceLimit(length: Int, queueDepth: Int, maxPiece: Int,
-                                        minPiece: Int = 256 << 10, ways: Int = 4, pageSize: Int = 4096) -> Int {
+    /// Up to `oneRequestUpTo` (4 MiB) an I/O is one work request: our verbs loop moves one
+    /// 1-4 MiB WRITE or READ as fast as raw-odp does, and pieces in flight would cost a task
+    /// group (about 35 allocations per I/O, measured). Two kinds are cut into about `ways`
+    /// pieces in flight (fewer if `queueDepth` is smaller), none under `minPiece` nor over
+    /// `maxPiece`, each whole pages:
+    /// - a `durable` write (WRITE + FLUSH chains) of at least twice `minPiece`: the FLUSH of one
+    ///   piece, which walks its pages on the server's NIC, overlaps the transfer of the next
+    ///   (4 MiB QD1 write + FLUSH: 100 MB/s against 80 as one chain, in the testbed). The
+    ///   caller says false while other I/O of the file is in flight: the queue is busy then;
+    /// - anything larger than `oneRequestUpTo` (a CLI put's 16 MiB batch): rxe moves a few
+    ///   transfers in flight faster than one large one (perftest: one 4 MiB WRITE at a time 57
+    ///   MiB/s, four 1 MiB WRITEs 102).
+    /// A limit for one work request is the length rounded up to a page (`split` rounds limits
+    /// down to its alignment).
+    public static func directPieceLimit(length: Int, queueDepth: Int, maxPiece: Int, durable: Bool,
+                                        oneRequestUpTo: Int = 4 << 20, minPiece: Int = 256 << 10,
+                                        ways: Int = 4, pageSize: Int = 4096) -> Int {
+        let whole = max(pageSize, (length + pageSize - 1) / pageSize * pageSize)
         let split = min(max(1, queueDepth), max(1, ways))
-        guard split > 1, length >= 2 * minPiece else { return max(pageSize, (length + pageSize - 1) / pageSize * pageSize) }
+        guard split > 1, length >= 2 * minPiece, durable || length > oneRequestUpTo else { return whole }
         let even = ((length + split - 1) / split + pageSize - 1) / pageSize * pageSize
         return min(max(even, minPiece), max(minPiece, maxPiece))
     }

@@ -421,6 +421,30 @@ struct FlushCommitTests {
         await h.session.close()
     }
 
+    /// A durable write from registered memory of 1 MiB is four WRITE + FLUSH chains of 256 KiB
+    /// in flight (LayoutPlan.directPieceLimit), each FLUSH covering its own piece; a write that
+    /// need not be durable stays one WRITE.
+    @Test func aDurableDirectWriteIsAFewChainsInFlight() async throws {
+        let h = try await Harness.make(flushOptions(), oneSided: true)
+        let file = try await h.session.open("d", flags: [.read, .write, .create])
+        let data = patternBytes(1 << 20, seed: 12)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: data.count, alignment: 4096)
+        defer { buffer.deallocate() }
+        buffer.copyBytes(from: data)
+        let registration = try h.session.register(buffer)
+        try await file.write(from: UnsafeRawBufferPointer(buffer), at: 0, writeThrough: true)
+        #expect(h.server.file("d") == data)
+        #expect(h.access!.direct.withLock { $0 } == 4)
+        let flushes = h.server.layoutState.withLock { $0.flushes }
+        #expect(flushes.map(\.length) == [UInt64](repeating: 256 << 10, count: 4), "\(flushes)")
+        #expect(Set(flushes.map(\.address)).count == 4)
+        try await file.write(from: UnsafeRawBufferPointer(buffer), at: 0)
+        #expect(h.access!.direct.withLock { $0 } == 5)
+        try await file.close()
+        h.session.deregister(registration)
+        await h.session.close()
+    }
+
     @Test func withoutFlushCommitsOnTheClientSideLayoutCommitCarriesTheRanges() async throws {
         let h = try await Harness.make(flushOptions(), oneSided: true) { $0.layouts.flushCommits = false }
         #expect(!h.session.server.capabilities.contains(.rdmaFlush))

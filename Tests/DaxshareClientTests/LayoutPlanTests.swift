@@ -59,28 +59,37 @@ struct LayoutPlanTests {
         #expect(s.pieces.reduce(0) { $0 + $1.length } == 6000)
     }
 
-    @Test func largeDirectIOsAreAFewWorkRequestsInFlight() {
+    @Test func durableAndVeryLargeDirectIOsAreAFewWorkRequestsInFlight() {
         let K = 1 << 10, M = 1 << 20
-        func limit(_ n: Int, depth: Int = 16) -> Int { LayoutPlan.directPieceLimit(length: n, queueDepth: depth, maxPiece: M) }
-        // Small I/Os stay one work request.
+        func limit(_ n: Int, depth: Int = 16, durable: Bool = false) -> Int {
+            LayoutPlan.directPieceLimit(length: n, queueDepth: depth, maxPiece: M, durable: durable)
+        }
+        // Up to 4 MiB, an I/O that need not be durable is one work request (rounded up to a
+        // page: split() rounds limits down to its alignment).
         #expect(limit(4 * K) == 4 * K)
-        #expect(limit(256 * K) == 256 * K)
-        #expect(limit(300_000) == 303_104)  // rounded up to a page: split() rounds limits down
-        #expect(limit(512 * K - 4096) == 512 * K - 4096)
-        // From twice 256 KiB: about four pieces, none under 256 KiB or over 1 MiB.
-        #expect(limit(512 * K) == 256 * K)
-        #expect(limit(M) == 256 * K)
-        #expect(limit(4 * M) == M)
-        #expect(limit(64 * M) == M)
-        #expect(limit(3 * M / 2) == 384 * K)
-        #expect(limit(M + 1) == 260 * K)  // whole pages: four pieces, not a fifth of one byte
+        #expect(limit(300_000) == 303_104)
+        #expect(limit(M) == M)
+        #expect(limit(4 * M) == 4 * M)
+        // Larger: 1 MiB pieces, pipelined.
+        #expect(limit(4 * M + 4096) == M)
+        #expect(limit(16 * M) == M)
+        // Durable (WRITE + FLUSH chains) from twice 256 KiB: about four pieces, none under
+        // 256 KiB or over 1 MiB, whole pages.
+        #expect(limit(256 * K, durable: true) == 256 * K)
+        #expect(limit(512 * K - 4096, durable: true) == 512 * K - 4096)
+        #expect(limit(512 * K, durable: true) == 256 * K)
+        #expect(limit(M, durable: true) == 256 * K)
+        #expect(limit(M + 1, durable: true) == 260 * K)  // four pieces, not a fifth of one byte
+        #expect(limit(3 * M / 2, durable: true) == 384 * K)
+        #expect(limit(4 * M, durable: true) == M)
         // A queue depth of 1 asks for one at a time: one work request; of 2, two pieces.
-        #expect(limit(4 * M, depth: 1) == 4 * M)
-        #expect(limit(4 * M, depth: 2) == M)
-        #expect(limit(M, depth: 2) == 512 * K)
-        // The pieces split() then makes: a 1 MiB write inside one extent is four 256 KiB WRITEs.
+        #expect(limit(16 * M, depth: 1) == 16 * M)
+        #expect(limit(4 * M, depth: 1, durable: true) == 4 * M)
+        #expect(limit(M, depth: 2, durable: true) == 512 * K)
+        // The pieces split() then makes: a durable 1 MiB write inside one extent is four
+        // 256 KiB WRITE + FLUSH chains.
         let e = LayoutExtent(fileOffset: 0, length: UInt64(8 * M), remoteAddress: 1 << 30, rkey: 7)
-        let pieces = LayoutPlan.split(offset: 0, length: M, extents: [e], maxPiece: limit(M), alignment: 4096).pieces
+        let pieces = LayoutPlan.split(offset: 0, length: M, extents: [e], maxPiece: limit(M, durable: true), alignment: 4096).pieces
         #expect(pieces.map(\.length) == [256 * K, 256 * K, 256 * K, 256 * K])
         #expect(pieces.map(\.bufferOffset) == [0, 256 * K, 512 * K, 768 * K])
     }
