@@ -367,15 +367,19 @@ final class LayoutDataPath: DataPath {
         // there to fill an idle queue, and on a busy one their FLUSHes (each answered, like an
         // RDMA READ) would only add to what waits, and cost ~35 allocations an I/O (at 4 MiB
         // QD8 write + FLUSH measured 0.93-0.95x LAYOUTCOMMIT's cut, 0.94x whole).
-        let maxPiece: Int
+        // The file's lock is taken only when a durable write would be cut.
+        var maxPiece = settings.maxWorkRequest
         if callerBuffers?.find(UnsafeMutableRawBufferPointer(buffer.slice(0, length))) != nil {
-            let idle = durable && state.withLock { s in
-                s.files[fileId]?.layouts.values.allSatisfy { $0.inFlight == 0 } ?? true
+            func limit(durable: Bool) -> Int {
+                LayoutPlan.directPieceLimit(length: length, queueDepth: settings.queueDepth,
+                                            maxPiece: Self.maxDirectPiece, durable: durable)
             }
-            maxPiece = LayoutPlan.directPieceLimit(length: length, queueDepth: settings.queueDepth,
-                                                   maxPiece: Self.maxDirectPiece, durable: idle)
-        } else {
-            maxPiece = settings.maxWorkRequest
+            maxPiece = limit(durable: durable)
+            if durable && maxPiece < length && state.withLock({ s in
+                s.files[fileId]?.layouts.values.contains { $0.inFlight > 0 } ?? false
+            }) {
+                maxPiece = limit(durable: false)
+            }
         }
         // The common case, one work request inside one extent of a layout held: no plan, no
         // task group, nothing allocated.

@@ -86,14 +86,15 @@ public enum LayoutPlan {
     ///   transfers in flight faster than one large one (perftest: one 4 MiB WRITE at a time 57
     ///   MiB/s, four 1 MiB WRITEs 102).
     /// A limit for one work request is the length rounded up to a page (`split` rounds limits
-    /// down to its alignment).
+    /// down to its alignment), and at most `maxSingle` (1 GiB, under every device's maximum
+    /// message size: rxe's is 2 GiB).
     public static func directPieceLimit(length: Int, queueDepth: Int, maxPiece: Int, durable: Bool,
                                         oneRequestUpTo: Int = 4 << 20, minPiece: Int = 256 << 10,
-                                        ways: Int = 4, pageSize: Int = 4096) -> Int {
-        let whole = max(pageSize, (length + pageSize - 1) / pageSize * pageSize)
+                                        ways: Int = 4, pageSize: Int = 4096, maxSingle: Int = 1 << 30) -> Int {
+        let whole = min(maxSingle, max(pageSize, roundUp(length, pageSize)))
         let split = min(max(1, queueDepth), max(1, ways))
         guard split > 1, length >= 2 * minPiece, durable || length > oneRequestUpTo else { return whole }
-        let even = ((length + split - 1) / split + pageSize - 1) / pageSize * pageSize
+        let even = roundUp((length + split - 1) / split, pageSize)
         return min(max(even, minPiece), max(minPiece, maxPiece))
     }
 
@@ -153,7 +154,7 @@ public enum LayoutPlan {
         return out
     }
 
-    static func roundUp(_ x: UInt64, _ to: UInt64) -> UInt64 {
+    static func roundUp<T: BinaryInteger>(_ x: T, _ to: T) -> T {
         let r = x % to
         return r == 0 ? x : x + (to - r)
     }

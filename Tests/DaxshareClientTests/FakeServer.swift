@@ -392,14 +392,16 @@ struct Harness {
 
     /// With `oneSided`, the session can post fake RDMA against the fake server's layout regions
     /// (and so takes layouts when the configuration allows).
+    /// `rdmaDelayMicroseconds`: how long each fake RDMA operation takes.
     static func make(_ options: FakeServer.Options = .init(), maxReadWriteSize: Int = 1 << 20, oneSided: Bool = false,
+                     rdmaDelayMicroseconds: Int = 200,
                      configure: (inout ClientConfiguration) -> Void = { _ in }) async throws -> Harness {
         let server = FakeServer(options: options)
         let transport = FakeTransport(server: server, maxReadWriteSize: maxReadWriteSize)
         let registrar = HostRegistrar()
         var config = ClientConfiguration()
         configure(&config)
-        let access = oneSided ? FakeRemoteAccess(server: server) : nil
+        let access = oneSided ? FakeRemoteAccess(server: server, delayMicroseconds: rdmaDelayMicroseconds) : nil
         let session = try await ClientSession.establish(
             over: transport, registrar: registrar, remoteAccess: access, export: "pmem",
             secret: try SessionSecret(fileContents: options.secret), config: config)

@@ -445,6 +445,30 @@ struct FlushCommitTests {
         await h.session.close()
     }
 
+    /// While other I/O of the file is in flight, a durable write stays one WRITE + FLUSH chain:
+    /// the queue is busy already.
+    @Test func aDurableDirectWriteBesideAnotherStaysOneChain() async throws {
+        let h = try await Harness.make(flushOptions(), oneSided: true, rdmaDelayMicroseconds: 100_000)
+        let file = try await h.session.open("b", flags: [.read, .write, .create])
+        let data = patternBytes(2 << 20, seed: 13)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: data.count, alignment: 4096)
+        defer { buffer.deallocate() }
+        buffer.copyBytes(from: data)
+        let registration = try h.session.register(buffer)
+        nonisolated(unsafe) let half = UnsafeRawBufferPointer(rebasing: buffer[0..<(1 << 20)])  // lives past the task
+        let first = Task { try await file.write(from: half, at: 0, writeThrough: true) }
+        // The first write's pieces are at the fake NIC (each takes 100 ms) before the second starts.
+        while h.server.layoutState.withLock({ $0.inFlight }) == 0 { await Task.yield() }
+        try await file.write(from: UnsafeRawBufferPointer(rebasing: buffer[(1 << 20)...]), at: 1 << 20, writeThrough: true)
+        try await first.value
+        #expect(h.server.file("b") == data)
+        let flushes = h.server.layoutState.withLock { $0.flushes }.map(\.length).sorted()
+        #expect(flushes == [UInt64](repeating: 256 << 10, count: 4) + [1 << 20], "\(flushes)")
+        try await file.close()
+        h.session.deregister(registration)
+        await h.session.close()
+    }
+
     @Test func withoutFlushCommitsOnTheClientSideLayoutCommitCarriesTheRanges() async throws {
         let h = try await Harness.make(flushOptions(), oneSided: true) { $0.layouts.flushCommits = false }
         #expect(!h.session.server.capabilities.contains(.rdmaFlush))

@@ -84,6 +84,7 @@ struct LayoutPlanTests {
         #expect(limit(4 * M, durable: true) == M)
         // A queue depth of 1 asks for one at a time: one work request; of 2, two pieces.
         #expect(limit(16 * M, depth: 1) == 16 * M)
+        #expect(limit(3 << 30, depth: 1) == 1 << 30)  // one work request stays under rxe's 2 GiB
         #expect(limit(4 * M, depth: 1, durable: true) == 4 * M)
         #expect(limit(M, depth: 2, durable: true) == 512 * K)
         // The pieces split() then makes: a durable 1 MiB write inside one extent is four

@@ -64,6 +64,14 @@ import Testing
         let tail = pattern(256 << 10, seed: 43)
         try await file.write(at: UInt64(size), tail, writeThrough: false)          // grows: FLUSH + size commit
         try await file.flush()
+        // From registered memory, durable: four WRITE + FLUSH chains in flight (directPieceLimit).
+        let third = pattern(size, seed: 45)
+        let registered = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 4096)
+        defer { registered.deallocate() }
+        registered.copyBytes(from: third)
+        let registration = try session.register(registered)
+        try await file.write(from: UnsafeRawBufferPointer(registered), at: 0, writeThrough: true)
+        session.deregister(registration)
         let mixed = pattern(3 * 4096 + 100, seed: 44)
         try await file.write(at: 8192 + 17, mixed, writeThrough: true)             // chained WRITE + FLUSH
         let after = try await counters(session)
@@ -76,7 +84,7 @@ import Testing
         #expect(try await file.stat().size == UInt64(size + (256 << 10)))
         try await file.close()
 
-        var expected = second + tail
+        var expected = third + tail
         expected.replaceSubrange((8192 + 17)..<(8192 + 17 + mixed.count), with: mixed)
         let onDisk = try Data(contentsOf: URL(fileURLWithPath: server.exportDir + "/flushed.bin"))
         #expect(onDisk.count == expected.count)
