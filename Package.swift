@@ -15,6 +15,9 @@
 //   DaxshareClient          the client library shared by the CLI and the benchmarks
 //   DaxshareMount           a FUSE file system (libfuse3's low-level API) over the client library
 //   DaxshareService         running under systemd (sd_notify); beside the layers, needs none of them
+//   CConcurrencyHooks, DaxshareExecutor   the Swift runtime's global-executor hooks, and the
+//                           thread pool daxshared installs there (no periodic wake-ups); beside
+//                           the layers, needs none of them
 //   daxshared, daxshare, daxshare-bench   the executables
 import PackageDescription
 
@@ -121,10 +124,12 @@ let package = Package(
         ),
         // A library rather than part of daxshared so that its tests can import it.
         .target(name: "DaxshareService", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        .target(name: "CConcurrencyHooks"),
+        .target(name: "DaxshareExecutor", dependencies: ["CConcurrencyHooks"]),
         .executableTarget(
             name: "daxshared",
             dependencies: [
-                "DaxshareServer", "DaxshareConfigFile", "DaxsharePmem", "DaxshareVerbs", "DaxshareWire", "DaxshareService",
+                "DaxshareServer", "DaxshareConfigFile", "DaxsharePmem", "DaxshareVerbs", "DaxshareWire", "DaxshareService", "DaxshareExecutor", "CLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -176,6 +181,7 @@ let package = Package(
         .testTarget(name: "BenchTests", dependencies: ["DaxshareBench"]),
         // The notifier, and `make install` into a temporary root checked with systemd-analyze and man.
         .testTarget(name: "DaxshareServiceTests", dependencies: ["DaxshareService"]),
+        .testTarget(name: "DaxshareExecutorTests", dependencies: ["DaxshareExecutor"]),
         // Runs only inside the testbed VM (real rxe, real fsdax): `make test-vm`.
         .testTarget(
             name: "IntegrationTests",

@@ -4,7 +4,9 @@
 #define _GNU_SOURCE
 #include "CLinux.h"
 
+#include <errno.h>
 #include <stdio.h>  // RENAME_NOREPLACE
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>  // UTIME_NOW, UTIME_OMIT
 #include <sys/syscall.h>
@@ -67,4 +69,23 @@ int dxs_fcntl_getdeleg(int fd) {
     struct delegation deleg = {0};
     if (fcntl(fd, F_GETDELEG, &deleg) == -1) return -1;
     return deleg.d_type;
+}
+
+static volatile int dxs_signal_pipe_fd = -1;
+
+static void dxs_signal_to_pipe_handler(int signal) {
+    int saved = errno;
+    unsigned char byte = (unsigned char)signal;
+    (void)!write(dxs_signal_pipe_fd, &byte, 1);  // a full pipe already has one pending
+    errno = saved;
+}
+
+int dxs_signal_to_pipe(int signal, int fd) {
+    dxs_signal_pipe_fd = fd;
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = dxs_signal_to_pipe_handler;
+    action.sa_flags = SA_RESTART;
+    sigemptyset(&action.sa_mask);
+    return sigaction(signal, &action, NULL);
 }

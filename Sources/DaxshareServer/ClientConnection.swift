@@ -243,7 +243,7 @@ final class ClientConnection: Sendable {
             try await reply(.error(.tooMany, to: header))
             return true
         }
-        group.addTask(executorPreference: request.servedOnEventLoop ? nil : globalConcurrentExecutor) { [self] in
+        group.addTask(executorPreference: request.servedOnEventLoop ? nil : server.configuration.requestExecutor) { [self] in
             await serve(request, header: header)
             session.withLock { $0.inFlight -= 1 }
         }

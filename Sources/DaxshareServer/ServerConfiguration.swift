@@ -89,6 +89,9 @@ public struct ServerConfiguration: Sendable {
     public var authFailureBurst = 10
     /// How fast an address earns back one failed authentication.
     public var authFailureRefill: Duration = .seconds(6)
+    /// Where requests that may block (FLUSH, LAYOUTCOMMIT, a truncate, a recall…) run: Swift's
+    /// global pool unless the process has its own (daxshared's `ThreadPoolExecutor`).
+    public var requestExecutor: any TaskExecutor = globalConcurrentExecutor
 
     public init(host: String, port: UInt16 = Limits.defaultPort, exports: [ExportSpec], secret: [UInt8]) {
         self.host = host

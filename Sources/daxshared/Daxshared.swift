@@ -1,5 +1,6 @@
 import ArgumentParser
 import DaxshareConfigFile
+import DaxshareExecutor
 import DaxsharePmem
 import DaxshareServer
 import DaxshareService
@@ -136,6 +137,9 @@ struct Daxshared: AsyncParsableCommand {
             FileHandle.standardError.write(Data("daxshared: cannot block the lease-break signal: \(error)\n".utf8))
             Glibc.exit(1)
         }
+        // Before any task, after the mask (its threads inherit it): tasks run on a pool that
+        // sleeps while there is nothing to do (ThreadPoolExecutor; Dispatch's wakes every second).
+        ThreadPoolExecutor.installAsGlobalExecutor()
         do {
             var command = try parseAsRoot()
             if var command = command as? AsyncParsableCommand {
@@ -221,7 +225,8 @@ struct Daxshared: AsyncParsableCommand {
             }
         }
         let logger = Logger(label: "daxshared")
-        let config = daemon.server
+        var config = daemon.server
+        config.requestExecutor = ThreadPoolExecutor.global
 
         // Before the server: its counters bind to the backend when made.
         let registry = daemon.metrics.map { _ in MetricsEndpoint.bootstrap() }
@@ -248,32 +253,29 @@ struct Daxshared: AsyncParsableCommand {
                 logger.warning("serving no metrics: the default \(host):\(port) is not available (\(error)); set metrics: listen")
             }
         }
-        // Signals arrive as Dispatch events, never in a handler doing work.
-        var sources: [DispatchSourceSignal] = []
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
+        // Signals reach a thread of their own through a pipe, never a handler doing work.
+        let hangups = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        do {
+            try SignalPipe.start([SIGINT, SIGTERM, SIGHUP]) { [server] sig in
+                if sig == SIGHUP {
+                    hangups.continuation.yield()
+                    return
+                }
                 logger.notice("received \(sig == SIGINT ? "SIGINT" : "SIGTERM")")
                 SystemdNotifier.stopping()
                 server.stop()
                 // Connections are closed at once; one still in rdma_cm set-up (a peer that never
                 // completed the handshake) must not keep the process alive past this bound.
-                DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(Self.stopGraceSeconds)) {
+                Thread.detachNewThread {
+                    sleep(UInt32(Self.stopGraceSeconds))
                     logger.warning("still stopping after \(Self.stopGraceSeconds) s (a connection stuck in set-up); exiting")
                     Glibc.exit(0)
                 }
             }
-            source.resume()
-            sources.append(source)
+        } catch {
+            logger.critical("cannot handle signals: \(error)")
+            throw ExitCode.failure
         }
-        // SIGHUP rereads the configuration, one reload at a time.
-        signal(SIGHUP, SIG_IGN)
-        let hangups = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
-        hup.setEventHandler { hangups.continuation.yield() }
-        hup.resume()
-        sources.append(hup)
         let reloader = Task {
             for await _ in hangups.stream { await reload(server, logger: logger) }
         }
@@ -284,7 +286,6 @@ struct Daxshared: AsyncParsableCommand {
         await server.run()
         reloader.cancel()
         metricsTask?.cancel()
-        sources.forEach { $0.cancel() }
     }
 
     /// Applies the configuration as it is now to the running server: its exports and secrets

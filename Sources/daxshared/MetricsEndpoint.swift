@@ -32,7 +32,7 @@ enum MetricsEndpoint {
     {
         let address: any SocketAddress =
             host.contains(":") ? try sockaddr_in6.inet6(ip6: host, port: port) : try sockaddr_in.inet(ip4: host, port: port)
-        let server = HTTPServer(address: address, timeout: 10, logger: .disabled)
+        let server = HTTPServer(address: address, timeout: 10, pool: try EpollSocketPool(), logger: .disabled)
         await server.appendRoute("GET /metrics") { _ in
             beforeScrape()
             return HTTPResponse(

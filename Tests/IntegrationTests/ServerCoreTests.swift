@@ -310,6 +310,37 @@ extension ServerCoreTests {
             _ = try await a.request(.treeDisconnect(TreeDisconnectRequest(treeId: a.treeId &+ 7)))
         }
     }
+
+    /// With a client connected and authenticated but idle, no thread of the server runs: no
+    /// timer of Dispatch's pool (ThreadPoolExecutor), no signal source, no polling. This is
+    /// what lets a client's one-sided writes, committed by RDMA FLUSH, cost the server nothing.
+    @Test func anIdleServerWakesNoThread() async throws {
+        let server = try server("core-idle", port: 5812, arguments: ["--metrics-listen", "off"])
+        defer { #expect(server.stop() == 0, "log:\n\(server.log)") }
+        let a = try await session(server)
+        defer { a.close() }
+        _ = try await a.request(.open(OpenRequest(treeId: a.treeId, flags: [.create, .read, .write], path: "idle.bin")))
+        try await Task.sleep(for: .seconds(1))  // let start-up's threads finish
+        let before = try switchesPerThread(server)
+        try await Task.sleep(for: .seconds(3))
+        let after = try switchesPerThread(server)
+        let woke = after.filter { tid, n in before[tid].map { n > $0 } ?? true }
+        #expect(woke.isEmpty, "threads that ran while idle (tid: context switches before -> after): \(woke.map { "\($0.key): \(before[$0.key] ?? 0) -> \($0.value)" })")
+        #expect(alive(server))
+    }
+
+    /// Voluntary plus involuntary context switches of each of the server's threads.
+    func switchesPerThread(_ server: ServerProcess) throws -> [String: Int] {
+        let dir = "/proc/\(server.process.processIdentifier)/task"
+        var result: [String: Int] = [:]
+        for tid in try FileManager.default.contentsOfDirectory(atPath: dir) {
+            guard let status = try? String(contentsOfFile: "\(dir)/\(tid)/status", encoding: .utf8) else { continue }
+            let name = status.split(separator: "\n").first.map { $0.replacingOccurrences(of: "Name:\t", with: "") } ?? "?"
+            result["\(tid) \(name)"] = status.split(separator: "\n").filter { $0.hasSuffix("ctxt_switches") || $0.contains("ctxt_switches:") }
+                .compactMap { Int($0.split(separator: "\t").last?.trimmingCharacters(in: .whitespaces) ?? "") }.reduce(0, +)
+        }
+        return result
+    }
 }
 
 /// The server process's resident memory, from /proc.

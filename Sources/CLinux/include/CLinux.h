@@ -39,6 +39,11 @@ int dxs_syncfs(int fd);
 /// gettid(2).
 pid_t dxs_gettid(void);
 
+/// Installs (sigaction, SA_RESTART) a handler for `signal` that writes the signal's number as
+/// one byte to `fd` (a non-blocking pipe's write end) and does nothing else: the self-pipe
+/// trick, so that a thread reading the pipe handles the signal, whichever thread took it.
+int dxs_signal_to_pipe(int signal, int fd);
+
 /// fcntl(fd, F_SETSIG, signal).
 int dxs_fcntl_setsig(int fd, int signal);
 /// fcntl(fd, F_SETOWN_EX, {F_OWNER_TID, tid}).
