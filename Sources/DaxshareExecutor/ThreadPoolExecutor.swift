@@ -97,7 +97,7 @@ public final class ThreadPoolExecutor: TaskExecutor, @unchecked Sendable {
         let executor = asUnownedTaskExecutor()
         pthread_mutex_lock(mutex)
         while true {
-            if let deadline = timers.earliest, deadline <= Self.now(CLOCK_MONOTONIC) {
+            if timers.earliest != nil {
                 let now = Self.now(CLOCK_MONOTONIC)
                 while let job = timers.popDue(now: now) { ready.append(job) }
             }

@@ -18,7 +18,7 @@ final class EpollSocketPool: AsyncSocketPool {
 
     init() throws {
         epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
-        guard epollFD >= 0 else { throw SignalPipe.Errno.current("epoll_create1") }
+        guard epollFD >= 0 else { throw SystemCallFailure("epoll_create1") }
         let thread = Thread { [self] in wait() }
         thread.name = "daxshared-metrics"
         thread.start()
@@ -45,7 +45,7 @@ final class EpollSocketPool: AsyncSocketPool {
                 waiting.withLock { $0[fd] = c }
                 var ev = epoll_event(events: mask, data: epoll_data_t(fd: fd))
                 if epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &ev) != 0, epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &ev) != 0 {
-                    resume(fd, throwing: SignalPipe.Errno.current("epoll_ctl(\(fd))"))
+                    resume(fd, throwing: SystemCallFailure("epoll_ctl(\(fd))"))
                 } else if Task.isCancelled {
                     resume(fd, throwing: CancellationError())
                 }

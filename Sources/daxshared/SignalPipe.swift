@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CLinux
 import Foundation
+import SystemPackage
 
 /// The daemon's SIGINT, SIGTERM and SIGHUP: a handler (`dxs_signal_to_pipe`) writes the
 /// signal's number to a pipe, and a thread of its own reads it and calls `handle`, so no work
@@ -13,12 +14,12 @@ import Foundation
 enum SignalPipe {
     static func start(_ signals: [Int32], handle: @escaping @Sendable (Int32) -> Void) throws {
         var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { throw Errno.current("pipe") }
+        guard pipe(&fds) == 0 else { throw SystemCallFailure("pipe") }
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         // The handler must never block: a full pipe already holds a signal to handle.
         _ = fcntl(fds[1], F_SETFL, O_NONBLOCK)
         for signal in signals where dxs_signal_to_pipe(signal, fds[1]) != 0 {
-            throw Errno.current("sigaction(\(signal))")
+            throw SystemCallFailure("sigaction(\(signal))")
         }
         let readEnd = fds[0]
         let thread = Thread {
@@ -31,11 +32,16 @@ enum SignalPipe {
         thread.name = "daxshared-signals"
         thread.start()
     }
+}
 
-    struct Errno: Error, CustomStringConvertible {
-        let call: String
-        let code: Int32
-        static func current(_ call: String) -> Errno { Errno(call: call, code: errno) }
-        var description: String { "\(call): \(String(cString: strerror(code)))" }
+/// A system call of daxshared's own that failed: which, and the errno it left.
+struct SystemCallFailure: Error, CustomStringConvertible {
+    let call: String
+    let errno: Errno
+    /// Takes the thread's errno now, right after the call.
+    init(_ call: String) {
+        self.call = call
+        self.errno = Errno(rawValue: Glibc.errno)
     }
+    var description: String { "\(call): \(errno)" }
 }

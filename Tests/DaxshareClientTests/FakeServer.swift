@@ -413,6 +413,14 @@ struct Harness {
 }
 
 /// Deterministic pseudo-random bytes.
+/// A copy of `data` in page-aligned memory of its own, as a caller of `register` holds it; the
+/// caller deallocates it.
+func pageAlignedCopy(of data: [UInt8]) -> UnsafeMutableRawBufferPointer {
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: data.count, alignment: 4096)
+    buffer.copyBytes(from: data)
+    return buffer
+}
+
 func patternBytes(_ count: Int, seed: UInt64 = 1) -> [UInt8] {
     var x = seed &* 0x9E37_79B9_7F4A_7C15 | 1
     return (0..<count).map { _ in

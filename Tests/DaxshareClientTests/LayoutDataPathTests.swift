@@ -66,9 +66,8 @@ struct LayoutDataPathTests {
         let h = try await Harness.make(oneSided: true) { $0.layouts.maxWorkRequest = 64 << 10 }
         let file = try await h.session.open("f", flags: [.read, .write, .create])
         let data = patternBytes(300_000, seed: 3)
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: data.count, alignment: 4096)
+        let buffer = pageAlignedCopy(of: data)
         defer { buffer.deallocate() }
-        buffer.copyBytes(from: data)
         let registration = try h.session.register(buffer)
         try await file.write(from: UnsafeRawBufferPointer(buffer), at: 0)
         let direct = h.access!.direct.withLock { $0 }
@@ -428,9 +427,8 @@ struct FlushCommitTests {
         let h = try await Harness.make(flushOptions(), oneSided: true)
         let file = try await h.session.open("d", flags: [.read, .write, .create])
         let data = patternBytes(1 << 20, seed: 12)
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: data.count, alignment: 4096)
+        let buffer = pageAlignedCopy(of: data)
         defer { buffer.deallocate() }
-        buffer.copyBytes(from: data)
         let registration = try h.session.register(buffer)
         try await file.write(from: UnsafeRawBufferPointer(buffer), at: 0, writeThrough: true)
         #expect(h.server.file("d") == data)
@@ -451,9 +449,8 @@ struct FlushCommitTests {
         let h = try await Harness.make(flushOptions(), oneSided: true, rdmaDelayMicroseconds: 100_000)
         let file = try await h.session.open("b", flags: [.read, .write, .create])
         let data = patternBytes(2 << 20, seed: 13)
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: data.count, alignment: 4096)
+        let buffer = pageAlignedCopy(of: data)
         defer { buffer.deallocate() }
-        buffer.copyBytes(from: data)
         let registration = try h.session.register(buffer)
         nonisolated(unsafe) let half = UnsafeRawBufferPointer(rebasing: buffer[0..<(1 << 20)])  // lives past the task
         let first = Task { try await file.write(from: half, at: 0, writeThrough: true) }

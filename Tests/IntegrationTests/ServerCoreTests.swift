@@ -336,7 +336,7 @@ extension ServerCoreTests {
         for tid in try FileManager.default.contentsOfDirectory(atPath: dir) {
             guard let status = try? String(contentsOfFile: "\(dir)/\(tid)/status", encoding: .utf8) else { continue }
             let name = status.split(separator: "\n").first.map { $0.replacingOccurrences(of: "Name:\t", with: "") } ?? "?"
-            result["\(tid) \(name)"] = status.split(separator: "\n").filter { $0.hasSuffix("ctxt_switches") || $0.contains("ctxt_switches:") }
+            result["\(tid) \(name)"] = status.split(separator: "\n").filter { $0.contains("ctxt_switches:") }
                 .compactMap { Int($0.split(separator: "\t").last?.trimmingCharacters(in: .whitespaces) ?? "") }.reduce(0, +)
         }
         return result
