@@ -17,7 +17,7 @@
 //   DaxshareService         running under systemd (sd_notify); beside the layers, needs none of them
 //   CConcurrencyHooks, DaxshareExecutor   the Swift runtime's global-executor hooks, and the
 //                           thread pool daxshared installs there (no periodic wake-ups); beside
-//                           the layers, needs none of them
+//                           the layers, needs none of them but CLinux (to name its threads)
 //   daxshared, daxshare, daxshare-bench   the executables
 import PackageDescription
 
@@ -125,7 +125,7 @@ let package = Package(
         // A library rather than part of daxshared so that its tests can import it.
         .target(name: "DaxshareService", dependencies: [.product(name: "Logging", package: "swift-log")]),
         .target(name: "CConcurrencyHooks"),
-        .target(name: "DaxshareExecutor", dependencies: ["CConcurrencyHooks"]),
+        .target(name: "DaxshareExecutor", dependencies: ["CConcurrencyHooks", "CLinux"]),
         .executableTarget(
             name: "daxshared",
             dependencies: [

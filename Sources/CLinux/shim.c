@@ -5,6 +5,7 @@
 #include "CLinux.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>  // RENAME_NOREPLACE
 #include <string.h>
 #include <sys/mman.h>
@@ -88,4 +89,11 @@ int dxs_signal_to_pipe(int signal, int fd) {
     action.sa_flags = SA_RESTART;
     sigemptyset(&action.sa_mask);
     return sigaction(signal, &action, NULL);
+}
+
+int dxs_set_thread_name(const char *name) {
+    char cut[16];
+    strncpy(cut, name, sizeof cut - 1);
+    cut[sizeof cut - 1] = 0;
+    return pthread_setname_np(pthread_self(), cut);
 }

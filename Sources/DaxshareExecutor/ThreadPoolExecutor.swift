@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CConcurrencyHooks
+import CLinux
 @_spi(ExperimentalScheduling) import _Concurrency
 
 /// A fixed pool of threads that runs Swift tasks, with its own timers: the process's global
@@ -21,7 +22,7 @@ import CConcurrencyHooks
 // @unchecked: all mutable state is under `mutex`.
 public final class ThreadPoolExecutor: TaskExecutor, @unchecked Sendable {
     /// The pool `installAsGlobalExecutor` installs: twice the CPUs, at least four threads.
-    public static let global = ThreadPoolExecutor(threads: max(4, 2 * Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+    public static let global = ThreadPoolExecutor(threads: max(4, 2 * Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))), name: "task-pool")
 
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     /// Idle threads wait here for a job.
@@ -35,7 +36,8 @@ public final class ThreadPoolExecutor: TaskExecutor, @unchecked Sendable {
     private var watcherWaiting = false
     public let threads: Int
 
-    public init(threads: Int) {
+    /// `threads` threads, named `name-0`, `name-1`… (cut to 15 bytes, as Linux keeps them).
+    public init(threads: Int, name: String = "task-pool") {
         precondition(threads > 0)
         self.threads = threads
         pthread_mutex_init(mutex, nil)
@@ -45,14 +47,27 @@ public final class ThreadPoolExecutor: TaskExecutor, @unchecked Sendable {
         pthread_cond_init(workAvailable, &attributes)
         pthread_cond_init(timersChanged, &attributes)
         pthread_condattr_destroy(&attributes)
-        for _ in 0..<threads {
+        for i in 0..<threads {
             var thread = pthread_t()
+            let start = Start(pool: self, name: "\(name)-\(i)")
             let rc = pthread_create(&thread, nil, { context in
-                Unmanaged<ThreadPoolExecutor>.fromOpaque(context!).takeRetainedValue().work()
+                let start = Unmanaged<Start>.fromOpaque(context!).takeRetainedValue()
+                _ = dxs_set_thread_name(start.name)
+                start.pool.work()
                 return nil
-            }, Unmanaged.passRetained(self).toOpaque())
+            }, Unmanaged.passRetained(start).toOpaque())
             precondition(rc == 0, "pthread_create: \(rc)")
             pthread_detach(thread)
+        }
+    }
+
+    /// What a new thread needs: its pool and its name.
+    private final class Start {
+        let pool: ThreadPoolExecutor
+        let name: String
+        init(pool: ThreadPoolExecutor, name: String) {
+            self.pool = pool
+            self.name = name
         }
     }
 

@@ -243,11 +243,22 @@ final class ClientConnection: Sendable {
             try await reply(.error(.tooMany, to: header))
             return true
         }
-        group.addTask(executorPreference: request.servedOnEventLoop ? nil : server.configuration.requestExecutor) { [self] in
-            await serve(request, header: header)
-            session.withLock { $0.inFlight -= 1 }
+        // `addTask()` inherits the loop's preference from `serve()`; `addTask(executorPreference:
+        // nil)` would not: it asks for none, and the task would run on the global pool.
+        if request.servedOnEventLoop {
+            group.addTask { [self] in await serveCounted(request, header: header) }
+        } else {
+            group.addTask(executorPreference: server.configuration.requestExecutor) { [self] in
+                await serveCounted(request, header: header)
+            }
         }
         return true
+    }
+
+    /// `serve` for a request admitted against `maxOutstanding`.
+    private func serveCounted(_ request: Request, header: MessageHeader) async {
+        await serve(request, header: header)
+        session.withLock { $0.inFlight -= 1 }
     }
 
     /// Runs one request and sends its reply (or its error).

@@ -220,7 +220,7 @@ public final class Server: Sendable {
             }
         }
         self.listeners = listeners
-        self.loops = EventLoopGroup(name: "daxshared-verbs", count: configuration.eventLoops)
+        self.loops = EventLoopGroup(name: "verbs-loop", count: configuration.eventLoops)
         context.listConnections { [weak self] in self?.state.withLock { Array($0.connections.values) } ?? [] }
         for spec in configuration.exports {
             logger.info("export \(spec.name) = \(spec.path)\(spec.readOnly ? " (read-only)" : "")")

@@ -55,16 +55,18 @@ final class CompletionQueue: @unchecked Sendable {
         }
     }
 
-    /// Consumes pending channel events, re-arms the queue, and hands every
+    /// Consumes the channel's event, re-arms the queue, and hands every
     /// polled completion to `body`. Re-arming before the final poll means a
     /// completion that lands in between still raises the next event.
+    ///
+    /// One `ibv_get_cq_event`, not a loop until EAGAIN: the channel serves this queue alone,
+    /// and an armed queue raises one event, so a second read would only fail (a system call
+    /// per wake-up); a later event keeps the descriptor readable for the next turn.
     func drain(_ body: (WorkCompletion) -> Void) {
         var evCQ: UnsafeMutablePointer<ibv_cq>?
         var evCtx: UnsafeMutableRawPointer?
-        var events: UInt32 = 0
-        while ibv_get_cq_event(channel, &evCQ, &evCtx) == 0 { events += 1 }
-        if events > 0 {
-            ibv_ack_cq_events(cq, events)
+        if ibv_get_cq_event(channel, &evCQ, &evCtx) == 0 {
+            ibv_ack_cq_events(cq, 1)
             _ = ibv_req_notify_cq(cq, 0)
         }
         poll(body)

@@ -329,6 +329,44 @@ extension ServerCoreTests {
         #expect(alive(server))
     }
 
+    /// A two-sided READ or WRITE is served on the thread that polled its message (the
+    /// connection's event loop), pread/pwrite and RDMA included: no other server thread runs
+    /// while a client streams them. (Before: each such request ran as a task on the general
+    /// pool, `addTask(executorPreference: nil)` asking for no preference, and every request
+    /// woke a pool thread and hopped back for its completions.)
+    @Test func twoSidedRequestsRunOnTheConnectionsLoopThreadAlone() async throws {
+        let server = try server("core-loop", port: 5815, arguments: ["--metrics-listen", "off"])
+        defer { #expect(server.stop() == 0, "log:\n\(server.log)") }
+        let a = try await session(server)
+        defer { a.close() }
+        let f = try await a.open("loop.bin", [.create, .read, .write])
+        let local = try RegisteredBuffer(domain: a.channel.connection.domain, length: 4096, access: [.localWrite, .remoteRead, .remoteWrite])
+        let remote = local.region.remote()
+        let descriptors = [BufferDescriptor(address: remote.address, rkey: remote.rkey, length: 4096)]
+        func write(at offset: UInt64) async throws {
+            _ = try await a.request(.write(WriteRequest(fileId: f, offset: offset, descriptors: descriptors)))
+        }
+        func read(at offset: UInt64) async throws {
+            _ = try await a.request(.read(ReadRequest(fileId: f, offset: offset, length: 4096, descriptors: descriptors)))
+        }
+        for i in 0..<8 { try await write(at: UInt64(i) * 4096) }  // the file's blocks, and a warm path
+        try await Task.sleep(for: .seconds(1))  // let start-up's threads finish
+        let before = try switchesPerThread(server)
+        for round in 0..<25 {
+            local.bytes.copyBytes(from: pattern(4096, seed: UInt8(round)))
+            try await write(at: UInt64(round % 8) * 4096)
+            local.bytes.initializeMemory(as: UInt8.self, repeating: 0)
+            try await read(at: UInt64(round % 8) * 4096)
+            #expect(Array(local.bytes) == pattern(4096, seed: UInt8(round)))
+        }
+        let after = try switchesPerThread(server)
+        let ran = after.filter { tid, n in before[tid].map { n > $0 } ?? true }
+        print("BEFORE", before, "AFTER", after)
+        // The server's threads are named (verbs-loop-N, task-pool-N): only a loop may have run.
+        #expect(ran.count == 1 && ran.keys.allSatisfy { $0.contains(" verbs-loop-") }, "threads that ran for 50 two-sided requests (tid name: context switches before -> after): \(ran.map { "\($0.key): \(before[$0.key] ?? 0) -> \($0.value)" })")
+        #expect(alive(server))
+    }
+
     /// Voluntary plus involuntary context switches of each of the server's threads.
     func switchesPerThread(_ server: ServerProcess) throws -> [String: Int] {
         let dir = "/proc/\(server.process.processIdentifier)/task"

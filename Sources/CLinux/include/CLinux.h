@@ -38,6 +38,9 @@ int dxs_fallocate(int fd, int mode, int64_t offset, int64_t length);
 int dxs_syncfs(int fd);
 /// gettid(2).
 pid_t dxs_gettid(void);
+/// pthread_setname_np(pthread_self(), name), cut to the kernel's 15 bytes: the name that
+/// /proc/PID/task/TID/comm, top -H and perf show for the calling thread.
+int dxs_set_thread_name(const char *name);
 
 /// Installs (sigaction, SA_RESTART) a handler for `signal` that writes the signal's number as
 /// one byte to `fd` (a non-blocking pipe's write end) and does nothing else: the self-pipe
