@@ -74,4 +74,33 @@ import Testing
         #expect(ran)
         loop.executeAndWait {}
     }
+
+    /// Work queued while the loop runs its queue is run in the same turn (no epoll_wait between),
+    /// but in a bounded number of rounds: work that keeps queueing more cannot keep a readable
+    /// descriptor's handler from running.
+    @Test(.timeLimit(.minutes(1))) func workThatRequeuesItselfForeverDoesNotStarveADescriptor() async throws {
+        let loop = EventLoop(name: "test-loop-fair")
+        let fd = eventfd(0, Int32(EFD_NONBLOCK))
+        defer { close(fd) }
+        let rounds = Atomic<Int>(0)
+        let stop = Atomic<Bool>(false)
+        @Sendable func again() {
+            rounds.add(1, ordering: .relaxed)
+            if !stop.load(ordering: .relaxed) { loop.execute(again) }
+        }
+        let (stream, sink) = AsyncStream.makeStream(of: Int.self)
+        try loop.register(fd: fd) {
+            var value: UInt64 = 0
+            if read(fd, &value, 8) == 8 { sink.yield(rounds.load(ordering: .relaxed)) }
+        }
+        loop.execute(again)
+        while rounds.load(ordering: .relaxed) < 100 { await Task.yield() }
+        var one: UInt64 = 1
+        #expect(write(fd, &one, 8) == 8)
+        var it = stream.makeAsyncIterator()
+        let seenAt = await it.next()
+        stop.store(true, ordering: .relaxed)
+        #expect((seenAt ?? 0) >= 100)
+        loop.executeAndWait { loop.unregister(fd: fd) }
+    }
 }
