@@ -728,10 +728,11 @@ final class ClientConnection: Sendable {
         var total = 0, endOfFile = false
         while total < Int(r.length) {
             let chunk = try await rdma.bounce.acquire()
-            let want = min(chunk.bytes.count, Int(r.length) - total)
+            let want = min(rdma.bounce.chunkSize, Int(r.length) - total)
             let result: ReadResult
             do {
-                result = try file.read(at: offset + total, into: UnsafeMutableRawBufferPointer(rebasing: chunk.bytes[0..<want]))
+                // The whole chunk: a chunk with room to spare learns end of file without an fstat.
+                result = try file.read(at: offset + total, count: want, into: chunk.bytes)
             } catch {
                 rdma.bounce.give(chunk)
                 throw error
@@ -784,7 +785,7 @@ final class ClientConnection: Sendable {
         try await rdma.bounce.withChunk { chunk in
             var done = 0
             while done < Int(w.length) {
-                let n = min(chunk.bytes.count, Int(w.length) - done)
+                let n = min(rdma.bounce.chunkSize, Int(w.length) - done)
                 try await readFromClient(on: rdma, into: chunk, count: n, at: done, w.descriptors)
                 try file.write(UnsafeRawBufferPointer(rebasing: chunk.bytes[0..<n]), at: offset + done, writeThrough: writeThrough)
                 done += n

@@ -37,6 +37,37 @@ import Testing
         #expect(failure { try file.read(at: -1, count: 1) } == .invalidArgument)
     }
 
+    /// A READ into a buffer with a byte to spare learns end of file from that byte (no fstat):
+    /// the same answers as the exact-size read, at every place in the file, and after another
+    /// process truncated it.
+    @Test(arguments: fileSystemsUnderTest)
+    func aReadWithAByteToSpareAnswersAsTheExactRead(base: String) throws {
+        let (fixture, file) = try newFile(under: base)
+        defer { file.close(); fixture.remove() }
+        let size = 2 * page + 100
+        try [UInt8](repeating: 9, count: size).withUnsafeBytes { try file.write($0, at: 0) }
+        var spare = [UInt8](repeating: 0, count: page + 1)
+        var exact = [UInt8](repeating: 0, count: page)
+        func both(_ offset: Int, _ count: Int) throws -> ReadResult {
+            let withSpare = try spare.withUnsafeMutableBytes { try file.read(at: UInt64(offset), count: count, into: $0) }
+            let exactly = try exact.withUnsafeMutableBytes {
+                try file.read(at: UInt64(offset), into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<count]))
+            }
+            #expect(withSpare == exactly, "at \(offset), \(count) bytes")
+            #expect(spare[0..<withSpare.count] == exact[0..<exactly.count])
+            return withSpare
+        }
+        #expect(try both(0, page) == ReadResult(count: page, endOfFile: false))
+        #expect(try both(size - page, page) == ReadResult(count: page, endOfFile: true))  // ends at end of file
+        #expect(try both(size - 10, page) == ReadResult(count: 10, endOfFile: true))  // cut short there
+        #expect(try both(size, page) == ReadResult(count: 0, endOfFile: true))
+        #expect(try both(size + page, page) == ReadResult(count: 0, endOfFile: true))
+        #expect(try both(5, 0) == ReadResult(count: 0, endOfFile: false))
+        #expect(truncate(fixture.exportPath + "/f", page) == 0)
+        #expect(try both(page - 1, page) == ReadResult(count: 1, endOfFile: true))
+        #expect(try both(page / 2, page / 2) == ReadResult(count: page / 2, endOfFile: true))
+    }
+
     @Test func writeThroughHandleMakesEveryWriteDurable() throws {
         let fixture = ExportFixture()
         defer { fixture.remove() }

@@ -57,13 +57,23 @@ public final class OpenFile: Sendable {
     /// descriptor: fewer at the end of the file (`endOfFile`), none past it.
     /// Needs read access.
     public func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> ReadResult {
+        try read(at: offset, count: buffer.count, into: buffer)
+    }
+
+    /// `read` of `count` bytes into a buffer that may be longer: with room for one byte more,
+    /// end of file is learnt from that byte instead of an fstat (`SharedFile.read`).
+    public func read(at offset: UInt64, count: Int, into buffer: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> ReadResult {
         try checkOpen("read")
         if !canRead { throw FileSystemError(.accessDenied, operation: "read on a handle opened without read access (\(path))") }
-        return try shared.read(at: offset, into: buffer)
+        return try shared.read(at: offset, count: count, into: buffer)
     }
 
     public func read(at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> ReadResult {
         try read(at: try unsigned(offset, "read"), into: buffer)
+    }
+
+    public func read(at offset: Int, count: Int, into buffer: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> ReadResult {
+        try read(at: try unsigned(offset, "read"), count: count, into: buffer)
     }
 
     /// Writes `bytes` at `offset` with pwrite on the shared descriptor,

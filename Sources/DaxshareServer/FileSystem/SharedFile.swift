@@ -169,11 +169,30 @@ public final class SharedFile: @unchecked Sendable {
     /// the visible end of file, none at or past it. A read cut short because
     /// another process truncated the file reports end of file.
     func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> ReadResult {
-        try ioLock.withReadLock { () throws(FileSystemError) -> ReadResult in
+        try read(at: offset, count: buffer.count, into: buffer)
+    }
+
+    /// `read` of `count` bytes into a buffer that may be longer. With room for one byte more,
+    /// that byte is read too and says whether the read reached the end of the file, without
+    /// the fstat a READ otherwise costs (a system call per two-sided READ); while RW layouts
+    /// reach past the visible size, that size says it.
+    func read(at offset: UInt64, count: Int, into buffer: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> ReadResult {
+        precondition(count >= 0 && count <= buffer.count, "read of \(count) bytes into \(buffer.count)")
+        return try ioLock.withReadLock { () throws(FileSystemError) -> ReadResult in
+            if visibleOverride == nil, count < buffer.count, offset < UInt64(Int.max - count) {
+                let start = Int(offset)
+                let got: Int
+                do throws(PmemError) {
+                    got = try file.read(at: start, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<(count + 1)]))
+                } catch {
+                    throw FileSystemError(error, operation: "pread(\(origin))")
+                }
+                return got > count ? ReadResult(count: count, endOfFile: false) : ReadResult(count: got, endOfFile: true)
+            }
             let end = min(try currentSize(), visibleOverride ?? .max)
             guard offset < UInt64(end) else { return ReadResult(count: 0, endOfFile: true) }
             let start = Int(offset)  // < end <= Int.max
-            let wanted = min(buffer.count, end - start)
+            let wanted = min(count, end - start)
             let count: Int
             do throws(PmemError) {
                 count = try file.read(at: start, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<wanted]))

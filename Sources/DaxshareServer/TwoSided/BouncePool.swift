@@ -5,7 +5,8 @@ import Synchronization
 /// between a chunk and the client's buffer, and `pread`/`pwrite` between the chunk and the file
 /// (the kernel's DAX copy, which is machine-check safe and fails with an error, never a SIGBUS).
 /// Chunks are made on demand up to `count`; a request that finds none free waits for one, so a
-/// connection's two-sided memory is at most `count × chunkSize` however many requests run.
+/// connection's two-sided memory is at most `count × chunkSize` (and a byte a chunk) however
+/// many requests run. A chunk's `bytes` are one longer than `chunkSize`: use `chunkSize`.
 final class BouncePool: Sendable {
     let chunkSize: Int
     let count: Int
@@ -41,7 +42,8 @@ final class BouncePool: Sendable {
         switch next {
         case let .take(b): return b
         case .make:
-            do { return try RegisteredBuffer(domain: domain, length: chunkSize, access: [.localWrite]) } catch {
+            // One byte past `chunkSize`: a READ's pread takes it to learn end of file without an fstat.
+            do { return try RegisteredBuffer(domain: domain, length: chunkSize + 1, access: [.localWrite]) } catch {
                 state.withLock { $0.made -= 1 }
                 throw error
             }
