@@ -71,7 +71,6 @@ public final class EventLoop: @unchecked Sendable {
         var ev = epoll_event(events: EPOLLIN.rawValue, data: epoll_data_t(fd: wakeFD))
         _ = epoll_ctl(epollFD, EPOLL_CTL_ADD, wakeFD, &ev)
         let thread = Thread { [self] in run() }
-        thread.name = name
         thread.start()
     }
 

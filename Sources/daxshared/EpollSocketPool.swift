@@ -19,8 +19,10 @@ final class EpollSocketPool: AsyncSocketPool {
     init() throws {
         epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epollFD >= 0 else { throw SystemCallFailure("epoll_create1") }
-        let thread = Thread { [self] in wait() }
-        thread.name = "daxshared-metrics"
+        let thread = Thread { [self] in
+            _ = dxs_set_thread_name("metrics-epoll")
+            wait()
+        }
         thread.start()
     }
 

@@ -23,13 +23,13 @@ enum SignalPipe {
         }
         let readEnd = fds[0]
         let thread = Thread {
+            _ = dxs_set_thread_name("signal-pipe")
             var byte: UInt8 = 0
             while true {
                 let n = read(readEnd, &byte, 1)
                 if n == 1 { handle(Int32(byte)) } else if n < 0 && errno == EINTR { continue } else { return }
             }
         }
-        thread.name = "daxshared-signals"
         thread.start()
     }
 }

@@ -412,7 +412,6 @@ struct Harness {
     var callerRegistrations: Int { registrar.callerRegistrations.withLock { $0 } }
 }
 
-/// Deterministic pseudo-random bytes.
 /// A copy of `data` in page-aligned memory of its own, as a caller of `register` holds it; the
 /// caller deallocates it.
 func pageAlignedCopy(of data: [UInt8]) -> UnsafeMutableRawBufferPointer {
@@ -421,6 +420,7 @@ func pageAlignedCopy(of data: [UInt8]) -> UnsafeMutableRawBufferPointer {
     return buffer
 }
 
+/// Deterministic pseudo-random bytes.
 func patternBytes(_ count: Int, seed: UInt64 = 1) -> [UInt8] {
     var x = seed &* 0x9E37_79B9_7F4A_7C15 | 1
     return (0..<count).map { _ in

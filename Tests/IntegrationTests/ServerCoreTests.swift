@@ -315,17 +315,17 @@ extension ServerCoreTests {
     /// timer of Dispatch's pool (ThreadPoolExecutor), no signal source, no polling. This is
     /// what lets a client's one-sided writes, committed by RDMA FLUSH, cost the server nothing.
     @Test func anIdleServerWakesNoThread() async throws {
-        let server = try server("core-idle", port: 5812, arguments: ["--metrics-listen", "off"])
+        // The session set-up deadline, cancelled once the session is up, still leaves its sleep's
+        // timer to fire once (10 s after the connection by default); a long one keeps it out of
+        // a slow run's window.
+        let server = try server("core-idle", port: 5812, arguments: ["--metrics-listen", "off", "--session-setup-timeout", "600"])
         defer { #expect(server.stop() == 0, "log:\n\(server.log)") }
         let a = try await session(server)
         defer { a.close() }
         _ = try await a.request(.open(OpenRequest(treeId: a.treeId, flags: [.create, .read, .write], path: "idle.bin")))
         try await Task.sleep(for: .seconds(1))  // let start-up's threads finish
-        let before = try switchesPerThread(server)
-        try await Task.sleep(for: .seconds(3))
-        let after = try switchesPerThread(server)
-        let woke = after.filter { tid, n in before[tid].map { n > $0 } ?? true }
-        #expect(woke.isEmpty, "threads that ran while idle (tid: context switches before -> after): \(woke.map { "\($0.key): \(before[$0.key] ?? 0) -> \($0.value)" })")
+        let woke = try await threadsThatRan(server) { try await Task.sleep(for: .seconds(3)) }
+        #expect(woke.isEmpty, "threads that ran while idle (tid name: context switches before -> after): \(woke)")
         #expect(alive(server))
     }
 
@@ -335,7 +335,8 @@ extension ServerCoreTests {
     /// pool, `addTask(executorPreference: nil)` asking for no preference, and every request
     /// woke a pool thread and hopped back for its completions.)
     @Test func twoSidedRequestsRunOnTheConnectionsLoopThreadAlone() async throws {
-        let server = try server("core-loop", port: 5815, arguments: ["--metrics-listen", "off"])
+        // As in anIdleServerWakesNoThread: the cancelled set-up deadline's timer out of the window.
+        let server = try server("core-loop", port: 5815, arguments: ["--metrics-listen", "off", "--session-setup-timeout", "600"])
         defer { #expect(server.stop() == 0, "log:\n\(server.log)") }
         let a = try await session(server)
         defer { a.close() }
@@ -351,20 +352,28 @@ extension ServerCoreTests {
         }
         for i in 0..<8 { try await write(at: UInt64(i) * 4096) }  // the file's blocks, and a warm path
         try await Task.sleep(for: .seconds(1))  // let start-up's threads finish
-        let before = try switchesPerThread(server)
-        for round in 0..<25 {
-            local.bytes.copyBytes(from: pattern(4096, seed: UInt8(round)))
-            try await write(at: UInt64(round % 8) * 4096)
-            local.bytes.initializeMemory(as: UInt8.self, repeating: 0)
-            try await read(at: UInt64(round % 8) * 4096)
-            #expect(Array(local.bytes) == pattern(4096, seed: UInt8(round)))
+        let ran = try await threadsThatRan(server) {
+            for round in 0..<25 {
+                local.bytes.copyBytes(from: pattern(4096, seed: UInt8(round)))
+                try await write(at: UInt64(round % 8) * 4096)
+                local.bytes.initializeMemory(as: UInt8.self, repeating: 0)
+                try await read(at: UInt64(round % 8) * 4096)
+                #expect(Array(local.bytes) == pattern(4096, seed: UInt8(round)))
+            }
         }
-        let after = try switchesPerThread(server)
-        let ran = after.filter { tid, n in before[tid].map { n > $0 } ?? true }
-        print("BEFORE", before, "AFTER", after)
         // The server's threads are named (verbs-loop-N, task-pool-N): only a loop may have run.
-        #expect(ran.count == 1 && ran.keys.allSatisfy { $0.contains(" verbs-loop-") }, "threads that ran for 50 two-sided requests (tid name: context switches before -> after): \(ran.map { "\($0.key): \(before[$0.key] ?? 0) -> \($0.value)" })")
+        #expect(ran.count == 1 && ran.keys.allSatisfy { $0.contains(" verbs-loop-") }, "threads that ran for 50 two-sided requests (tid name: context switches before -> after): \(ran)")
         #expect(alive(server))
+    }
+
+    /// The server's threads that ran while `body` did: "tid name" to "context switches before -> after".
+    func threadsThatRan(_ server: ServerProcess, while body: () async throws -> Void) async throws -> [String: String] {
+        let before = try switchesPerThread(server)
+        try await body()
+        let after = try switchesPerThread(server)
+        var ran: [String: String] = [:]
+        for (thread, n) in after where before[thread].map({ n > $0 }) ?? true { ran[thread] = "\(before[thread] ?? 0) -> \(n)" }
+        return ran
     }
 
     /// Voluntary plus involuntary context switches of each of the server's threads.

@@ -179,27 +179,21 @@ public final class SharedFile: @unchecked Sendable {
     func read(at offset: UInt64, count: Int, into buffer: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> ReadResult {
         precondition(count >= 0 && count <= buffer.count, "read of \(count) bytes into \(buffer.count)")
         return try ioLock.withReadLock { () throws(FileSystemError) -> ReadResult in
-            if visibleOverride == nil, count < buffer.count, offset < UInt64(Int.max - count) {
-                let start = Int(offset)
-                let got: Int
-                do throws(PmemError) {
-                    got = try file.read(at: start, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<(count + 1)]))
-                } catch {
-                    throw FileSystemError(error, operation: "pread(\(origin))")
-                }
-                return got > count ? ReadResult(count: count, endOfFile: false) : ReadResult(count: got, endOfFile: true)
-            }
-            let end = min(try currentSize(), visibleOverride ?? .max)
+            // With a byte to spare (and no visible size to honour), the byte after the range
+            // stands in for the file's size.
+            let probe = visibleOverride == nil && count < buffer.count && offset < UInt64(Int.max - count)
+            let end = probe ? Int.max : min(try currentSize(), visibleOverride ?? .max)
             guard offset < UInt64(end) else { return ReadResult(count: 0, endOfFile: true) }
             let start = Int(offset)  // < end <= Int.max
-            let wanted = min(count, end - start)
-            let count: Int
+            let wanted = probe ? count + 1 : min(count, end - start)
+            let got: Int
             do throws(PmemError) {
-                count = try file.read(at: start, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<wanted]))
+                got = try file.read(at: start, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<wanted]))
             } catch {
                 throw FileSystemError(error, operation: "pread(\(origin))")
             }
-            return ReadResult(count: count, endOfFile: count < wanted || start + count == end)
+            if probe { return got > count ? ReadResult(count: count, endOfFile: false) : ReadResult(count: got, endOfFile: true) }
+            return ReadResult(count: got, endOfFile: got < wanted || start + got == end)
         }
     }
 

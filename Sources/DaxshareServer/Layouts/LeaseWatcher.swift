@@ -1,3 +1,4 @@
+import CLinux
 import DaxsharePmem
 import Foundation
 import Glibc
@@ -43,6 +44,7 @@ final class LeaseWatcher: @unchecked Sendable {
         nonisolated(unsafe) var setup: Result<(pid_t, LeaseBreakNotifier), any Error>?
         let signal = self.signal
         let thread = Thread {
+            _ = dxs_set_thread_name("lease-breaks")
             do {
                 try LeaseBreakNotifier.blockSignal(signal)  // already blocked in daxshared; not in every host
                 let notifier = try LeaseBreakNotifier(signal: signal)
