@@ -66,6 +66,11 @@ import Testing
         #expect(truncate(fixture.exportPath + "/f", page) == 0)
         #expect(try both(page - 1, page) == ReadResult(count: 1, endOfFile: true))
         #expect(try both(page / 2, page / 2) == ReadResult(count: page / 2, endOfFile: true))
+        // Offsets near 2^64 (a client's to choose): nothing read, no trap, with a byte to spare too.
+        for offset in [UInt64(Int.max) - UInt64(page), UInt64(Int.max), 1 << 63, UInt64.max] {
+            let result = try spare.withUnsafeMutableBytes { try file.read(at: offset, count: page, into: $0) }
+            #expect(result == ReadResult(count: 0, endOfFile: true), "at \(offset)")
+        }
     }
 
     @Test func writeThroughHandleMakesEveryWriteDurable() throws {
