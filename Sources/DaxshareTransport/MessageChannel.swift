@@ -48,6 +48,8 @@ public final class MessageChannel: Sendable {
         var keepaliveSent: ContinuousClock.Instant?
         /// The keepalive watcher, cancelled when the channel ends (it may be sleeping for minutes).
         var keepaliveWatch: Task<Void, Never>?
+        /// Whether receive completions are still handled: false once one ended the channel.
+        var receiving = true
     }
     private let state: Mutex<State>
 
@@ -74,8 +76,7 @@ public final class MessageChannel: Sendable {
     /// The channel after a successful negotiate exchange; starts receiving.
     private init(
         connection: Connection, negotiated: NegotiatedTransport, receives: RegisteredBuffer,
-        receiveSize: Int, config: TransportConfig, logger: Logger,
-        incoming: sending AsyncStream<WorkCompletion>.Iterator
+        receiveSize: Int, config: TransportConfig, logger: Logger
     ) throws(VerbsError) {
         self.connection = connection
         self.negotiated = negotiated
@@ -90,7 +91,7 @@ public final class MessageChannel: Sendable {
             reassembler: Reassembler(maxMessageSize: Int(negotiated.maxIncomingMessageSize)))
         initial.keepsLastCredit = negotiated.credits.sendCredits >= 2
         self.state = Mutex(initial)
-        start(incoming)
+        start()
         watchKeepalive(interval: config.keepaliveInterval, timeout: config.keepaliveTimeout)
     }
 
@@ -120,8 +121,7 @@ public final class MessageChannel: Sendable {
             }
             let request = TransportNegotiation.request(config)
             try await sendRaw(try request.encode(), on: connection)
-            var incoming = connection.receives.makeAsyncIterator()
-            let message = try await receiveNegotiate(&incoming, on: connection, buffers: buffers, config: config)
+            let message = try await receiveNegotiate(on: connection, buffers: buffers, config: config)
             guard case let .negotiateResponse(response) = message else {
                 throw TransportError.violation(.unexpectedMessage(message.type))
             }
@@ -131,7 +131,7 @@ public final class MessageChannel: Sendable {
             }
             return try MessageChannel(
                 connection: connection, negotiated: negotiated, receives: buffers,
-                receiveSize: Int(config.maxReceiveSize), config: config, logger: logger, incoming: incoming)
+                receiveSize: Int(config.maxReceiveSize), config: config, logger: logger)
         } catch {
             connection.close()
             throw error
@@ -161,8 +161,7 @@ public final class MessageChannel: Sendable {
         }
         do {
             let buffers = receives!
-            var incoming = connection.receives.makeAsyncIterator()
-            let message = try await receiveNegotiate(&incoming, on: connection, buffers: buffers, config: config)
+            let message = try await receiveNegotiate(on: connection, buffers: buffers, config: config)
             guard case let .negotiateRequest(req) = message else {
                 throw TransportError.violation(.unexpectedMessage(message.type))
             }
@@ -173,7 +172,7 @@ public final class MessageChannel: Sendable {
             }
             return try MessageChannel(
                 connection: connection, negotiated: negotiated, receives: buffers,
-                receiveSize: Int(config.maxReceiveSize), config: config, logger: logger, incoming: incoming)
+                receiveSize: Int(config.maxReceiveSize), config: config, logger: logger)
         } catch {
             connection.close()
             throw error
@@ -183,10 +182,9 @@ public final class MessageChannel: Sendable {
     /// The first message of either side: a negotiate message, outside credits.
     /// Its receive is posted again at once.
     private static func receiveNegotiate(
-        _ incoming: inout AsyncStream<WorkCompletion>.Iterator, on connection: Connection,
-        buffers: RegisteredBuffer, config: TransportConfig
+        on connection: Connection, buffers: RegisteredBuffer, config: TransportConfig
     ) async throws -> TransportMessage {
-        let wc = try await first(&incoming, on: connection, timeoutSeconds: TransportConfig.negotiateTimeoutSeconds)
+        let wc = try await first(on: connection, timeoutSeconds: TransportConfig.negotiateTimeoutSeconds)
         let message = try decode(wc, in: buffers, size: Int(config.maxReceiveSize))
         try repost(wc, on: connection, buffers: buffers, size: Int(config.maxReceiveSize))
         return message
@@ -206,15 +204,13 @@ public final class MessageChannel: Sendable {
 
     /// The next receive completion, failing after `timeoutSeconds`: the timer
     /// disconnects, which flushes the receive being waited on.
-    private static func first(
-        _ it: inout AsyncStream<WorkCompletion>.Iterator, on connection: Connection, timeoutSeconds: Int
-    ) async throws -> WorkCompletion {
+    private static func first(on connection: Connection, timeoutSeconds: Int) async throws -> WorkCompletion {
         let timer = Task {
             try await Task.sleep(for: .seconds(timeoutSeconds))
             connection.disconnect()
         }
         defer { timer.cancel() }
-        let wc = await it.next()
+        let wc = await connection.nextReceive()
         if timer.isCancelled == false, connection.isConnected == false || wc == nil {
             throw TransportError.violation(.negotiateTimeout)
         }
@@ -314,22 +310,32 @@ public final class MessageChannel: Sendable {
     /// How long a disconnect by the peer waits for messages still in the completion queue.
     static let disconnectGrace: Duration = .milliseconds(250)
 
-    private func start(_ incoming: sending AsyncStream<WorkCompletion>.Iterator) {
-        // On the connection's loop: a receive completion is handled on the thread that polled
-        // it, and the task waiting for the message (on the same loop) resumes without a hop.
-        Task(executorPreference: connection.eventLoop) { [self] in
-            var it = incoming
-            while let wc = await it.next() {
+    private func start() {
+        // Straight from the completion queue's polling, on the connection's loop: the task
+        // waiting for the message (on the same loop) resumes without a hop. Whatever ends the
+        // channel from here goes to the loop's next turn: a handler must not tear the
+        // connection down inside the polling (`Connection.deliverReceives`).
+        connection.deliverReceives { [self] wc in
+            if state.withLock({ $0.receiving == false }) { return }
+            let failure: (TransportError, log: Bool)?
+            if let wc {
                 if let error = wc.error {
-                    end(.verbs(error), log: false)
-                    return
+                    failure = (.verbs(error), false)
+                } else {
+                    do throws(TransportError) {
+                        try handle(wc)
+                        failure = nil
+                    } catch {
+                        failure = (error, true)
+                    }
                 }
-                do throws(TransportError) { try handle(wc) } catch {
-                    end(error, log: true)
-                    return
-                }
+            } else {
+                failure = (.closed(reason: "connection closed"), false)
             }
-            end(.closed(reason: "connection closed"), log: false)
+            guard let (reason, log) = failure else { return }
+            // Nothing more is read once the channel is ending, as when this was a loop.
+            state.withLock { $0.receiving = false }
+            connection.eventLoop.execute { [self] in end(reason, log: log) }
         }
         Task { [self] in
             await connection.waitUntilDisconnected()
@@ -379,8 +385,9 @@ public final class MessageChannel: Sendable {
         for id in receives {
             let segment = receiveBuffers.region.segment(offset: Int(id) * receiveSize, length: receiveSize)
             do { try connection.postReceive(id: id, segment) } catch {
-                // Closed meanwhile, or the queue pair is gone: the channel ends either way.
-                end(.verbs(error), log: false)
+                // Closed meanwhile, or the queue pair is gone: the channel ends either way, on
+                // the loop's next turn (this may be inside the completion queue's polling).
+                connection.eventLoop.execute { [self] in end(.verbs(error), log: false) }
                 return
             }
             posted += 1
@@ -417,6 +424,14 @@ public final class MessageChannel: Sendable {
     /// negotiated send size needs, waiting for credits and send buffers. Returns once the
     /// message is sent (its last SEND completed); other messages may be posted meanwhile.
     public func send(_ message: [UInt8]) async throws {
+        try await send(message, awaitingCompletion: true)
+    }
+
+    /// `send`, returning once the message is posted when `awaitingCompletion` is false: its
+    /// SEND completes later, and a failure ends the channel. What a request's reply wants (the
+    /// next message from the peer says it arrived): no wake-up for the completion. A message
+    /// the channel is closed behind must be awaited, or the close may flush it.
+    public func send(_ message: [UInt8], awaitingCompletion: Bool) async throws {
         let fragments: [Fragment]
         do {
             fragments = try Fragmenter.fragments(
@@ -434,7 +449,7 @@ public final class MessageChannel: Sendable {
         }
         // In order on the queue pair: the last completing means all did (a failure of an
         // earlier one flushes the rest).
-        try await last?.wait()
+        if awaitingCompletion { try await last?.wait() }
     }
 
     /// An empty data transfer message: a credit grant or keepalive answer.

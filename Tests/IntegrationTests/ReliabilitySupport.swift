@@ -419,7 +419,6 @@ final class BareTransport: @unchecked Sendable {
     let posted: Int
     private let receives: RegisteredBuffer
     private let sendBuffer: RegisteredBuffer
-    private var incoming: AsyncStream<WorkCompletion>.Iterator
     private(set) var negotiated: TransportNegotiateResponse?
     /// Credits the server granted us, as we count them.
     private(set) var sendCredits = 0
@@ -444,7 +443,6 @@ final class BareTransport: @unchecked Sendable {
         }
         receives = buffers!
         sendBuffer = try RegisteredBuffer(domain: connection.domain, length: 1 << 21, access: [.localWrite])
-        incoming = connection.receives.makeAsyncIterator()
     }
 
     /// The transport negotiate exchange; returns the server's answer.
@@ -485,9 +483,7 @@ final class BareTransport: @unchecked Sendable {
     /// The next received transport message (its receive is NOT reposted unless `repost`), or
     /// nil after `timeout` or when the connection ends.
     func receive(timeout: Double, repost: Bool = false) async throws -> TransportMessage? {
-        var it = incoming
-        let wc: WorkCompletion? = await Self.next(&it, timeout: timeout)
-        incoming = it
+        let wc = await Self.next(on: connection, timeout: timeout)
         guard let wc else { return nil }
         if wc.error != nil { return nil }
         receivedMessages += 1
@@ -510,12 +506,10 @@ final class BareTransport: @unchecked Sendable {
         return nil
     }
 
-    private static func next(_ it: inout AsyncStream<WorkCompletion>.Iterator, timeout: Double) async -> WorkCompletion? {
-        // The iterator cannot cross tasks; a timer disconnect would end the connection, so
-        // race instead with a detached sleeper that only wakes us.
-        let box = IteratorBox(it)
-        let result = try? await withDeadline(timeout, "a receive") { await box.next() }
-        it = box.iterator
+    private static func next(on connection: Connection, timeout: Double) async -> WorkCompletion? {
+        // A timer disconnect would end the connection: race with a deadline instead, whose
+        // cancellation leaves what was not taken queued.
+        let result = try? await withDeadline(timeout, "a receive") { await connection.nextReceive() }
         return result ?? nil
     }
 
@@ -526,12 +520,6 @@ final class BareTransport: @unchecked Sendable {
     }
 
     func close() { connection.close() }
-}
-
-private final class IteratorBox: @unchecked Sendable {
-    var iterator: AsyncStream<WorkCompletion>.Iterator
-    init(_ it: AsyncStream<WorkCompletion>.Iterator) { iterator = it }
-    func next() async -> WorkCompletion? { await iterator.next() }
 }
 
 // MARK: - Protocol vectors
