@@ -38,7 +38,7 @@ final class RequestDispatcher: Sendable {
 
     /// Starts the task that reads the connection. Call once.
     func start() {
-        Task { [self] in await readLoop() }
+        Task(executorPreference: transport.readExecutor) { [self] in await readLoop() }
     }
 
     /// Sends `request` and returns the server's reply, whatever its status.
@@ -54,7 +54,8 @@ final class RequestDispatcher: Sendable {
             throw .invalidArgument("cannot encode the \(request.command) request: \(error)")
         }
         do {
-            try await transport.send(bytes)
+            // The reply says the request arrived: no wake-up for its SEND's completion.
+            try await transport.send(bytes, awaitingCompletion: false)
         } catch {
             router.cancel(id)
             throw router.closedError ?? ClientError(transportFailure: error)

@@ -257,12 +257,13 @@ final class ClientConnection: Sendable {
 
     /// `serve` for a request admitted against `maxOutstanding`.
     private func serveCounted(_ request: Request, header: MessageHeader) async {
-        await serve(request, header: header)
+        // No close follows these replies: the task ends once its reply is posted.
+        await serve(request, header: header, awaitingReply: false)
         session.withLock { $0.inFlight -= 1 }
     }
 
     /// Runs one request and sends its reply (or its error).
-    private func serve(_ request: Request, header: MessageHeader) async {
+    private func serve(_ request: Request, header: MessageHeader, awaitingReply: Bool = true) async {
         let response: Message
         do {
             response = try await dispatch(request, header: header)
@@ -280,13 +281,13 @@ final class ClientConnection: Sendable {
             logger.info("\(request.command) failed: \(error)")
             response = .error(.ioError, to: header)
         }
-        do { try await reply(response) } catch {
+        do { try await reply(response, awaitingCompletion: awaitingReply) } catch {
             logger.debug("reply to \(request.command) not sent: \(error)")
         }
     }
 
-    private func reply(_ message: Message) async throws {
-        try await channel.send(try message.encode())
+    private func reply(_ message: Message, awaitingCompletion: Bool = true) async throws {
+        try await channel.send(try message.encode(), awaitingCompletion: awaitingCompletion)
     }
 
     private func dispatch(_ request: Request, header: MessageHeader) async throws -> Message {

@@ -19,6 +19,9 @@ protocol RequestChannel: AnyObject, Sendable {
     var messages: Messages { get }
     /// Sends one upper-layer message; throws once the channel has ended.
     func send(_ message: [UInt8]) async throws
+    /// `send`, returning once the message is posted when `awaitingCompletion` is false (a
+    /// reply no close follows).
+    func send(_ message: [UInt8], awaitingCompletion: Bool) async throws
     /// Ends the channel (idempotent): `messages` ends and later sends fail.
     func close(reason: String)
     var isClosed: Bool { get }
@@ -26,6 +29,10 @@ protocol RequestChannel: AnyObject, Sendable {
     var negotiated: NegotiatedTransport { get }
     /// The client's address: for logs, and what failed authentications are counted by.
     var peerAddress: SocketAddress { get }
+}
+
+extension RequestChannel {
+    func send(_ message: [UInt8], awaitingCompletion: Bool) async throws { try await send(message) }
 }
 
 extension MessageChannel: RequestChannel {
