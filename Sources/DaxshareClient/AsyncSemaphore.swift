@@ -22,6 +22,13 @@ final class AsyncSemaphore: Sendable {
     var permits: Int { state.withLock { $0.permits } }
 
     func acquire() async {
+        // A free permit without suspending: a continuation always suspends the task.
+        let now = state.withLock { s -> Bool in
+            guard s.available > 0 && s.waiters.isEmpty else { return false }
+            s.available -= 1
+            return true
+        }
+        if now { return }
         await withCheckedContinuation { (k: CheckedContinuation<Void, Never>) in
             let now = state.withLock { s -> Bool in
                 if s.available > 0 && s.waiters.isEmpty {

@@ -47,6 +47,10 @@ final class BouncePool: Sendable {
     /// Waits for a free slot (registering the region the first time).
     func acquire() async throws(ClientError) -> BounceSlot {
         let memory = try registered()
+        // A free slot without suspending: a continuation always suspends the task.
+        if let i = state.withLock({ $0.free.popLast() }) {
+            return BounceSlot(index: i, memory: memory, offset: i * slotSize, size: slotSize)
+        }
         let index = await withCheckedContinuation { (k: CheckedContinuation<Int, Never>) in
             let now = state.withLock { s -> Int? in
                 if let i = s.free.popLast() { return i }

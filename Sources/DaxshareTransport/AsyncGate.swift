@@ -10,6 +10,14 @@ final class AsyncGate: Sendable {
     private let state = Mutex(State())
 
     func enter() async {
+        // A free gate is taken without suspending: a continuation always suspends the task,
+        // and resuming it is a job on its executor.
+        let taken = state.withLock { s -> Bool in
+            if s.held { return false }
+            s.held = true
+            return true
+        }
+        if taken { return }
         await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
             let now = state.withLock { s -> Bool in
                 if !s.held { s.held = true; return true }

@@ -274,6 +274,12 @@ public final class MessageChannel: Sendable {
     public var sendsInFlightPeak: Int { ring.peak }
 
     private func take() async throws -> [UInt8]? {
+        // A message already here is taken without suspending: a continuation always suspends
+        // the task, and resuming it is another job on the loop.
+        if let (message, repost) = state.withLock({ $0.inbox.take() }) {
+            postAgain(repost)
+            return message
+        }
         enum Step { case message([UInt8], [UInt64]), end(TransportError?), cancelled, wait }
         while true {
             var step = Step.wait

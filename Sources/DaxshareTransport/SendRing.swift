@@ -16,6 +16,11 @@ struct SlotPool<Waiter> {
     var freeCount: Int { free.count }
     var waiting: Int { waiters.count }
 
+    /// A free slot if one is free and nobody waits for one; nothing is queued.
+    mutating func takeFree() -> Int? {
+        waiters.isEmpty ? free.popLast() : nil
+    }
+
     /// A free slot, or nil after queueing `waiter` (it is handed a slot by a later `release`).
     mutating func acquire(orQueue waiter: Waiter) -> Int? {
         if waiters.isEmpty, let slot = free.popLast() { return slot }
@@ -69,7 +74,13 @@ final class SendRing: Sendable {
 
     /// A free slot, waiting for a SEND to complete if there is none.
     func acquire() async throws -> Int {
-        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Int, any Error>) in
+        // A free slot without suspending (see `AsyncGate.enter`).
+        let now = try state.withLock { s throws(TransportError) -> Int? in
+            if let reason = s.closed { throw reason }
+            return s.pool.takeFree()
+        }
+        if let now { return now }
+        return try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Int, any Error>) in
             let now = state.withLock { s -> Result<Int, TransportError>? in
                 if let reason = s.closed { return .failure(reason) }
                 return s.pool.acquire(orQueue: cont).map { .success($0) }
