@@ -298,7 +298,9 @@ public final class Connection: @unchecked Sendable {
     /// Posts a SEND of the bytes in `segments` and returns once it is on the send queue (after
     /// waiting for a free send-queue slot), not when it completes: `onCompletion` says that.
     /// The segments must stay untouched until then. SENDs posted one after another go out
-    /// in that order. If this throws, nothing was posted and `onCompletion` is never called.
+    /// in that order. If this throws, nothing was posted and `onCompletion` is never called;
+    /// on the loop thread a small SEND is posted with the loop's batch (`enqueue`), and a
+    /// failure to post it comes to `onCompletion`.
     public func postSend(_ segments: [ScatterGatherElement], onCompletion: @escaping CompletionHandler) async throws {
         try validate(segments, remote: nil)
         try await acquireSlot()
