@@ -76,6 +76,10 @@ public final class Connection: @unchecked Sendable {
     /// per wake-up, each a READ's RDMA WRITE and its reply's SEND).
     private let batch: SendBatch
     private var batchPostScheduled = false
+    /// `postBatch` as the loop task that runs it: made once, so scheduling it allocates nothing
+    /// (a closure per batch was one allocation per 4 KiB one-sided I/O at queue depth 1). Set
+    /// at the end of `init`, read only after.
+    private var postBatchTask: @Sendable () -> Void = {}
     /// Who hears of each posted work request's completion, by its id: a handler, or a task
     /// waiting on it (stored as is: no closure to allocate per work request).
     private enum Waiter {
@@ -134,6 +138,7 @@ public final class Connection: @unchecked Sendable {
         // Steady state allocates nothing: the table never grows past the send queue.
         pending.reserveCapacity(options.sendQueueDepth)
         slotWaiters.reserveCapacity(16)
+        postBatchTask = { [weak self] in self?.postBatch() }
         try cq.watch { [weak self] wc in self?.complete(wc) }
         AsyncEvents.shared.watch(context, loop: cm.loop)
         AsyncEvents.shared.register(qp, self)
@@ -413,6 +418,8 @@ public final class Connection: @unchecked Sendable {
 
     /// Posts one work request on a send-queue slot the caller holds; on failure the slot is
     /// released, the handler dropped and the error returned. On the loop thread a small one
+    /// posted for a handler (`postSend`, `postWrite`: messages and two-sided data; a task that
+    /// awaits its request, as one-sided I/O does, gains nothing from waiting for the round)
     /// joins the batch the loop posts after its current round of jobs (`batch`); a failure to
     /// post the batch reaches the waiters of its requests instead. A large one goes at once,
     /// behind the batch: its wire time dwarfs the post, and a READ's next `pread` should
@@ -423,7 +430,7 @@ public final class Connection: @unchecked Sendable {
     ) -> VerbsError? {
         var wr = ibv_send_wr()
         Self.fill(&wr, opcode, count: segments.count, remote: remote)
-        if segments.reduce(0, { $0 + Int($1.length) }) < Self.batchedBelow && eventLoop.inLoop {
+        if case .handler = waiter, segments.reduce(0, { $0 + Int($1.length) }) < Self.batchedBelow, eventLoop.inLoop {
             let schedule = lock.withLock { () -> Bool? in
                 guard state != .closed else { return nil }
                 wr.wr_id = takeID()
@@ -436,7 +443,7 @@ public final class Connection: @unchecked Sendable {
                 releaseSlot()
                 return .disconnected
             }
-            if schedule { eventLoop.execute { [self] in postBatch() } }
+            if schedule { eventLoop.execute(postBatchTask) }
             return nil
         }
         // The scatter/gather list on the stack (at most `maxScatterGather`, validated).
