@@ -307,7 +307,7 @@ final class LayoutDataPath: DataPath {
         if end > offset {
             let length = Int(end - offset)
             let gaps = try await transfer(fileId: fileId, iomode: .read, offset: offset, length: length, buffer: destination)
-            for g in gaps.isEmpty ? [] : LayoutPlan.coalesce(gaps) {
+            for g in LayoutPlan.coalesce(gaps) {
                 let got = try await twoSidedRead(fileId, g.fileOffset, destination, g.bufferOffset, g.length)
                 if got < g.length { return g.bufferOffset + got }  // the file shrank meanwhile
             }

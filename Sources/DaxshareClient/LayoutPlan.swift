@@ -141,6 +141,8 @@ public enum LayoutPlan {
     /// Joins chunks that continue one another in both the file and the buffer, so the
     /// two-sided path gets few large requests rather than many small ones.
     public static func coalesce(_ chunks: [Chunk]) -> [Chunk] {
+        // Nothing to merge (a one-sided read with no gaps, the common case): no sort, no copy.
+        if chunks.count < 2 { return chunks }
         var out: [Chunk] = []
         for c in chunks.sorted(by: { $0.fileOffset < $1.fileOffset }) {
             if var last = out.last, last.fileOffset + UInt64(last.length) == c.fileOffset,

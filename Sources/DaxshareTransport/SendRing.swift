@@ -23,7 +23,7 @@ struct SlotPool<Waiter> {
 
     /// A free slot, or nil after queueing `waiter` (it is handed a slot by a later `release`).
     mutating func acquire(orQueue waiter: Waiter) -> Int? {
-        if waiters.isEmpty, let slot = free.popLast() { return slot }
+        if let slot = takeFree() { return slot }
         waiters.append(waiter)
         return nil
     }
