@@ -30,6 +30,7 @@ const int dxs_O_PATH = O_PATH;
 const int dxs_MAP_SHARED_VALIDATE = MAP_SHARED_VALIDATE;
 const int dxs_MAP_SYNC = MAP_SYNC;
 const unsigned int dxs_RENAME_NOREPLACE = RENAME_NOREPLACE;
+const int dxs_SEEK_HOLE = SEEK_HOLE;
 const long dxs_UTIME_NOW = UTIME_NOW;
 const long dxs_UTIME_OMIT = UTIME_OMIT;
 

@@ -88,6 +88,18 @@ public final class PmemFile: @unchecked Sendable {
         Int(try status().size)
     }
 
+    /// Where the first hole at or after `offset` starts, with `lseek(2)`'s SEEK_HOLE: the
+    /// file's size when no hole comes before its end, nil at or past end of file (ENXIO).
+    /// On ext4 DAX a preallocated (unwritten) extent counts as a hole.
+    public func nextHole(from offset: Int) throws(PmemError) -> Int? {
+        let fd = try openDescriptor()
+        let hole = lseek(fd, off_t(offset), dxs_SEEK_HOLE)
+        if hole >= 0 { return Int(hole) }
+        let errno = currentErrno()
+        if errno == .noSuchAddressOrDevice { return nil }
+        throw .system(call: "lseek(SEEK_HOLE)", errno: errno)
+    }
+
     /// Sets the file's size with `ftruncate(2)`. Growing this way leaves a
     /// hole (reads as zeros); use `allocate` to back the new range with blocks.
     /// Shrink any mapping of the file first: touching a mapped page past the

@@ -1,3 +1,4 @@
+import DaxsharePmem
 import DaxshareTransport
 import DaxshareVerbs
 import DaxshareWire
@@ -64,7 +65,9 @@ final class ClientConnection: Sendable {
 
     /// A connection over RDMA: its channel, and the verbs connection under it for the server's own RDMA.
     convenience init(channel: MessageChannel, server: ServerContext) {
-        let rdma = ConnectionRDMA(connection: channel.connection, maxReadWriteSize: channel.negotiated.maxReadWriteSize)
+        let rdma = ConnectionRDMA(
+            connection: channel.connection, maxReadWriteSize: channel.negotiated.maxReadWriteSize,
+            readsFromMappings: server.onDemandPaging(of: channel.connection).odp)
         self.init(channel: channel, rdma: rdma, server: server)
     }
 
@@ -136,6 +139,7 @@ final class ClientConnection: Sendable {
     private func release() {
         // Memory regions first: no client RDMA may reach a file being closed.
         layouts.releaseAll()
+        rdma?.mappedRegions?.dropAll()
         let open = files.count
         files.closeAll()
         server.counters.subtract(ServerCounter.openFiles, UInt64(open))
@@ -346,6 +350,7 @@ final class ClientConnection: Sendable {
         case let .close(c):
             _ = try files.file(FileID(rawValue: c.fileId))
             layouts.releaseAll(fileId: c.fileId)
+            rdma?.mappedRegions?.drop(c.fileId)
             try files.close(FileID(rawValue: c.fileId))
             server.counters.subtract(ServerCounter.openFiles)
             return ok(.close)
@@ -717,23 +722,54 @@ final class ClientConnection: Sendable {
         }
     }
 
-    /// READ: the file into a chunk (`pread`), the chunk into the client's buffer (RDMA WRITE),
-    /// chunk by chunk; stops at end of file. The WRITEs are posted, not awaited: the reply goes
-    /// out behind them on the same queue pair, which delivers it only once their bytes are in
-    /// place (RC ordering), so a READ costs no wait for their completion; each chunk goes back
-    /// to the pool when its last WRITE completes (an RC send queue completes in order).
+    /// READ: the file's bytes into the client's buffer by RDMA WRITE, then the reply. A large
+    /// READ goes from the file's pages (`readMapped`), the rest through chunks (`readChunks`).
+    /// The WRITEs are posted, not awaited: the reply goes out behind them on the same queue
+    /// pair, which delivers it only once their bytes are in place (RC ordering), so a READ
+    /// costs no wait for their completion.
     private func read(_ r: ReadRequest) async throws -> ReadResponse {
         let offset = try checkTransfer(offset: r.offset, length: r.length, descriptors: r.descriptors)
         let file = try openFile(r.fileId)
         let rdma = try twoSided()
-        var total = 0, endOfFile = false
-        while total < Int(r.length) {
+        let length = Int(r.length)
+        var total = 0, endOfFile = false, mappedBytes = 0
+        if let regions = rdma.mappedRegions, length >= ServerContext.mappedReadMinimum {
+            // Soft-RoCE's on-demand paging (Linux 7.2 rxe) misplaces a transfer that starts
+            // inside a page (`LayoutSettings.remoteAlignment` says the same of layouts): the
+            // bytes up to the first page boundary go through a chunk.
+            let page = PmemMapping.pageSize
+            let head = (page - offset % page) % page
+            if head > 0 { (total, endOfFile) = try await readChunks(r, file, on: rdma, from: 0, to: head) }
+            if !endOfFile, let mapped = try file.mappedRange(at: UInt64(offset + total), count: length - total),
+                try await readMapped(r, mapped, at: total, on: rdma, regions)
+            {
+                mappedBytes = mapped.count
+                total += mapped.count
+                endOfFile = mapped.endOfFile  // else a hole cut it short: chunks for the rest
+            }
+        }
+        if !endOfFile && total < length { (total, endOfFile) = try await readChunks(r, file, on: rdma, from: total, to: length) }
+        server.counters.add(ServerCounter.bytesReadTwoSided, UInt64(total))
+        if mappedBytes > 0 { server.counters.add(ServerCounter.bytesReadFromMappings, UInt64(mappedBytes)) }
+        traffic.read.add(UInt64(total), ordering: .relaxed)
+        return ReadResponse(bytesRead: UInt32(total), flags: endOfFile ? [.endOfFile] : [])
+    }
+
+    /// The transfer's bytes `[from, to)`: the file into a chunk (`pread`), the chunk into the
+    /// client's buffer (RDMA WRITE), chunk by chunk, until `to` or end of file. Each chunk goes
+    /// back to the pool when its last WRITE completes (an RC send queue completes in order).
+    /// Returns where the transfer got to, and whether that is the end of the file.
+    private func readChunks(
+        _ r: ReadRequest, _ file: OpenFile, on rdma: ConnectionRDMA, from: Int, to: Int
+    ) async throws -> (total: Int, endOfFile: Bool) {
+        var total = from
+        while total < to {
             let chunk = try await rdma.bounce.acquire()
-            let want = min(rdma.bounce.chunkSize, Int(r.length) - total)
+            let want = min(rdma.bounce.chunkSize, to - total)
             let result: ReadResult
             do {
                 // The whole chunk: a chunk with room to spare learns end of file without an fstat.
-                result = try file.read(at: offset + total, count: want, into: chunk.bytes)
+                result = try file.read(at: r.offset + UInt64(total), count: want, into: chunk.bytes)
             } catch {
                 rdma.bounce.give(chunk)
                 throw error
@@ -744,14 +780,42 @@ final class ClientConnection: Sendable {
                 rdma.bounce.give(chunk)
             }
             total += result.count
-            if result.endOfFile || result.count < want {
-                endOfFile = true
-                break
-            }
+            if result.endOfFile || result.count < want { return (total, true) }
         }
-        server.counters.add(ServerCounter.bytesReadTwoSided, UInt64(total))
-        traffic.read.add(UInt64(total), ordering: .relaxed)
-        return ReadResponse(bytesRead: UInt32(total), flags: endOfFile ? [.endOfFile] : [])
+        return (total, false)
+    }
+
+    /// The transfer's bytes from `at` on, `mapped` in the file's mapping, with no copy by the
+    /// server: the NIC RDMA-WRITEs them from the file's pages (their window in `MappedRegions`,
+    /// an on-demand region with local access only in this connection's domain). The size was
+    /// taken from fstat just now, and the server's own size changes wait for the WRITEs
+    /// (`MappedRange.read`); a file another process shrinks under a WRITE still going makes
+    /// the NIC's page fault fail, which closes this connection, never the server. False when
+    /// no region can be registered: chunks then.
+    private func readMapped(
+        _ r: ReadRequest, _ mapped: MappedRange, at: Int, on rdma: ConnectionRDMA, _ regions: MappedRegions
+    ) async throws -> Bool {
+        guard let address = mapped.address, mapped.count > 0 else { return true }
+        let region: MemoryRegion
+        do { region = try regions.region(for: r.fileId, mapped) } catch {
+            logger.debug("READ from the mapping: registering failed (\(error)); copying through chunks")
+            return false
+        }
+        var done = 0
+        let start = address - region.address
+        for piece in r.descriptors.pieces(offset: at, length: mapped.count) {
+            let d = r.descriptors[piece.descriptor]
+            let local = region.segment(offset: start + done, length: piece.length)
+            let remote = RemoteMemory(address: d.address &+ piece.offset, rkey: d.rkey, length: UInt64(piece.length))
+            // The handler holds the region until the WRITE is done, should the window move on,
+            // and the read, which holds off the server's own cuts of the mapping until then.
+            try await rdma.connection.postWrite(from: local, to: remote) { [logger, read = mapped.read] result in
+                if case let .failure(error) = result { logger.debug("RDMA WRITE for a READ failed: \(error)") }
+                withExtendedLifetime((region, read)) {}
+            }
+            done += piece.length
+        }
+        return true
     }
 
     /// Posts RDMA WRITEs of `chunk`'s first `count` bytes to the transfer's bytes

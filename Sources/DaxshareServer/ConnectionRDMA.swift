@@ -11,9 +11,14 @@ struct ConnectionRDMA: Sendable {
     let connection: Connection
     /// The connection's chunks for two-sided data: at most `ServerContext.bounceChunks`.
     let bounce: BouncePool
+    /// Where a large READ's bytes go from the file's mapping instead of through a chunk: an
+    /// on-demand region per file in the connection's domain. Nil where the device does not
+    /// page on demand.
+    let mappedRegions: MappedRegions?
 
-    init(connection: Connection, maxReadWriteSize: UInt32) {
+    init(connection: Connection, maxReadWriteSize: UInt32, readsFromMappings: Bool) {
         self.connection = connection
+        self.mappedRegions = readsFromMappings ? MappedRegions(domain: connection.domain) : nil
         let chunk = min(Int(maxReadWriteSize), ServerContext.bounceChunkSize)
         self.bounce = BouncePool(domain: connection.domain, chunkSize: chunk, count: ServerContext.bounceChunks)
     }

@@ -32,6 +32,9 @@ final class ServerContext: Sendable {
     /// WRITE of the one before.
     static let bounceChunkSize = 256 << 10
     static let bounceChunks = 32
+    /// A two-sided READ this long or longer goes from the file's mapping straight to the wire
+    /// (`ClientConnection.readMapped`): registering the range costs less than copying it.
+    static let mappedReadMinimum = 64 << 10
 
     init(configuration: ServerConfiguration, exports: [String: Export], counters: ServerCounters, logger: Logger) {
         self.configuration = configuration
@@ -155,6 +158,22 @@ final class ServerContext: Sendable {
     }
 
 
+    /// Whether `connection`'s device serves RC READ and WRITE on on-demand-paging memory (the
+    /// only way fsdax memory registers), and RDMA FLUSH to persistence on it; asked once per device.
+    func onDemandPaging(of connection: Connection) -> (odp: Bool, flush: Bool) {
+        let name = connection.device.name
+        return odpByDevice.withLock { cache -> (Bool, Bool) in
+            if let known = cache[name] { return known }
+            let attributes = try? connection.device.attributes()
+            let supported = (attributes?.odp.supportsOneSidedRC ?? false, attributes?.flushesOnDemandMemory ?? false)
+            cache[name] = supported
+            if !supported.1 {
+                logger.info("device \(name): RDMA FLUSH to persistence on ODP memory is not offered (\(Device.flushSupportDescription); device FLUSH_PERSISTENT \(attributes?.flushPersistent ?? false), ODP FLUSH \(attributes?.odp.rcFlush ?? false))")
+            }
+            return supported
+        }
+    }
+
     /// NEGOTIATE's answer on `connection`: layouts (and ODP) are offered only where its device
     /// can serve one-sided READ and WRITE on on-demand-paging memory, the only way fsdax
     /// memory registers; never without one (a connection served over a fake channel).
@@ -167,16 +186,7 @@ final class ServerContext: Sendable {
             return response
         }
         let name = connection.device.name
-        let (odp, flush) = odpByDevice.withLock { cache -> (Bool, Bool) in
-            if let known = cache[name] { return known }
-            let attributes = try? connection.device.attributes()
-            let supported = (attributes?.odp.supportsOneSidedRC ?? false, attributes?.flushesOnDemandMemory ?? false)
-            cache[name] = supported
-            if !supported.1 {
-                logger.info("device \(name): RDMA FLUSH to persistence on ODP memory is not offered (\(Device.flushSupportDescription); device FLUSH_PERSISTENT \(attributes?.flushPersistent ?? false), ODP FLUSH \(attributes?.odp.rcFlush ?? false))")
-            }
-            return supported
-        }
+        let (odp, flush) = onDemandPaging(of: connection)
         if !odp {
             response.capabilities.subtract([.layouts, .odp, .rdmaFlush])
             logger.notice("device \(name) has no RC on-demand paging: layouts are not offered")

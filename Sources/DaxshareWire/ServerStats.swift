@@ -38,11 +38,14 @@ public enum ServerCounter {
     /// Cache flushes (pmem_persist; msync off pmem) the server's CPU ran over a file mapping to
     /// make stores durable (LAYOUTCOMMIT, FLUSH); a commit by RDMA FLUSH runs none (§5.8).
     public static let pmemPersists = "pmem_persists"
+    /// Of bytes_read_two_sided, those the NIC sent straight from the file's mapping: the
+    /// server's CPU copied none of them (a large READ on a device with on-demand paging).
+    public static let bytesReadFromMappings = "bytes_read_from_mappings"
     public static let all: [String] = [
         bytesReadTwoSided, bytesWrittenTwoSided, bytesLayoutGranted, bytesCommittedOneSided,
         layoutsGranted, layoutsReturned, layoutsRecalled, layoutsRevoked, layoutsLive, mrsLive,
         openFiles, connections, sessions, recallsInProgress, protocolViolations, authFailures, authRefusals,
-        configReloads, bytesRegistered, filesOpened, pmemPersists,
+        configReloads, bytesRegistered, filesOpened, pmemPersists, bytesReadFromMappings,
     ]
 }
 

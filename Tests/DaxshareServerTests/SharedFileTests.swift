@@ -36,6 +36,86 @@ import Testing
         #expect(try file.readString(at: 0, count: 10) == "head")
     }
 
+    /// A large two-sided READ's bytes in the mapping (`mappedRange`): on pmem, the file's bytes
+    /// at their address, clipped to end of file, the mapping grown in place when the file grew
+    /// under it (pwrite does not grow it) and to the visible size under a past-end layout; off
+    /// pmem none (pread then); past end of file nothing to send, and end of file.
+    @Test(arguments: fileSystemsUnderTest)
+    func mappedRangeHoldsTheFilesBytesUpToItsEnd(base: String) throws {
+        let (fixture, file) = try newFile(under: base)
+        defer { file.close(); fixture.remove() }
+        let bytes = (0..<(3 * page + 100)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
+        try bytes.withUnsafeBytes { try file.write($0, at: 0) }
+        let past = try #require(try file.mappedRange(at: UInt64(4 * page), count: page))
+        #expect(past.count == 0 && past.endOfFile && past.address == nil)
+        guard file.shared.isPmem else {
+            #expect(try file.mappedRange(at: 0, count: page) == nil, "a page-cache mapping is not offered")
+            return
+        }
+        let generation = file.shared.mappingGeneration
+        let range = try #require(try file.mappedRange(at: UInt64(page + 1), count: 8 * page))
+        #expect(range.count == 2 * page + 99 && range.endOfFile)
+        #expect(range.mapping.length >= 3 * page + 100, "grown to the file's size")
+        #expect(file.shared.mappingGeneration == generation, "in place: layouts' regions keep their addresses")
+        let seen = Array(UnsafeRawBufferPointer(start: try #require(range.address), count: range.count))
+        #expect(seen == Array(bytes[(page + 1)...]))
+        let middle = try #require(try file.mappedRange(at: 10, count: page))
+        #expect(middle.count == page && !middle.endOfFile)
+
+        // Under a past-end layout the file is longer than its visible size, which READ honours.
+        _ = try file.shared.prepareLayout(start: 4 * page, end: 6 * page, writable: true)
+        let visible = try #require(try file.mappedRange(at: UInt64(3 * page), count: 8 * page))
+        #expect(visible.count == 100 && visible.endOfFile)
+        file.shared.layoutEnded(pastEnd: true)
+    }
+
+    /// A hole, or a preallocated (unwritten) range, is never offered to the NIC: its fault
+    /// would map the zero page, which ext4 DAX may keep mapped after a write fills the page.
+    @Test(arguments: fileSystemsUnderTest)
+    func mappedRangeStopsAtHolesAndPreallocatedRanges(base: String) throws {
+        let (fixture, file) = try newFile(under: base)
+        defer { file.close(); fixture.remove() }
+        guard file.shared.isPmem else { return }
+        try file.write(String(repeating: "a", count: page), at: 0)
+        try file.write("tail", at: 3 * page)  // [page, 3 × page) a hole
+        let head = try #require(try file.mappedRange(at: 0, count: 4 * page))
+        #expect(head.count == page && !head.endOfFile, "up to the hole")
+        #expect(try file.mappedRange(at: UInt64(page + 5), count: page) == nil, "inside the hole: pread")
+        let tail = try #require(try file.mappedRange(at: UInt64(3 * page), count: page))
+        #expect(tail.count == 4 && tail.endOfFile)
+
+        try file.allocate(offset: 4 * page, length: 2 * page)  // unwritten blocks
+        try file.write("end", at: 6 * page)
+        #expect(try file.mappedRange(at: UInt64(4 * page), count: page) == nil, "preallocated: pread")
+        let last = try #require(try file.mappedRange(at: UInt64(6 * page), count: page))
+        #expect(last.count == 3 && last.endOfFile)
+    }
+
+    /// A shrink waits for the large READs the NIC is taking from the mapping (it would cut
+    /// the pages under them), and offers the mapping to no new READ while it waits.
+    @Test(arguments: fileSystemsUnderTest)
+    func aShrinkWaitsForTheReadsTheNICTakesFromTheMapping(base: String) async throws {
+        let (fixture, file) = try newFile(under: base)
+        defer { file.close(); fixture.remove() }
+        guard file.shared.isPmem else { return }
+        try file.write(String(repeating: "b", count: 4 * page), at: 0)
+        var held = try file.mappedRange(at: 0, count: 4 * page)
+        #expect(held?.read != nil)
+        final class Flag: Sendable { let raised = Atomic<Bool>(false) }
+        let released = Flag()
+        let shrink = Task.detached { () throws -> Bool in
+            try file.setSize(page)
+            return released.raised.load(ordering: .acquiring)
+        }
+        while try file.mappedRange(at: 0, count: page) != nil { await Task.yield() }  // the shrink is waiting
+        released.raised.store(true, ordering: .releasing)
+        held = nil  // the READ's WRITEs are done
+        #expect(try await shrink.value, "the shrink went ahead before the READ was done")
+        #expect(try file.status().size == Int64(page))
+        #expect(try file.mappedRange(at: 0, count: 4 * page)?.count == page, "offered again after the shrink")
+        _ = held
+    }
+
     /// SET_SIZE acts on the visible size while a layout reaches past it.
     @Test(arguments: fileSystemsUnderTest)
     func setSizeMovesTheVisibleSizeUnderAPastEndLayout(base: String) throws {

@@ -23,6 +23,8 @@ extern const int dxs_O_PATH;
 extern const int dxs_MAP_SHARED_VALIDATE;
 extern const int dxs_MAP_SYNC;
 extern const unsigned int dxs_RENAME_NOREPLACE;
+/// lseek(2)'s whence for the next hole at or after an offset.
+extern const int dxs_SEEK_HOLE;
 /// `timespec.tv_nsec` values for futimens/utimensat.
 extern const long dxs_UTIME_NOW;
 extern const long dxs_UTIME_OMIT;

@@ -68,6 +68,14 @@ public final class OpenFile: Sendable {
         return try shared.read(at: offset, count: count, into: buffer)
     }
 
+    /// Where a READ's bytes lie in the file's mapping (`SharedFile.mappedRange`), for the
+    /// NIC to send them from there; nil when it does not hold them. Needs read access.
+    public func mappedRange(at offset: UInt64, count: Int) throws(FileSystemError) -> MappedRange? {
+        try checkOpen("read")
+        if !canRead { throw FileSystemError(.accessDenied, operation: "read on a handle opened without read access (\(path))") }
+        return try shared.mappedRange(at: offset, count: count)
+    }
+
     public func read(at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> ReadResult {
         try read(at: try unsigned(offset, "read"), into: buffer)
     }

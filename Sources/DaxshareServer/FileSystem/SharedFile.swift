@@ -6,6 +6,27 @@ import Synchronization
 import SystemPackage
 
 /// What a read copied.
+/// Bytes of a file in its mapping (`SharedFile.mappedRange`): `count` bytes at `address`,
+/// which the mapping holds while `mapping` is alive and its size is not cut (a memory region
+/// on them keeps `mapping` as its owner). `address` is nil when `count` is 0. Until the
+/// last copy of `read` goes (keep it with the RDMA WRITEs until they complete), the
+/// server's own size changes wait before cutting the mapping.
+public struct MappedRange: @unchecked Sendable {  // @unchecked: `address` is only handed to the NIC (a memory region), never dereferenced
+    public var mapping: PmemMapping
+    public var address: UnsafeMutableRawPointer?
+    public var count: Int
+    public var endOfFile: Bool
+    public var read: NICRead?
+}
+
+/// One large READ the NIC is taking from a file's mapping, counted in the file's
+/// `nicReads` from `mappedRange` until this goes.
+public final class NICRead: Sendable {
+    private let file: SharedFile
+    init(_ file: SharedFile) { self.file = file }
+    deinit { file.nicReads.subtract(1, ordering: .sequentiallyConsistent) }
+}
+
 public struct ReadResult: Sendable, Equatable {
     /// Bytes copied: fewer than asked at end of file.
     public var count: Int
@@ -80,6 +101,12 @@ public final class SharedFile: @unchecked Sendable {
     private let layoutsPrepared = Atomic<Bool>(false)
     private let minimumReservation: Int
     private let logger: Logger
+    /// Large READs whose RDMA WRITEs the NIC may still be taking from the mapping (`NICRead`),
+    /// and size changes waiting for them (`withNICReadsDrained`): while one waits, READs are
+    /// not offered the mapping, so the NIC never faults on a page the server itself cut away
+    /// (which would fail the WRITE and close that client's connection).
+    fileprivate let nicReads = Atomic<Int>(0)
+    private let nicReadsBlocked = Atomic<Int>(0)
 
     // MARK: Layouts and leases (issues 5 and 6)
     //
@@ -197,6 +224,82 @@ public final class SharedFile: @unchecked Sendable {
         }
     }
 
+    /// Where up to `count` bytes at `offset` lie in the file's MAP_SYNC mapping, for a
+    /// two-sided READ whose RDMA WRITE the NIC takes straight from pmem (no pread into a
+    /// chunk first): fewer at end of file or at a hole. The file's size comes from fstat (and
+    /// the visible size), so a range another process truncated away is never offered: a NIC
+    /// faulting on it would break the connection. Nil where the mapping does not hold the
+    /// bytes (a page-cache mapping, a hole at `offset`, a file grown past the mapping's
+    /// reservation): pread then.
+    func mappedRange(at offset: UInt64, count: Int) throws(FileSystemError) -> MappedRange? {
+        // Counted in before looking at the blocking count, as `withNICReadsDrained` blocks
+        // before looking at this one: one of the two sees the other.
+        nicReads.add(1, ordering: .sequentiallyConsistent)
+        let read = NICRead(self)
+        guard nicReadsBlocked.load(ordering: .sequentiallyConsistent) == 0 else { return nil }
+        let found = try ioLock.withReadLock { () throws(FileSystemError) in try locateMapped(offset, count, grow: false) }
+        if case var .found(range) = found {
+            range.read = read
+            return range
+        }
+        guard case .short = found else { return nil }
+        // The file grew since it was mapped (a WRITE's pwrite does not grow the mapping): grow
+        // it in place, which keeps the base address that layouts' regions point into.
+        let grown = try ioLock.withWriteLock { () throws(FileSystemError) in try locateMapped(offset, count, grow: true) }
+        if case var .found(range) = grown {
+            range.read = read
+            return range
+        }
+        return nil
+    }
+
+    /// Runs `body`, a change that may cut the mapping, once the NIC has finished the large
+    /// READs it is taking from it (waiting a second at most: a client that stalls its own
+    /// queue pair only loses its connection), offering the mapping to no new ones meanwhile.
+    /// The wait polls: it is short (a transfer on the wire) and rare (a shrink during a read),
+    /// and the completions it waits for come on event loops that must never block on it.
+    private func withNICReadsDrained<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        nicReadsBlocked.add(1, ordering: .sequentiallyConsistent)
+        defer { nicReadsBlocked.subtract(1, ordering: .sequentiallyConsistent) }
+        let deadline = ContinuousClock.now + .seconds(1)
+        while nicReads.load(ordering: .sequentiallyConsistent) > 0 && ContinuousClock.now < deadline {
+            usleep(1000)
+        }
+        return try body()
+    }
+
+    private enum Located { case found(MappedRange), short, unmapped }
+
+    /// `mappedRange`'s work, under ioLock (exclusively when `grow`).
+    private func locateMapped(_ offset: UInt64, _ count: Int, grow: Bool) throws(FileSystemError) -> Located {
+        let size = try currentSize()
+        let end = min(size, visibleOverride ?? .max)
+        guard offset < UInt64(end) else {
+            return .found(MappedRange(mapping: currentMapping, address: nil, count: 0, endOfFile: true))
+        }
+        let start = Int(offset)  // < end <= Int.max
+        guard currentMapping.isPmem, currentMapping.fileOffset == 0, let base = currentMapping.baseAddress else { return .unmapped }
+        // Only bytes the file holds in written blocks. A NIC faulting on a hole or on a
+        // preallocated (unwritten) page maps the zero page into this process's page tables,
+        // and ext4 DAX may leave it there when a write fills the page later (see
+        // `PmemMapping.dropPageMappings`): the next READ would send zeros. pread has no such
+        // trap, so a hole's bytes go through a chunk.
+        let hole: Int?
+        do throws(PmemError) { hole = try file.nextHole(from: start) } catch {
+            throw FileSystemError(error, operation: "lseek(\(origin), SEEK_HOLE)")
+        }
+        guard let hole, hole > start else { return .unmapped }
+        let n = min(count, end - start, hole - start)
+        if n > currentMapping.length - start {
+            guard size <= currentMapping.capacity else { return .unmapped }
+            guard grow else { return .short }
+            do throws(PmemError) { try currentMapping.resize(to: size) } catch {
+                throw FileSystemError(error, operation: "remap(\(origin), \(size))")
+            }
+        }
+        return .found(MappedRange(mapping: currentMapping, address: base + start, count: n, endOfFile: start + n == end))
+    }
+
     /// Writes `bytes` at `offset` with pwrite, first growing the file with
     /// zeroed, allocated blocks (fallocate) when the write ends past end of
     /// file. With `writeThrough` the bytes, and any size change, are durable
@@ -257,7 +360,7 @@ public final class SharedFile: @unchecked Sendable {
             throw FileSystemError(.fileTooLarge, operation: "setSize(\(origin), \(newSize))")
         }
         let target = Int(newSize)
-        try ioLock.withWriteLock { () throws(FileSystemError) in
+        try withNICReadsDrained { () throws(FileSystemError) in try ioLock.withWriteLock { () throws(FileSystemError) in
             let size = try currentSize()
             if let visible = visibleOverride {
                 try setVisibleSize(target, from: visible, fileSize: size)
@@ -268,7 +371,7 @@ public final class SharedFile: @unchecked Sendable {
                 try truncate(to: target)
                 metadataDirty.store(true, ordering: .releasing)
             }
-        }
+        } }
         try synchronizeMetadataIfNeeded()
     }
 
@@ -500,7 +603,7 @@ public final class SharedFile: @unchecked Sendable {
     /// visible size ends, the file is trimmed back to the visible size.
     public func layoutEnded(pastEnd: Bool) {
         guard pastEnd else { return }
-        ioLock.withWriteLock {
+        withNICReadsDrained { ioLock.withWriteLock {
             pastEndLayouts -= 1
             guard pastEndLayouts == 0, let visible = visibleOverride else { return }
             do throws(FileSystemError) {
@@ -529,7 +632,7 @@ public final class SharedFile: @unchecked Sendable {
             } catch {
                 logger.error("could not trim \(origin) back to \(visible) bytes: \(error)")
             }
-        }
+        } }
     }
 
     /// Records the visible size, in memory and in the extended attribute. Holds ioLock exclusively.
