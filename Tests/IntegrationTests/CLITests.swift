@@ -15,6 +15,16 @@ import Testing
 
     func randomFile(_ size: Int) throws -> String { try randomTestFile(size, prefix: "daxshare-cli") }
 
+    /// `make demo` is one of README's two commands: its script, with a smaller file, passes
+    /// its own checks (digests, and the server's counters saying the bytes moved one-sided and
+    /// the put was committed whole). It once failed unnoticed when commits moved to RDMA FLUSH.
+    @Test func theDemoPassesItsChecks() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+        let demo = try run("/usr/bin/env", ["DEMO_SIZE_MIB=8", "/bin/bash", root + "/scripts/demo"])
+        #expect(demo.status == 0 && demo.out.contains("demo: OK"), "demo:\n\(demo.out)\n\(demo.err)")
+    }
+
     /// Sizes around the edges: empty, one byte, one page, just past 1 MiB (a partial last chunk
     /// and page). OneSidedCLITests moves up to 16 MiB and checks which path carried it.
     @Test(arguments: [0, 1, 4096, (1 << 20) + 1])
