@@ -9,9 +9,10 @@ import Synchronization
 /// on the NIC's first touch). On-demand paging follows the mapping as it grows and shrinks;
 /// a READ outside the window, or on a file mapped anew at another address, gets a new window.
 /// A window replaced by another is deregistered when the last RDMA WRITE from it is done (its
-/// completion handler holds it); one dropped because its file closes is deregistered at once,
-/// before the file can be unmapped: a WRITE still going from it then fails (and the connection
-/// with it), but can never read whatever the address space maps there next.
+/// completion handler holds it). When the file closes, its window, and any replaced one a WRITE
+/// still holds, is deregistered at once, before the file can be unmapped: a WRITE still going
+/// from it then fails (and the connection with it), but can never read whatever the address
+/// space maps there next.
 final class MappedRegions: Sendable {
     /// Largest window: an on-demand region costs the kernel 16 bytes per page of it.
     static let window = 64 << 20
@@ -19,7 +20,10 @@ final class MappedRegions: Sendable {
     private struct Entry {
         var mapping: ObjectIdentifier
         var region: MemoryRegion
+        /// Windows this one replaced that a WRITE may still hold: deregistered with it.
+        var replaced: [Weak] = []
     }
+    private struct Weak { weak var region: MemoryRegion? }
     private let regions = Mutex<[UInt64: Entry]>([:])
     private let domain: ProtectionDomain
 
@@ -42,7 +46,11 @@ final class MappedRegions: Sendable {
         let region = try MemoryRegion(
             domain: domain, address: base + window.lowerBound, length: window.count, access: [.onDemand],
             owner: range.mapping)
-        regions.withLock { $0[fileId] = Entry(mapping: mapping, region: region) }
+        regions.withLock { r in
+            var replaced = r[fileId].map { [Weak(region: $0.region)] + $0.replaced } ?? []
+            replaced.removeAll { $0.region == nil }
+            r[fileId] = Entry(mapping: mapping, region: region, replaced: replaced)
+        }
         return region
     }
 
@@ -56,7 +64,9 @@ final class MappedRegions: Sendable {
     }
 
     /// Deregisters file `fileId`'s window (CLOSE).
-    func drop(_ fileId: UInt64) { regions.withLock { $0.removeValue(forKey: fileId) }?.region.deregister() }
+    func drop(_ fileId: UInt64) {
+        if let e = regions.withLock({ $0.removeValue(forKey: fileId) }) { Self.deregister(e) }
+    }
 
     /// Deregisters every window (the connection ends).
     func dropAll() {
@@ -64,6 +74,11 @@ final class MappedRegions: Sendable {
             defer { r.removeAll() }
             return Array(r.values)
         }
-        for e in all { e.region.deregister() }
+        for e in all { Self.deregister(e) }
+    }
+
+    private static func deregister(_ e: Entry) {
+        e.region.deregister()
+        for r in e.replaced { r.region?.deregister() }
     }
 }
