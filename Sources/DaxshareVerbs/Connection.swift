@@ -554,9 +554,8 @@ public final class Connection: @unchecked Sendable {
                     if let batchFailure = postBatchLocked() { failedBatch = batchFailure }
                     var ids: [UInt64] = []
                     for i in 0..<requests.count {
-                        wrs[i].wr_id = nextID
-                        ids.append(nextID)
-                        nextID = (nextID + 1) & ~Self.receiveBit
+                        wrs[i].wr_id = takeID()
+                        ids.append(wrs[i].wr_id)
                     }
                     var bad: UnsafeMutablePointer<ibv_send_wr>?
                     let rc = dxr_post_send(qp, qpx, wrs.baseAddress!, &bad)

@@ -22,51 +22,41 @@ import Testing
         }
 
         let size = (3 << 20) + 123
-        let pattern = patterned(size, seed: 1)
+        let original = pattern(size, seed: 1)
         let file = try await client.open("pages.bin", flags: [.read, .write, .create])
-        try await file.write(at: 0, pattern, writeThrough: true)
+        try await file.write(at: 0, original, writeThrough: true)
 
         let before = try await fromMappings()
         var large = 0
         for (offset, count) in [(0, 1 << 20), (4097, 1 << 20), (1 << 20, 2 << 20), (size - 1000, 1 << 20), (5, 64 << 10)] {
             let back = try await file.read(at: UInt64(offset), count: count)
-            let expected = Array(pattern[offset..<min(size, offset + count)])
+            let expected = Array(original[offset..<min(size, offset + count)])
             #expect(back.count == expected.count, "READ \(offset)+\(count)")
             #expect(firstDifference(back, expected) == nil, "READ \(offset)+\(count): bytes differ")
             // Up to the first page boundary through a chunk (rxe's ODP and unaligned starts).
             large += expected.count - min(expected.count, (4096 - offset % 4096) % 4096)
         }
         #expect(try await file.read(at: UInt64(size), count: 1 << 20).isEmpty, "nothing past end of file")
-        #expect(try await file.read(at: 100, count: 4096) == Array(pattern[100..<4196]), "a small READ, through a chunk")
+        #expect(try await file.read(at: 100, count: 4096) == Array(original[100..<4196]), "a small READ, through a chunk")
         #expect(try await fromMappings() - before == UInt64(large), "every large READ from the file's pages, no small one")
 
         // Another process appends: the server's mapping ends at the old size, and grows.
-        let appended = patterned(1 << 20, seed: 2)
+        let appended = pattern(1 << 20, seed: 2)
         let handle = try #require(FileHandle(forWritingAtPath: server.exportDir + "/pages.bin"))
         try handle.seekToEnd()
         try handle.write(contentsOf: Data(appended))
         try handle.close()
         let across = try await file.read(at: UInt64(size - 4096), count: 2 << 20)
         #expect(across.count == 4096 + appended.count)
-        #expect(firstDifference(across, Array(pattern.suffix(4096)) + appended) == nil, "READ across the old end")
+        #expect(firstDifference(across, Array(original.suffix(4096)) + appended) == nil, "READ across the old end")
 
         try await file.close()
         // Closed and opened again (its window deregistered, made anew): the same bytes.
         let again = try await client.open("pages.bin", flags: [.read])
-        #expect(firstDifference(try await again.read(at: 0, count: 1 << 20), Array(pattern[0..<(1 << 20)])) == nil)
+        #expect(firstDifference(try await again.read(at: 0, count: 1 << 20), Array(original[0..<(1 << 20)])) == nil)
         try await again.close()
         await client.close()
     }
-}
-
-/// `count` bytes that repeat only every 4,099 (a prime): a transfer misplaced by any offset
-/// shows. Built by appending blocks, which is quick in a debug build.
-func patterned(_ count: Int, seed: Int) -> [UInt8] {
-    let block = (0..<4099).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ seed) }
-    var bytes: [UInt8] = []
-    bytes.reserveCapacity(count + block.count)
-    while bytes.count < count { bytes.append(contentsOf: block) }
-    return Array(bytes[0..<count])
 }
 
 /// Where two byte arrays first differ, and how (not the arrays: a megabyte in a test log

@@ -63,16 +63,14 @@ public final class OpenFile: Sendable {
     /// `read` of `count` bytes into a buffer that may be longer: with room for one byte more,
     /// end of file is learnt from that byte instead of an fstat (`SharedFile.read`).
     public func read(at offset: UInt64, count: Int, into buffer: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> ReadResult {
-        try checkOpen("read")
-        if !canRead { throw FileSystemError(.accessDenied, operation: "read on a handle opened without read access (\(path))") }
+        try checkReadable("read")
         return try shared.read(at: offset, count: count, into: buffer)
     }
 
     /// Where a READ's bytes lie in the file's mapping (`SharedFile.mappedRange`), for the
     /// NIC to send them from there; nil when it does not hold them. Needs read access.
     public func mappedRange(at offset: UInt64, count: Int) throws(FileSystemError) -> MappedRange? {
-        try checkOpen("read")
-        if !canRead { throw FileSystemError(.accessDenied, operation: "read on a handle opened without read access (\(path))") }
+        try checkReadable("read")
         return try shared.mappedRange(at: offset, count: count)
     }
 
@@ -166,6 +164,11 @@ public final class OpenFile: Sendable {
 
     private func checkOpen(_ operation: String) throws(FileSystemError) {
         if isClosed { throw FileSystemError(.staleFile, operation: "\(operation) on a closed handle (\(path))") }
+    }
+
+    private func checkReadable(_ operation: String) throws(FileSystemError) {
+        try checkOpen(operation)
+        if !canRead { throw FileSystemError(.accessDenied, operation: "\(operation) on a handle opened without read access (\(path))") }
     }
 
     private func checkWritable(_ operation: String) throws(FileSystemError) {

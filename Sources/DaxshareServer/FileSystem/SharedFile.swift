@@ -5,7 +5,6 @@ import Logging
 import Synchronization
 import SystemPackage
 
-/// What a read copied.
 /// Bytes of a file in its mapping (`SharedFile.mappedRange`): `count` bytes at `address`,
 /// which the mapping holds while `mapping` is alive and its size is not cut (a memory region
 /// on them keeps `mapping` as its owner). `address` is nil when `count` is 0. Until the
@@ -27,6 +26,7 @@ public final class NICRead: Sendable {
     deinit { file.nicReads.subtract(1, ordering: .sequentiallyConsistent) }
 }
 
+/// What a read copied.
 public struct ReadResult: Sendable, Equatable {
     /// Bytes copied: fewer than asked at end of file.
     public var count: Int
