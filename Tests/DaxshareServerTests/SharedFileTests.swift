@@ -102,12 +102,17 @@ import Testing
         var held = try file.mappedRange(at: 0, count: 4 * page)
         #expect(held?.read != nil)
         final class Flag: Sendable { let raised = Atomic<Bool>(false) }
-        let released = Flag()
+        let released = Flag(), shrunk = Flag()
         let shrink = Task.detached { () throws -> Bool in
+            defer { shrunk.raised.store(true, ordering: .releasing) }
             try file.setSize(page)
             return released.raised.load(ordering: .acquiring)
         }
-        while try file.mappedRange(at: 0, count: page) != nil { await Task.yield() }  // the shrink is waiting
+        // Until the shrink is seen waiting; a shrink that went ahead ends the loop too (its
+        // wait is bounded), and the expectation below then fails instead of the test hanging.
+        while try file.mappedRange(at: 0, count: page) != nil, !shrunk.raised.load(ordering: .acquiring) {
+            await Task.yield()
+        }
         released.raised.store(true, ordering: .releasing)
         held = nil  // the READ's WRITEs are done
         #expect(try await shrink.value, "the shrink went ahead before the READ was done")
