@@ -16,6 +16,17 @@ public protocol BufferRegistrar: Sendable {
     func register(length: Int) throws(ClientError) -> any RegisteredMemory
     /// Registers the caller's memory as it is (`CallerBuffers`): nothing is allocated.
     func register(existing buffer: UnsafeMutableRawBufferPointer) throws(ClientError) -> any RegisteredMemory
+    /// Registers the caller's memory for the server to read only (two-sided WRITE) and the NIC
+    /// to send from (one-sided WRITE): no write access, so a read-only file mapping can be
+    /// registered (`MappedWindow`). Nothing may be read into it.
+    func register(readOnly buffer: UnsafeRawBufferPointer) throws(ClientError) -> any RegisteredMemory
+}
+
+extension BufferRegistrar {
+    /// Registrars that do not tell access apart register read-only memory as any other.
+    public func register(readOnly buffer: UnsafeRawBufferPointer) throws(ClientError) -> any RegisteredMemory {
+        try register(existing: UnsafeMutableRawBufferPointer(mutating: buffer))
+    }
 }
 
 /// Registration in a verbs protection domain: the connection's own, since memory registered
@@ -39,6 +50,15 @@ public struct VerbsBufferRegistrar: BufferRegistrar {
                                                           access: [.localWrite, .remoteRead, .remoteWrite]))
         } catch {
             throw .transport("cannot register the caller's \(buffer.count) bytes: \(error)")
+        }
+    }
+
+    public func register(readOnly buffer: UnsafeRawBufferPointer) throws(ClientError) -> any RegisteredMemory {
+        do {
+            return VerbsRegisteredMemory(try MemoryRegion(domain: domain, address: UnsafeMutableRawPointer(mutating: buffer.baseAddress!),
+                                                          length: buffer.count, access: [.remoteRead]))
+        } catch {
+            throw .transport("cannot register the caller's \(buffer.count) bytes for reading: \(error)")
         }
     }
 }

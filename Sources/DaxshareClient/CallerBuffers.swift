@@ -12,6 +12,8 @@ public final class CallerBuffers: Sendable {
         let end: UInt
         let memory: any RegisteredMemory
         let registration: ObjectIdentifier
+        /// False for `register(readOnly:)`: never the destination of a read.
+        let writable: Bool
     }
     private let entries = Mutex<[Entry]>([])
     private let registrar: any BufferRegistrar
@@ -21,12 +23,23 @@ public final class CallerBuffers: Sendable {
     /// Registers `buffer` (`ibv_reg_mr`: pins its pages) until `deregister`. The caller keeps
     /// the memory alive until then.
     func register(_ buffer: UnsafeMutableRawBufferPointer) throws(ClientError) -> BufferRegistration {
-        guard let base = buffer.baseAddress, buffer.count > 0 else { throw .invalidArgument("an empty buffer cannot be registered") }
-        let memory = try registrar.register(existing: buffer)
+        guard buffer.baseAddress != nil, buffer.count > 0 else { throw .invalidArgument("an empty buffer cannot be registered") }
+        return add(buffer, try registrar.register(existing: buffer), writable: true)
+    }
+
+    /// Registers `buffer` for writes from it only (`BufferRegistrar.register(readOnly:)`):
+    /// reads into it still go through staging slots.
+    func register(readOnly buffer: UnsafeRawBufferPointer) throws(ClientError) -> BufferRegistration {
+        guard buffer.baseAddress != nil, buffer.count > 0 else { throw .invalidArgument("an empty buffer cannot be registered") }
+        return add(UnsafeMutableRawBufferPointer(mutating: buffer), try registrar.register(readOnly: buffer), writable: false)
+    }
+
+    private func add(_ buffer: UnsafeMutableRawBufferPointer, _ memory: any RegisteredMemory, writable: Bool) -> BufferRegistration {
         let registration = BufferRegistration(buffer: buffer)
-        let start = UInt(bitPattern: base)
+        let start = UInt(bitPattern: buffer.baseAddress!)
         entries.withLock {
-            $0.append(Entry(start: start, end: start + UInt(buffer.count), memory: memory, registration: ObjectIdentifier(registration)))
+            $0.append(Entry(start: start, end: start + UInt(buffer.count), memory: memory,
+                            registration: ObjectIdentifier(registration), writable: writable))
         }
         return registration
     }
@@ -36,12 +49,13 @@ public final class CallerBuffers: Sendable {
         entries.withLock { $0.removeAll { $0.registration == ObjectIdentifier(registration) } }
     }
 
-    /// The registration `range` lies wholly inside, and the range's offset in it.
-    func find(_ range: UnsafeMutableRawBufferPointer) -> (memory: any RegisteredMemory, offset: Int)? {
+    /// The registration `range` lies wholly inside, and the range's offset in it; `receiving`:
+    /// the I/O writes into the range (a read), which a read-only registration cannot take.
+    func find(_ range: UnsafeMutableRawBufferPointer, receiving: Bool) -> (memory: any RegisteredMemory, offset: Int)? {
         guard let base = range.baseAddress else { return nil }
         let start = UInt(bitPattern: base), end = start + UInt(range.count)
         return entries.withLock { list in
-            for e in list where e.start <= start && end <= e.end { return (e.memory, Int(start - e.start)) }
+            for e in list where e.start <= start && end <= e.end && (e.writable || !receiving) { return (e.memory, Int(start - e.start)) }
             return nil
         }
     }

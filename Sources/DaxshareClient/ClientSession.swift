@@ -42,6 +42,13 @@ public final class ClientSession: Sendable {
         try callerBuffers.register(buffer)
     }
 
+    /// Registers `buffer` for writes from it only (`ibv_reg_mr` with remote-read access and no
+    /// write access): what a read-only mapping of a file can be (`put` registers the file's
+    /// pages this way). Reads into it still go through staging copies.
+    public func register(readOnly buffer: UnsafeRawBufferPointer) throws(ClientError) -> BufferRegistration {
+        try callerBuffers.register(readOnly: buffer)
+    }
+
     /// Ends a registration; I/O into the buffer goes through staging copies again.
     public func deregister(_ registration: BufferRegistration) {
         callerBuffers.deregister(registration)

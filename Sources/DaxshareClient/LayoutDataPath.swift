@@ -386,7 +386,7 @@ final class LayoutDataPath: DataPath {
         // QD8 write + FLUSH measured 0.93-0.95x LAYOUTCOMMIT's cut, 0.94x whole).
         // The file's lock is taken only when a durable write would be cut.
         var maxPiece = settings.maxWorkRequest
-        if callerBuffers?.find(UnsafeMutableRawBufferPointer(buffer.slice(0, length))) != nil {
+        if callerBuffers?.find(UnsafeMutableRawBufferPointer(buffer.slice(0, length)), receiving: iomode == .read) != nil {
             func limit(durable: Bool) -> Int {
                 LayoutPlan.directPieceLimit(length: length, queueDepth: settings.queueDepth,
                                             maxPiece: Self.maxDirectPiece, durable: durable)
@@ -461,7 +461,7 @@ final class LayoutDataPath: DataPath {
                           buffer: SharedBuffer, durable: Bool = false) async -> Result<Chunk?, ClientError> {
         let chunk = Chunk(fileOffset: piece.fileOffset, bufferOffset: piece.bufferOffset, length: piece.length)
         // The local side: the caller's registered memory (zero-copy), else a staging slot.
-        let direct = callerBuffers?.find(buffer.slice(piece.bufferOffset, piece.length))
+        let direct = callerBuffers?.find(buffer.slice(piece.bufferOffset, piece.length), receiving: iomode == .read)
         var slot: BounceSlot?
         if direct == nil {
             do throws(ClientError) { slot = try await staging.acquire() } catch { return .failure(error) }

@@ -181,6 +181,23 @@ extension ClientSession {
     static func upload(_ local: LocalFile, to file: RemoteFile, batch: Int, writeThrough: Bool, digest hashing: Bool = true,
                        executor: (any TaskExecutor)? = nil, progress: TransferProgress?) async throws(ClientError) -> TransferResult {
         let total = local.size
+        var offset: UInt64 = 0
+        // A regular file goes from its own pages (`MappedWindow`) unless a digest is asked for
+        // (the CPU would read every byte anyway).
+        if !hashing, let total, total > 0 {
+            offset = try await uploadMapped(local, size: total, to: file, batch: batch, writeThrough: writeThrough,
+                                            executor: executor, progress: progress)
+            if offset > 0 {
+                // The rest (a window that could not be mapped, or what the file gained meanwhile)
+                // is read and sent as below, from where the mapped part ended.
+                guard lseek(local.descriptor, off_t(offset), SEEK_SET) == off_t(offset) else {
+                    throw .localIO(path: local.path, reason: LocalFile.errnoText())
+                }
+                if offset == total && local.size == total {
+                    return TransferResult(bytes: offset, sha256: [], dataPath: file.dataPath.name)
+                }
+            }
+        }
         let a = UnsafeMutableRawBufferPointer.allocate(byteCount: batch, alignment: 4096)
         let b = UnsafeMutableRawBufferPointer.allocate(byteCount: batch, alignment: 4096)
         let registered = file.session.registerBatchBuffers(a, b)
@@ -192,7 +209,6 @@ extension ClientSession {
         var current = SharedBuffer(a)
         var spare = SharedBuffer(b)
         var digest = StreamDigest()
-        var offset: UInt64 = 0
         var pending: Task<Result<Void, ClientError>, Never>?
         while true {
             // Read the next batch locally while the previous one is on the wire.
@@ -230,6 +246,45 @@ extension ClientSession {
             }
         }
         return TransferResult(bytes: offset, sha256: hashing ? digest.finalize() : [], dataPath: file.dataPath.name)
+    }
+
+    /// Sends `[0, size)` of a regular file from its pages, a batch-sized window at a time, two
+    /// windows in flight: the next one's writes are posted before the one before it is done, so
+    /// the queue never drains between batches. Returns the bytes sent: fewer than `size` (0 at
+    /// first) where a window could not be mapped or registered (memlock limits, a file shrunk
+    /// meanwhile); the caller copies the rest.
+    private static func uploadMapped(_ local: LocalFile, size: UInt64, to file: RemoteFile, batch: Int, writeThrough: Bool,
+                                     executor: (any TaskExecutor)?, progress: TransferProgress?) async throws(ClientError) -> UInt64 {
+        var offset: UInt64 = 0
+        var sent: UInt64 = 0
+        var inFlight: [(task: Task<Result<Void, ClientError>, Never>, window: MappedWindow)] = []
+        var failure: ClientError?
+        func finishOldest() async {
+            let (task, window) = inFlight.removeFirst()
+            let result = await task.value
+            window.release()
+            if case let .failure(error) = result, failure == nil { failure = error }
+            sent += UInt64(window.bytes.count)
+            progress?(sent, size)
+        }
+        while offset < size && failure == nil {
+            let count = Int(min(UInt64(batch), size - offset))
+            guard let window = MappedWindow.map(local, offset: offset, count: count, session: file.session) else { break }
+            let at = offset
+            inFlight.append((Task(executorPreference: executor) { () -> Result<Void, ClientError> in
+                do throws(ClientError) {
+                    try await file.write(from: UnsafeRawBufferPointer(window.bytes), at: at, writeThrough: writeThrough)
+                    return .success(())
+                } catch {
+                    return .failure(error)
+                }
+            }, window))
+            offset += UInt64(count)
+            if inFlight.count == 2 { await finishOldest() }
+        }
+        while !inFlight.isEmpty { await finishOldest() }
+        if let failure { throw failure }
+        return sent
     }
 
     private static func startRead(_ file: RemoteFile, at offset: UInt64, into buffer: SharedBuffer,

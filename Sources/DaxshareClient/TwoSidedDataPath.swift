@@ -42,7 +42,7 @@ final class TwoSidedDataPath: DataPath {
 
     private func readChunk(fileId: UInt64, _ chunk: Chunk, into destination: SharedBuffer) async -> Result<Int, ClientError> {
         do throws(ClientError) {
-            if let (memory, at) = callerBuffers?.find(destination.slice(chunk.bufferOffset, chunk.length)) {
+            if let (memory, at) = callerBuffers?.find(destination.slice(chunk.bufferOffset, chunk.length), receiving: true) {
                 // Zero-copy: the server writes straight into the caller's registered memory.
                 let request = ReadRequest(fileId: fileId, offset: chunk.fileOffset,
                                           descriptors: [memory.descriptor(offset: at, length: chunk.length)])
@@ -76,7 +76,7 @@ final class TwoSidedDataPath: DataPath {
     private func writeChunk(fileId: UInt64, _ chunk: Chunk, from source: SharedBuffer, writeThrough: Bool) async -> Result<Void, ClientError> {
         do throws(ClientError) {
             let flags: WriteFlags = writeThrough ? [.writeThrough] : []
-            if let (memory, at) = callerBuffers?.find(source.slice(chunk.bufferOffset, chunk.length)) {
+            if let (memory, at) = callerBuffers?.find(source.slice(chunk.bufferOffset, chunk.length), receiving: false) {
                 // Zero-copy: the server reads straight from the caller's registered memory.
                 let request = WriteRequest(fileId: fileId, offset: chunk.fileOffset, flags: flags,
                                            descriptors: [memory.descriptor(offset: at, length: chunk.length)])

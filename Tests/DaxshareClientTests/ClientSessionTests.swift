@@ -194,6 +194,32 @@ struct ClientSessionTests {
         await h.session.close()
     }
 
+    /// Without a digest, `put` sends a regular file from its own pages: each batch-sized window
+    /// of the file is mapped and registered read-only (`MappedWindow`), and no batch buffer is
+    /// allocated or registered. Every byte arrives, the last window a partial page included.
+    @Test func putWithoutDigestSendsTheFilesOwnPages() async throws {
+        let h = try await Harness.make(maxReadWriteSize: 32768) {
+            $0.queueDepth = 3
+            $0.bounceBufferBytes = 96 * 1024
+        }
+        let batch = h.session.transferBatchSize
+        for size in [1, 4096, 3 * batch, 3 * batch + 4097] {
+            let data = patternBytes(size, seed: UInt64(size) + 3)
+            let src = temporaryPath("mapped")
+            defer { _ = unlink(src) }
+            try writeLocal(src, data)
+            let before = h.callerRegistrations
+            var options = PutOptions()
+            options.digest = false
+            let put = try await h.session.put(try LocalFile.openForReading(src), to: "mapped.bin", options: options)
+            #expect(put.bytes == UInt64(size))
+            #expect(h.server.file("mapped.bin") == data)
+            #expect(h.callerRegistrations - before == (size + batch - 1) / batch)
+        }
+        #expect(h.registrations == 0)
+        await h.session.close()
+    }
+
     @Test func putAndGetStreamFilesWithMatchingDigests() async throws {
         let h = try await Harness.make(maxReadWriteSize: 32768) {
             $0.queueDepth = 3
