@@ -371,8 +371,11 @@ final class ClientConnection: Sendable {
             // sessions' over the cut are recalled, and none is granted until the cut is made.
             layouts.releaseAll(fileId: s.fileId)
             let cut = ByteRange(offset: s.size, length: UInt64(Int.max) - s.size)
-            try await server.layouts.layouts(of: file.shared).recalling(range: cut, except: layouts, reason: .truncate) {
-                try file.setSize(s.size)
+            // Large READs the NIC takes from the mapping end first, awaited, not blocking this loop.
+            try await file.shared.afterNICReads {
+                try await server.layouts.layouts(of: file.shared).recalling(range: cut, except: layouts, reason: .truncate) {
+                    try file.setSize(s.size)
+                }
             }
             return ok(.setSize(.init(try file.status(), dax: file.shared.isPmem)))
         case let .punchHole(p):
@@ -658,8 +661,10 @@ final class ClientConnection: Sendable {
         let file = try server.files.open(o.path, in: export, options: options)
         if truncate {
             do {
-                try await server.layouts.layouts(of: file.shared).recalling(range: nil, except: layouts, reason: .truncate) {
-                    try file.setSize(0)
+                try await file.shared.afterNICReads {
+                    try await server.layouts.layouts(of: file.shared).recalling(range: nil, except: layouts, reason: .truncate) {
+                        try file.setSize(0)
+                    }
                 }
             } catch {
                 file.close()

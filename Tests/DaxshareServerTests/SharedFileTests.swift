@@ -91,36 +91,6 @@ import Testing
         #expect(last.count == 3 && last.endOfFile)
     }
 
-    /// A shrink waits for the large READs the NIC is taking from the mapping (it would cut
-    /// the pages under them), and offers the mapping to no new READ while it waits.
-    @Test(arguments: fileSystemsUnderTest)
-    func aShrinkWaitsForTheReadsTheNICTakesFromTheMapping(base: String) async throws {
-        let (fixture, file) = try newFile(under: base)
-        defer { file.close(); fixture.remove() }
-        guard file.shared.isPmem else { return }
-        try file.write(String(repeating: "b", count: 4 * page), at: 0)
-        var held = try file.mappedRange(at: 0, count: 4 * page)
-        #expect(held?.read != nil)
-        final class Flag: Sendable { let raised = Atomic<Bool>(false) }
-        let released = Flag(), shrunk = Flag()
-        let shrink = Task.detached { () throws -> Bool in
-            defer { shrunk.raised.store(true, ordering: .releasing) }
-            try file.setSize(page)
-            return released.raised.load(ordering: .acquiring)
-        }
-        // Until the shrink is seen waiting; a shrink that went ahead ends the loop too (its
-        // wait is bounded), and the expectation below then fails instead of the test hanging.
-        while try file.mappedRange(at: 0, count: page) != nil, !shrunk.raised.load(ordering: .acquiring) {
-            await Task.yield()
-        }
-        released.raised.store(true, ordering: .releasing)
-        held = nil  // the READ's WRITEs are done
-        #expect(try await shrink.value, "the shrink went ahead before the READ was done")
-        #expect(try file.status().size == Int64(page))
-        #expect(try file.mappedRange(at: 0, count: 4 * page)?.count == page, "offered again after the shrink")
-        _ = held
-    }
-
     /// SET_SIZE acts on the visible size while a layout reaches past it.
     @Test(arguments: fileSystemsUnderTest)
     func setSizeMovesTheVisibleSizeUnderAPastEndLayout(base: String) throws {

@@ -23,7 +23,7 @@ public struct MappedRange: @unchecked Sendable {  // @unchecked: `address` is on
 public final class NICRead: Sendable {
     private let file: SharedFile
     init(_ file: SharedFile) { self.file = file }
-    deinit { file.nicReads.subtract(1, ordering: .sequentiallyConsistent) }
+    deinit { file.nicReads.end() }
 }
 
 /// What a read copied.
@@ -105,7 +105,7 @@ public final class SharedFile: @unchecked Sendable {
     /// and size changes waiting for them (`withNICReadsDrained`): while one waits, READs are
     /// not offered the mapping, so the NIC never faults on a page the server itself cut away
     /// (which would fail the WRITE and close that client's connection).
-    fileprivate let nicReads = Atomic<Int>(0)
+    fileprivate let nicReads = NICReads()
     private let nicReadsBlocked = Atomic<Int>(0)
 
     // MARK: Layouts and leases (issues 5 and 6)
@@ -234,7 +234,7 @@ public final class SharedFile: @unchecked Sendable {
     func mappedRange(at offset: UInt64, count: Int) throws(FileSystemError) -> MappedRange? {
         // Counted in before looking at the blocking count, as `withNICReadsDrained` blocks
         // before looking at this one: one of the two sees the other.
-        nicReads.add(1, ordering: .sequentiallyConsistent)
+        nicReads.begin()
         let read = NICRead(self)
         guard nicReadsBlocked.load(ordering: .sequentiallyConsistent) == 0 else { return nil }
         let found = try ioLock.withReadLock { () throws(FileSystemError) in try locateMapped(offset, count, grow: false) }
@@ -253,16 +253,31 @@ public final class SharedFile: @unchecked Sendable {
         return nil
     }
 
-    /// Runs `body`, a change that may cut the mapping, once the NIC has finished the large
-    /// READs it is taking from it (waiting a second at most: a client that stalls its own
-    /// queue pair only loses its connection), offering the mapping to no new ones meanwhile.
-    /// The wait polls: it is short (a transfer on the wire) and rare (a shrink during a read),
-    /// and the completions it waits for come on event loops that must never block on it.
+    /// How long a size change waits for the NIC's READs from the mapping: a client that stalls
+    /// its own queue pair longer only loses its connection (its READ's WRITE faults).
+    static let nicReadsWait = Duration.seconds(1)
+
+    /// Runs `body`, which may cut the mapping (`setSize`, and what calls it), once the NIC has
+    /// finished the large READs it is taking from it, offering the mapping to no new ones
+    /// meanwhile; the wait suspends, so an event loop that runs the caller goes on polling the
+    /// completions that end those READs. What a client's SET_SIZE and OPEN+TRUNCATE take:
+    /// `setSize` inside then finds none left and does not wait.
+    public func afterNICReads<T, E: Error>(_ body: () async throws(E) -> T) async throws(E) -> T {
+        nicReadsBlocked.add(1, ordering: .sequentiallyConsistent)
+        defer { nicReadsBlocked.subtract(1, ordering: .sequentiallyConsistent) }
+        await nicReads.drained(within: Self.nicReadsWait)
+        return try await body()
+    }
+
+    /// `afterNICReads` for synchronous callers (a layout's end trimming the file, a restart's
+    /// trim): the wait blocks the thread, polling. Short (a transfer on the wire) and rare (a
+    /// shrink during a large READ), but on an event loop's thread it waits out the deadline if
+    /// the READ's completion is that loop's to poll, so client requests go through `afterNICReads`.
     private func withNICReadsDrained<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         nicReadsBlocked.add(1, ordering: .sequentiallyConsistent)
         defer { nicReadsBlocked.subtract(1, ordering: .sequentiallyConsistent) }
-        let deadline = ContinuousClock.now + .seconds(1)
-        while nicReads.load(ordering: .sequentiallyConsistent) > 0 && ContinuousClock.now < deadline {
+        let deadline = ContinuousClock.now + Self.nicReadsWait
+        while nicReads.inFlight > 0 && ContinuousClock.now < deadline {
             usleep(1000)
         }
         return try body()
