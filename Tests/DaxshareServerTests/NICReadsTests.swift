@@ -75,4 +75,26 @@ import Testing
         #expect(try await shrink.value, "the shrink went ahead before the READ was done: it sat out its deadline")
         #expect(try file.status().size == Int64(page))
     }
+
+    /// When the last layout past the visible size ends, the file is trimmed back to the visible
+    /// size without waiting for the NIC's READs from the mapping: they never reach past the
+    /// visible size, and the trim cuts only beyond it. (It used to wait for them, a whole
+    /// second on the event loop that would poll their completions.) The READ's bytes stay.
+    @Test(arguments: fileSystemsUnderTest)
+    func aPastEndLayoutsEndTrimsWithoutWaitingForTheNICsReads(base: String) async throws {
+        let (fixture, file) = try newFile(under: base)
+        defer { file.close(); fixture.remove() }
+        guard file.shared.isPmem else { return }
+        try file.write(String(repeating: "d", count: 2 * page), at: 0)
+        _ = try file.shared.prepareLayout(start: 2 * page, end: 4 * page, writable: true)
+        var held = try file.mappedRange(at: 0, count: 2 * page)
+        #expect(held?.count == 2 * page)
+        let started = ContinuousClock.now
+        file.shared.layoutEnded(pastEnd: true)
+        #expect(ContinuousClock.now - started < SharedFile.nicReadsWait / 2, "the trim waited for the READ")
+        #expect(try file.shared.file.size() == 2 * page)  // trimmed back to the visible size
+        #expect(try file.read(at: 0, count: 2 * page) == Array(repeating: UInt8(ascii: "d"), count: 2 * page))
+        held = nil
+        _ = held
+    }
 }

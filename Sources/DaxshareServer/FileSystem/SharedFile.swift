@@ -269,10 +269,11 @@ public final class SharedFile: @unchecked Sendable {
         return try await body()
     }
 
-    /// `afterNICReads` for synchronous callers (a layout's end trimming the file, a restart's
-    /// trim): the wait blocks the thread, polling. Short (a transfer on the wire) and rare (a
-    /// shrink during a large READ), but on an event loop's thread it waits out the deadline if
-    /// the READ's completion is that loop's to poll, so client requests go through `afterNICReads`.
+    /// `afterNICReads` for a synchronous `setSize` whose caller did not go through it: the wait
+    /// blocks the thread, polling. Short (a transfer on the wire) and rare (a shrink during a
+    /// large READ), but on an event loop's thread it would sit out the deadline if the READ's
+    /// completion is that loop's to poll: client requests go through `afterNICReads`, and then
+    /// find nothing left to wait for here.
     private func withNICReadsDrained<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         nicReadsBlocked.add(1, ordering: .sequentiallyConsistent)
         defer { nicReadsBlocked.subtract(1, ordering: .sequentiallyConsistent) }
@@ -616,9 +617,12 @@ public final class SharedFile: @unchecked Sendable {
     /// A layout ended (returned, revoked, or its connection gone) after its
     /// memory regions were deregistered. When the last layout past the
     /// visible size ends, the file is trimmed back to the visible size.
+    ///
+    /// It does not wait for the NIC's READs from the mapping (`mappedRange`): they never reach
+    /// past the visible size, and the trim cuts only beyond it (the mapping shrinks in place).
     public func layoutEnded(pastEnd: Bool) {
         guard pastEnd else { return }
-        withNICReadsDrained { ioLock.withWriteLock {
+        ioLock.withWriteLock {
             pastEndLayouts -= 1
             guard pastEndLayouts == 0, let visible = visibleOverride else { return }
             do throws(FileSystemError) {
@@ -647,7 +651,7 @@ public final class SharedFile: @unchecked Sendable {
             } catch {
                 logger.error("could not trim \(origin) back to \(visible) bytes: \(error)")
             }
-        } }
+        }
     }
 
     /// Records the visible size, in memory and in the extended attribute. Holds ioLock exclusively.
