@@ -71,7 +71,8 @@ struct TransferOptions: ParsableArguments {
     @Flag(name: .customLong("no-progress"), help: "Never draw the progress bar (it is drawn only when stderr is a terminal).")
     var noProgress = false
 
-    @Option(name: .customLong("queue-depth"), help: "READ/WRITE requests kept in flight.")
+    @Option(name: .customLong("queue-depth"),
+            help: "Requests kept in flight: READ/WRITE requests two-sided, RDMA work requests (up to 1 MiB each) one-sided.")
     var queueDepth = 4
 
     func validate() throws {
@@ -126,7 +127,12 @@ enum CLI {
             let secret = try options.secret()
             var config = ClientConfiguration()
             if let identity = options.identity { config.identity = identity }
-            if let queueDepth { config.queueDepth = queueDepth }
+            if let queueDepth {
+                // What is in flight either way: two-sided READ/WRITE requests, or one-sided work
+                // requests (up to 1 MiB each) through layouts.
+                config.queueDepth = queueDepth
+                config.layouts.queueDepth = queueDepth
+            }
             dataPath?.apply(to: &config)
             do throws(ClientError) {
                 return try await once(url, secret, config, body)

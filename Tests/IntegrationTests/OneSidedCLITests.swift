@@ -122,6 +122,30 @@ import Testing
         try? FileManager.default.removeItem(atPath: back)
     }
 
+    /// `--queue-depth` sets what is in flight one-sided too (work requests through layouts), from
+    /// one at a time to the most it takes. put sends from the file's own pages at both ends
+    /// (the windows are a batch of that many work requests), and get reads them back.
+    @Test(arguments: [1, 64])
+    func queueDepthHoldsOneSidedToo(depth: Int) throws {
+        let size = (4 << 20) + 4097
+        let server = try ServerProcess(name: "depth-\(depth)", port: 5536 + (depth == 1 ? 0 : 1))
+        defer { #expect(server.stop() == 0, "server log:\n\(server.log)") }
+        let local = try randomFile(size)
+        let expected = try sha256(local)
+        let url = try server.url + "/depth.bin"
+        let put = try run(Self.cli, ["put", "--secret-file", server.secretFile, "-v", "--queue-depth", "\(depth)", local, url])
+        #expect(put.status == 0, "put --queue-depth \(depth): \(put.err)")
+        #expect(put.err.contains("\(size) bytes, one-sided via layout"), "put -v: \(put.err)")
+        #expect(try sha256(server.exportDir + "/depth.bin") == expected)
+        let back = local + ".back"
+        let get = try run(Self.cli, ["get", "--secret-file", server.secretFile, "-v", "--queue-depth", "\(depth)", url, back])
+        #expect(get.status == 0, "get --queue-depth \(depth): \(get.err)")
+        #expect(get.err.contains("\(size) bytes, one-sided via layout"), "get -v: \(get.err)")
+        #expect(try sha256(back) == expected)
+        try? FileManager.default.removeItem(atPath: local)
+        try? FileManager.default.removeItem(atPath: back)
+    }
+
     @Test func catThroughLayoutsWritesTheExactBytes() throws {
         let server = try ServerProcess(name: "onesided-cat", port: 5533)
         defer { #expect(server.stop() == 0, "server log:\n\(server.log)") }
