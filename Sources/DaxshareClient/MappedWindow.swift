@@ -33,7 +33,7 @@ final class MappedWindow: @unchecked Sendable {
     /// cannot be mapped or registered: the caller moves that range through its own buffers.
     static func map(_ file: LocalFile, offset: UInt64, count: Int, session: ClientSession) -> MappedWindow? {
         guard count > 0, offset % UInt64(ChunkPlan.pageSize) == 0 else { return nil }
-        let length = (count + ChunkPlan.pageSize - 1) / ChunkPlan.pageSize * ChunkPlan.pageSize
+        let length = LayoutPlan.roundUp(count, ChunkPlan.pageSize)
         guard let base = mmap(nil, length, PROT_READ, MAP_SHARED, file.descriptor, off_t(offset)),
               base != MAP_FAILED else { return nil }
         let bytes = UnsafeMutableRawBufferPointer(start: base, count: count)
