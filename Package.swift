@@ -166,12 +166,15 @@ let package = Package(
         .testTarget(name: "DaxshareVerbsTests", dependencies: ["DaxshareVerbs"]),
         .testTarget(name: "DaxsharePmemTests", dependencies: ["DaxsharePmem"]),
         .testTarget(name: "DaxshareTransportTests", dependencies: ["DaxshareTransport", "DaxshareWire"]),
-        // DaxshareTransport and DaxshareVerbs for the fake channel's types (no device is opened);
-        // Crypto for the client's half of SESSION_SETUP.
+        // DaxshareTransport and DaxshareVerbs for the fake channel's types (no device is opened)
+        // and an event loop to run tasks on; DaxsharePmem, SystemPackage and Logging for the
+        // file system's own types; Crypto for the client's half of SESSION_SETUP.
         .testTarget(
             name: "DaxshareServerTests",
             dependencies: [
-                "DaxshareServer", "DaxshareWire", "DaxshareTransport", "DaxshareVerbs",
+                "DaxshareServer", "DaxshareWire", "DaxshareTransport", "DaxshareVerbs", "DaxsharePmem",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
