@@ -179,7 +179,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "DaxshareConfigFileTests", dependencies: ["DaxshareConfigFile", "DaxshareServer"]),
-        .testTarget(name: "DaxshareClientTests", dependencies: ["DaxshareClient"]),
+        .testTarget(name: "DaxshareClientTests", dependencies: ["DaxshareClient", "DaxshareVerbs"]),
         .testTarget(name: "DaxshareMountTests", dependencies: ["DaxshareMount", "DaxshareClient", "DaxshareWire"]),
         .testTarget(name: "BenchTests", dependencies: ["DaxshareBench"]),
         // The notifier, and `make install` into a temporary root checked with systemd-analyze and man.

@@ -61,12 +61,15 @@ public final class DaxshareFileSystem: Sendable {
         self.buffers = buffers
         self.logger = logger
         owner = (getuid(), getgid())
+        inline = InlineStartExecutor(loop: session.configuration.eventLoop)
     }
 
-    /// Reads and writes run on the connection's event loop, which polls their completions: the
-    /// task resumes where the completion arrived and replies from there, with no hop to
-    /// another thread (as `daxshare get`/`put` do).
-    private var loop: any TaskExecutor { session.configuration.eventLoop }
+    /// Reads and writes start on the reader thread that dispatched them and post their work
+    /// request there; then they run on the connection's event loop, which polls their
+    /// completions, so the task resumes where its completion arrived and replies from there
+    /// (`InlineStartExecutor`). Against starting on the loop, 4 KiB random reads at QD1
+    /// through fio: 1,350-1,500 IOPS against 1,080-1,100 (one boot, two rounds each).
+    let inline: InlineStartExecutor
 
     func setInvalidator(_ f: @escaping @Sendable (UInt64) -> Void) {
         invalidator.withLock { $0 = f }
@@ -342,7 +345,7 @@ public final class DaxshareFileSystem: Sendable {
         // The request's own slot takes the data: READ's arguments are already parsed.
         guard let slot = buffers.retainCurrent() else { return fail(req, EIO) }
         let into = SharedBuffer(UnsafeMutableRawBufferPointer(rebasing: buffers.slot(slot)[0..<min(size, RequestBuffers.slotSize)]))
-        Task(executorPreference: loop) { [self] in
+        Task(executorPreference: inline) { [self] in
             defer { buffers.release(slot) }
             do throws(ClientError) {
                 let n = try await open.file.read(at: UInt64(offset), into: into.pointer)
@@ -357,7 +360,7 @@ public final class DaxshareFileSystem: Sendable {
         // The data lies in the request's slot: kept until the reply.
         guard let slot = buffers.retainCurrent() else { return fail(req, EIO) }
         let from = SharedBuffer(readOnly: UnsafeRawBufferPointer(start: data, count: size))
-        Task(executorPreference: loop) { [self] in
+        Task(executorPreference: inline) { [self] in
             defer { buffers.release(slot) }
             do throws(ClientError) {
                 try await open.file.write(from: UnsafeRawBufferPointer(from.pointer), at: UInt64(offset))

@@ -134,7 +134,7 @@ public final class FuseMount: @unchecked Sendable {
                 fuse_session_exit(session)
                 return
             }
-            fuse_session_process_buf(session, &buf)
+            fileSystem.inline.startingInline { fuse_session_process_buf(session, &buf) }
             buffers.finishedDispatching(slot)
         }
     }
