@@ -16,7 +16,9 @@ public struct MountError: Error, Sendable, CustomStringConvertible {
 ///
 /// Reader threads (`readers` of them) each take a free slot of `RequestBuffers`, read one
 /// request into it (`fuse_session_receive_buf`) and dispatch it (`fuse_session_process_buf`);
-/// the callbacks start the work and return, so a few threads keep many requests in flight.
+/// the callbacks start the work and return, and the reader posts a read's or write's RDMA work
+/// request itself before reading the next (`InlineStartExecutor`), so a few threads keep many
+/// requests in flight.
 /// `run` returns when the file system is unmounted (`fusermount3 -u`, `umount`, `unmount()`).
 // @unchecked: `session` is used only through libfuse calls that are safe from any thread
 // (receive, process, reply, notify, unmount); `arguments` is written once, in init.
