@@ -146,6 +146,11 @@ extension ClientSession {
                          executor: (any TaskExecutor)? = nil,
                          progress: TransferProgress?) async throws(ClientError) -> TransferResult {
         let total = file.size
+        // No larger than the file needs (whole pages, one byte more so that a short first read
+        // says "end of file" without another round trip): registering the two buffers pins and
+        // zeroes every page of them, ~26 ms of a 4 KiB get's ~0.5 s at 4 MiB each in the
+        // testbed. A file that grows meanwhile is still read to its end, a batch at a time.
+        let batch = min(batch, LayoutPlan.roundUp(Int(clamping: total) &+ 1, ChunkPlan.pageSize))
         let a = UnsafeMutableRawBufferPointer.allocate(byteCount: batch, alignment: 4096)
         let b = UnsafeMutableRawBufferPointer.allocate(byteCount: batch, alignment: 4096)
         let registered = file.session.registerBatchBuffers(a, b)

@@ -2,7 +2,7 @@ import ArgumentParser
 import DaxshareClient
 
 struct Cat: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Write a file from the server to stdout.")
+    static let configuration = CommandConfiguration(commandName: "cat", abstract: "Write a file from the server to stdout.")
 
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var dataPath: DataPathOptions

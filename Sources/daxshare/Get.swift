@@ -6,6 +6,7 @@ import Glibc
 
 struct Get: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "get",
         abstract: "Copy a file from the server.",
         discussion: """
             LOCAL is a file to create or replace, an existing directory to copy into, or - for \

@@ -4,6 +4,7 @@ import DaxshareWire
 
 struct Ls: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "ls",
         abstract: "List a directory, or show a single file, in long format.",
         discussion: """
             Entries are sorted by name, one per line: type and permissions, link count, size in \

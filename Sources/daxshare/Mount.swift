@@ -10,6 +10,7 @@ import Glibc
 
 struct Mount: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "mount",
         abstract: "Mount an export, or a directory in it, as a file system (FUSE).",
         discussion: """
             Every program can then use the files: reads and writes move one-sided (RDMA READ \

@@ -4,6 +4,7 @@ import DaxshareWire
 
 struct Mv: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "mv",
         abstract: "Rename or move a file or directory within one export.",
         discussion: """
             NEWPATH is relative to the export root (a leading / is ignored), or a daxshare:// URL \

@@ -4,6 +4,7 @@ import DaxshareWire
 
 struct Put: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "put",
         abstract: "Copy a local file to the server.",
         discussion: """
             LOCAL is a file, or - for stdin. The remote file is created or replaced; when the URL \

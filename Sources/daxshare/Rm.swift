@@ -3,6 +3,7 @@ import DaxshareClient
 
 struct Rm: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "rm",
         abstract: "Remove a file (or, with -d, an empty directory).")
 
     @OptionGroup var connection: ConnectionOptions

@@ -3,6 +3,7 @@ import DaxshareClient
 
 struct Stat: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "stat",
         abstract: "Show a file's attributes, or with --server the server's counters.",
         discussion: """
             A symbolic link is described, not followed. With --json the output is one JSON \

@@ -3,6 +3,7 @@ import DaxshareClient
 
 struct Truncate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "truncate",
         abstract: "Shrink or extend a file to a size.",
         discussion: """
             SIZE is in bytes, optionally followed by K, M, G or T (powers of 1024): 4096, 64K, \

@@ -27,9 +27,8 @@ struct ExitStatusTests {
 
     @Test func codesAreDistinctAndDocumented() {
         #expect(CommandExitCode.allCases.map(\.rawValue) == [0, 1, 2, 3, 4, 5, 6])
-        for status in CommandExitCode.allCases {
-            #expect(CommandExitCode.helpTable.contains("  \(status.rawValue)  \(status.description)"))
-        }
+        let built = CommandExitCode.allCases.map { "  \($0.rawValue)  \($0.description)" }.joined(separator: "\n")
+        #expect(CommandExitCode.helpTable == built)
     }
 
     @Test func errorDescriptionsAreOneHumanLine() {
