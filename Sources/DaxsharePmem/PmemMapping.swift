@@ -64,10 +64,7 @@ public final class PmemMapping: @unchecked Sendable {
         }
         // At least one page, so MAP_SYNC can be probed even for an empty file.
         let reserved = max(Self.roundUp(capacity), page)
-        let reservation = mmap(nil, reserved, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-        guard let reservation, reservation != MAP_FAILED else {
-            throw .system(call: "mmap(reserve)", errno: currentErrno())
-        }
+        let reservation = try Self.reserve(reserved, congruentTo: offset)
         let protection = file.isWritable ? PROT_READ | PROT_WRITE : PROT_READ
         // Probe with at least a page; mapping past EOF is allowed, touching it is not.
         let probe = max(Self.roundUp(length), page)
@@ -116,6 +113,33 @@ public final class PmemMapping: @unchecked Sendable {
 
     deinit {
         unmap()
+    }
+
+    /// What a DAX file system maps with one PMD entry where the file's blocks allow it.
+    static let hugePageSize = 2 << 20
+
+    /// `length` bytes of address space (PROT_NONE, `mmap(2)` of anonymous memory), placed so
+    /// that the address minus `offset` is a multiple of 2 MiB, as PMDK's `pmem_map_file` places
+    /// its mappings: fsdax can then map each 2 MiB-aligned extent with one PMD entry (one fault,
+    /// for the CPU and for an on-demand region alike) instead of 512 PTEs. The kernel aligns
+    /// some large anonymous mappings by itself, depending on version and length; this makes it
+    /// hold for every mapping. In the testbed (extents 2 MiB-aligned by mkfs's stride), a
+    /// 64 MiB `daxshare get` of a file not mapped yet took 32 PMD faults and no 4 KiB ones.
+    static func reserve(_ length: Int, congruentTo offset: Int) throws(PmemError) -> UnsafeMutableRawPointer {
+        let huge = hugePageSize
+        guard let raw = mmap(nil, length + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
+              raw != MAP_FAILED else {
+            throw .system(call: "mmap(reserve)", errno: currentErrno())
+        }
+        let start = UInt(bitPattern: raw)
+        let phase = UInt(offset % huge)
+        // The first address at or after `start` whose remainder modulo 2 MiB is `phase`.
+        let aligned = start + ((phase &- start % UInt(huge)) & UInt(huge - 1))
+        let head = Int(aligned - start)
+        if head > 0 { munmap(raw, head) }
+        let tail = huge - head
+        if tail > 0 { munmap(UnsafeMutableRawPointer(bitPattern: aligned + UInt(length)), tail) }
+        return UnsafeMutableRawPointer(bitPattern: aligned)!
     }
 
     /// The base address, for registering memory regions on the mapping; nil

@@ -115,6 +115,24 @@ import Testing
         #expect(try read(tail, at: 0, count: 11) == Array("second page".utf8))
     }
 
+    /// Placed as PMDK places its mappings, so that fsdax can map 2 MiB-aligned extents with one
+    /// PMD entry: the address minus the file offset is a multiple of 2 MiB, whatever the offset.
+    @Test(arguments: [0, 1, 3, 512])
+    func baseAddressIsCongruentToTheFileOffsetModulo2MiB(pages: Int) throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let file = try PmemFile.open(dir.file("f"), .readWrite, options: [.create], permissions: .ownerReadWrite)
+        try file.allocate(offset: 0, length: (pages + 2) * page)
+        let offset = pages * page
+        let mappings = try (0..<4).map { _ in try file.map(offset: offset, length: page, capacity: 3 << 20) }
+        for m in mappings {
+            let base = UInt(bitPattern: try #require(m.baseAddress))
+            #expect((base &- UInt(offset)) % UInt(2 << 20) == 0)
+        }
+        try write("still usable", to: mappings[0], at: 0)
+        #expect(try read(mappings[3], at: 0, count: 12) == Array("still usable".utf8))
+    }
+
     @Test func readOnlyFileMapsReadOnly() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }

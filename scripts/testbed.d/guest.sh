@@ -38,7 +38,7 @@ grep -q 'active_mtu:.*4096' <<<"$info" || fail "rxe0 active_mtu is not 4096"
 say "setting up /mnt/pmem"
 # memmap=1G!1G makes /dev/pmem0 (via nd_e820). DAX needs the block size to equal the page size.
 [ -b /dev/pmem0 ] || fail "no /dev/pmem0 (memmap= kernel argument or nd_e820/nd_pmem missing)"
-mkfs.ext4 -q -F -b 4096 /dev/pmem0 || fail "mkfs.ext4 on /dev/pmem0 failed"
+mkfs.ext4 -q -F -b 4096 -E stride=512,stripe_width=512 /dev/pmem0 || fail "mkfs.ext4 on /dev/pmem0 failed"
 mkdir -p /mnt/pmem
 mount -t ext4 -o dax /dev/pmem0 /mnt/pmem || fail "mount -o dax /dev/pmem0 failed"
 grep -Eq '^/dev/pmem0 /mnt/pmem ext4 .*dax(=always)?([, ]|$)' /proc/mounts ||
