@@ -156,6 +156,23 @@ import Testing
         #expect(Array(onDisk.prefix(Self.mib)) == data)
     }
 
+    /// Where the device takes no `ibv_advise_mr` (rxe with rdma-core 56.1, the testbed's), the
+    /// server says so once and stops asking, rather than once per layout.
+    @Test func unsupportedPrefetchIsReportedOnce() async throws {
+        let server = try ServerProcess(name: "layout-prefetch", port: 5547)
+        defer { #expect(server.stop() == 0, "log:\n\(server.log.suffix(8000))") }
+        let a = try await session(server), b = try await session(server)
+        defer { a.close(); b.close() }
+        for (s, name) in [(a, "p.bin"), (b, "q.bin")] {
+            let file = try await s.open(name, [.read, .write, .create])
+            for i in 0..<3 {
+                _ = try await s.layout(file: file, offset: UInt64(i) << 20, length: 64 << 10, .readWrite)
+            }
+        }
+        let said = server.log.components(separatedBy: "layout prefetch is not supported").count - 1
+        #expect(said <= 1)
+    }
+
     @Test func aVanishedClientsLayoutsAreReleased() async throws {
         let server = try ServerProcess(name: "layout-vanish", port: 5546)
         defer { #expect(server.stop() == 0, "log:\n\(server.log.suffix(8000))") }

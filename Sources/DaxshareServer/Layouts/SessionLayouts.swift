@@ -32,6 +32,8 @@ final class SessionLayouts: LayoutHolder {
     }
     private let state = Mutex(State())
     private static let ids = IDSource()
+    /// Set, for the process, the first time the device refuses `ibv_advise_mr` as unsupported.
+    private static let prefetchUnsupported = Atomic<Bool>(false)
 
     init(
         domain: ProtectionDomain?, registry: LayoutRegistry, counters: ServerCounters, logger: Logger, maxLayouts: Int,
@@ -142,9 +144,17 @@ final class SessionLayouts: LayoutHolder {
             throw error
         }
         // Fault the range in now, so the client's first access is not an RNR NAK.
-        if prefetch {
+        if prefetch && !Self.prefetchUnsupported.load(ordering: .relaxed) {
             do { try region.prefetch(forWrite: writable) } catch {
-                logger.debug("prefetch of layout failed (best effort): \(error)")
+                if case .call(_, .notSupported) = error {
+                    // The device's provider has no advise_mr (rdma-core 56.1's rxe has none; it
+                    // came with linux-rdma/rdma-core#1605): say so once, and stop asking.
+                    if !Self.prefetchUnsupported.exchange(true, ordering: .relaxed) {
+                        logger.notice("layout prefetch is not supported by this device (ibv_advise_mr: EOPNOTSUPP); layouts fault in on first access")
+                    }
+                } else {
+                    logger.debug("prefetch of layout failed (best effort): \(error)")
+                }
             }
         }
         var flags: ExtentFlags = writable ? [] : [.readOnly]
