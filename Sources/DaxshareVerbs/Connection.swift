@@ -753,9 +753,14 @@ public final class Connection: @unchecked Sendable {
     /// `rdma_disconnect`: the queue pair moves to the error state, posted work
     /// requests complete as flushed, and the peer sees a disconnect. While the port is down the
     /// DREQ waits for it (`PortWait`, at `close`); the queue pair is flushed now all the same.
+    /// Safe from any thread at any time: it runs under the lock that `tearDown` marks the
+    /// connection closed under before destroying the queue pair and the rdma_cm id, so it never
+    /// uses them after. (It did, once: a queue-pair error's disconnect, started from the
+    /// asynchronous-event thread, raced the connection's own close and crashed the server in
+    /// `ucma_shutdown`.)
     public func disconnect() {
-        let wasEstablished = lock.withLock { state == .established }
-        if wasEstablished {
+        lock.withLock {
+            guard state == .established else { return }
             if portIsActive {
                 _ = rdma_disconnect(cm.id)
             } else {

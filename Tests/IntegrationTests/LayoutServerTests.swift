@@ -173,6 +173,28 @@ import Testing
         #expect(said <= 1)
     }
 
+    /// A client that makes the server's queue pair fail (a write through a returned layout's
+    /// rkey), again and again: the disconnect the asynchronous QP error starts must not race the
+    /// server's own close of that connection (it did, and crashed the server in ucma_shutdown).
+    @Test func queuePairErrorsRacingTheirCloseLeaveTheServerUp() async throws {
+        let server = try ServerProcess(name: "layout-qperr", port: 5548)
+        defer { #expect(server.stop() == 0, "log:\n\(server.log.suffix(8000))") }
+        for i in 0..<10 {
+            let a = try await session(server)
+            let file = try await a.open("e\(i).bin", [.read, .write, .create])
+            let layout = try await a.layout(file: file, offset: 0, length: 64 << 10, .readWrite)
+            _ = try await a.request(.layoutReturn(LayoutReturnRequest(stateid: layout.stateid)))
+            let out = try buffer(a, pattern(4096, seed: UInt8(i)))
+            await #expect(throws: VerbsError.self) {
+                try await a.channel.connection.write(from: [out.region.segment(length: 4096)], to: layout.extents[0].remote)
+            }
+            a.close()
+        }
+        let b = try await session(server)
+        defer { b.close() }
+        #expect(try await b.counters()["layouts_live"] == 0)
+    }
+
     @Test func aVanishedClientsLayoutsAreReleased() async throws {
         let server = try ServerProcess(name: "layout-vanish", port: 5546)
         defer { #expect(server.stop() == 0, "log:\n\(server.log.suffix(8000))") }
