@@ -127,7 +127,9 @@ public final class PmemMapping: @unchecked Sendable {
     /// 64 MiB `daxshare get` of a file not mapped yet took 32 PMD faults and no 4 KiB ones.
     static func reserve(_ length: Int, congruentTo offset: Int) throws(PmemError) -> UnsafeMutableRawPointer {
         let huge = hugePageSize
-        guard let raw = mmap(nil, length + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
+        let (padded, overflow) = length.addingReportingOverflow(huge)
+        guard !overflow else { throw .capacityExceeded(requested: length, capacity: Int.max - huge) }
+        guard let raw = mmap(nil, padded, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
               raw != MAP_FAILED else {
             throw .system(call: "mmap(reserve)", errno: currentErrno())
         }
