@@ -78,7 +78,8 @@ public final class FuseMount: @unchecked Sendable {
     }
 
     /// Serves requests until the file system is unmounted, then closes what is still open.
-    public func run(readers: Int = 4) async {
+    public func run() async {
+        let readers = fileSystem.options.readers
         let recalls = Task { await fileSystem.watchRecalls() }
         await withTaskGroup(of: Void.self) { group in
             for i in 0..<readers {

@@ -23,7 +23,7 @@ extension FuseMount {
             }
             // One request carries up to 1 MiB (FUSE_MAX_PAGES: 256 pages), the layout path's
             // largest work request.
-            conn.pointee.max_write = 1 << 20
+            conn.pointee.max_write = fs.options.maxWrite
             // libfuse insists that init() repeat a max_read mount option (else reads are bounded
             // by max_pages, 1 MiB, alone).
             if let option = fs.options.fuseOptions.last(where: { $0.hasPrefix("max_read=") }),

@@ -7,7 +7,9 @@
 /// default, so another client's or a local writer's change is seen at once; cached: the page
 /// cache keeps file data until a recall or a changed mtime invalidates it),
 /// `queue-depth=N`, `poll` (the connection's event loop busy-polls its completions, as
-/// perftest does: lower latency per request for a core that spins while mounted). What fstab adds for mount(8) itself (`defaults`, `_netdev`, `nofail`,
+/// perftest does: lower latency per request for a core that spins while mounted), `readers=N`
+/// (threads reading /dev/fuse; default 2), `max_write=BYTES` (the largest write request the
+/// kernel sends; default and maximum 1 MiB). What fstab adds for mount(8) itself (`defaults`, `_netdev`, `nofail`,
 /// `noauto`, `auto`, `user`, `users`, `x-*`) is dropped. Everything else goes to libfuse,
 /// which knows the kernel's options (ro, rw, nosuid, nodev, noexec, noatime, sync, ...) and
 /// its own (allow_other, default_permissions, max_read=N, ...).
@@ -21,6 +23,13 @@ public struct MountOptions: Sendable, Hashable {
     public var cache: CacheMode = .direct
     public var queueDepth: Int?
     public var poll = false
+    /// Threads reading requests from /dev/fuse (`readers=N`). Each posts a read's or write's
+    /// work request itself and goes back to reading, so a few keep many I/Os in flight; more
+    /// threads than that only sleep and wake in turn (2 against 4 was +13-17% 4 KiB QD8 random
+    /// reads on the testbed's 2 CPUs, the same at QD1 and 1 MiB: Bench/NOTES.md).
+    public var readers = 2
+    /// The largest write the kernel sends in one request (`max_write=BYTES`, at most 1 MiB).
+    public var maxWrite: UInt32 = 1 << 20
     /// For libfuse, in order.
     public var fuseOptions: [String] = []
 
@@ -70,6 +79,16 @@ public struct MountOptions: Sendable, Hashable {
                 throw MountOptionError("queue-depth must be between 1 and 64")
             }
             queueDepth = n
+        case "readers":
+            guard let n = Int(try required()), (1...16).contains(n) else {
+                throw MountOptionError("readers must be between 1 and 16")
+            }
+            readers = n
+        case "max_write":
+            guard let n = UInt32(try required()), n >= 4096, n <= 1 << 20, n % 4096 == 0 else {
+                throw MountOptionError("max_write must be a multiple of 4096 from 4096 to 1048576")
+            }
+            maxWrite = n
         case _ where Self.forMountItself.contains(key) || key.hasPrefix("x-"):
             break
         case "fsname", "subtype":

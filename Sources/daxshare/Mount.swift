@@ -27,7 +27,8 @@ struct Mount: AsyncParsableCommand {
             Options (-o, comma-separated): secret-file=PATH, identity=NAME, two-sided, \
             attr-timeout=SECONDS (default 1), cache=direct|cached (default direct: no page \
             cache, another client's change is seen at once), queue-depth=N, poll (busy-poll \
-            completions: lower latency, one core spinning); the rest go to \
+            completions: lower latency, one core spinning), readers=N (threads reading \
+            /dev/fuse, default 2), max_write=BYTES (default 1 MiB); the rest go to \
             the kernel and libfuse (ro, allow_other, default_permissions, noatime, ...).
 
             Durability: fsync(2) and fdatasync(2) make a file's written bytes, size and times \
