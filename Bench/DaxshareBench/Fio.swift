@@ -29,6 +29,26 @@ public enum Fio {
         return BenchRow(mode: mode, point: point, mbps: bw / 1e6, iops: iops, latency: latency, baseline: baseline)
     }
 
+    /// The row for several fio runs of the same job at `point` (repeats taken in turn with the
+    /// other mount's): the median of each figure, as the sweep's rows are.
+    public static func row(jsons texts: [String], mode: String, point: PointKey, baseline: String?) throws -> BenchRow {
+        let runs = try texts.map { try Fio.row(json: $0, mode: mode, point: point, baseline: baseline) }
+        guard let first = runs.first else { throw ParseError(description: "no fio report") }
+        guard runs.count > 1 else { return first }
+        var merged = first
+        merged.mbps = median(runs.map(\.mbps)) ?? 0
+        merged.iops = median(runs.map(\.iops)) ?? 0
+        let lats = runs.compactMap(\.latency)
+        if lats.count == runs.count, let p50 = median(lats.map(\.p50)), let p99 = median(lats.map(\.p99)),
+           let p999 = median(lats.map(\.p999)) {
+            merged.latency = LatencySummary(p50: p50, p99: p99, p999: p999)
+        } else {
+            merged.latency = nil
+        }
+        merged.repeats = runs.count
+        return merged
+    }
+
     static func number(_ any: Any?) -> Double? {
         if let n = any as? NSNumber { return n.doubleValue }
         return nil

@@ -144,7 +144,9 @@ public enum ResultsReport {
             s += peerTable(peers.filter { $0.point.pattern == .seq })
             if peers.contains(where: { $0.mode == mountMode || $0.mode == nfsMode }) {
                 s += "\n### fio through the mounts: `daxshare mount` against NFS over RDMA\n\n"
-                s += "The same fio job on both mounts (libaio, `direct=1`, one 128 MiB file; writes end with an fsync). "
+                let runs = peers.filter { $0.mode == mountMode || $0.mode == nfsMode }.map(\.repeats).max() ?? 1
+                s += "The same fio job on both mounts (libaio, `direct=1`, one 128 MiB file; writes end with an fsync)"
+                s += runs > 1 ? ", the mounts taking turns \(runs) times at each point, each figure the median. " : ". "
                 s += "`x perftest` holds each figure against ib_read_bw/ib_write_bw at the same size and depth (for random "
                 s += "4 KiB reads: ib_read_bw at 4 KiB); `mount / nfs` is daxshare-mount over nfs-rdma; `one-sided MB/s` is "
                 s += "daxshare-bench's library harness at the same point in the same boot (what the mount adds is FUSE).\n\n"

@@ -49,7 +49,7 @@ struct ReportCommand: ParsableCommand {
     }
 }
 
-/// `daxshare-bench fio-row`: one fio JSON report as a row (`make bench-peers`).
+/// `daxshare-bench fio-row`: fio JSON reports as rows, one per point (`make bench-peers`).
 struct FioRowCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fio-row",
@@ -61,7 +61,7 @@ struct FioRowCommand: ParsableCommand {
     var baseline = "perftest"
     @Option(help: "Where to write the rows.")
     var out: String
-    @Argument(help: "OP[:PATTERN]:SIZE:QD=FILE for each fio report (PATTERN seq, the default, or rand), e.g. read:1M:8=fio-read-1M-8.json, read:rand:4K:1=fio-randread-4K-1.json.")
+    @Argument(help: "OP[:PATTERN]:SIZE:QD=FILE[,FILE...] for each point's fio reports (PATTERN seq, the default, or rand; several files are repeats, and the row holds the median of each figure), e.g. read:1M:8=fio-read-1M-8.json, read:rand:4K:1=a.json,b.json,c.json.")
     var reports: [String]
 
     func run() throws {
@@ -78,8 +78,8 @@ struct FioRowCommand: ParsableCommand {
             do { size = try ByteSize.parse(key[2]) } catch { throw ValidationError("\(error)") }
             let point = PointKey(op: op, pattern: pattern, size: size, qd: qd, clients: 1)
             do {
-                rows.append(try Fio.row(json: try String(contentsOfFile: parts[1], encoding: .utf8), mode: mode, point: point,
-                                        baseline: baseline))
+                let texts = try parts[1].split(separator: ",").map { try String(contentsOfFile: String($0), encoding: .utf8) }
+                rows.append(try Fio.row(jsons: texts, mode: mode, point: point, baseline: baseline))
             } catch {
                 FileHandle.standardError.write(Data("daxshare-bench: \(spec): \(error)\n".utf8))
             }

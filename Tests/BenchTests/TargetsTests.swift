@@ -119,6 +119,20 @@ struct TargetsTests {
         #expect(r.baseline == "perftest")
     }
 
+    @Test func repeatsOfOnePointGiveTheMedianOfEachFigure() throws {
+        let point = PointKey(op: .read, pattern: .seq, size: 1 << 20, qd: 1, clients: 1)
+        func run(_ bw: Int, _ iops: Double, _ p50: Int) -> String {
+            #"{"jobs":[{"error":0,"read":{"bw_bytes":\#(bw),"iops":\#(iops),"clat_ns":{"percentile":{"50.000000":\#(p50),"99.000000":9000000,"99.900000":9500000}}}}]}"#
+        }
+        let r = try Fio.row(jsons: [run(70_000_000, 66, 15_000_000), run(90_000_000, 86, 11_000_000), run(80_000_000, 76, 12_000_000)],
+                            mode: "daxshare-mount", point: point, baseline: "perftest")
+        #expect(r.mbps == 80)
+        #expect(r.iops == 76)
+        #expect(r.latency?.p50 == 12000)
+        #expect(r.repeats == 3)
+        #expect(throws: Fio.ParseError.self) { try Fio.row(jsons: [run(1, 1, 1), "fio: file not found"], mode: "m", point: point, baseline: nil) }
+    }
+
     @Test func rejectsAFailedOrEmptyFioReport() {
         let point = PointKey(op: .read, pattern: .seq, size: 4096, qd: 1, clients: 1)
         #expect(throws: Fio.ParseError.self) { try Fio.row(json: "fio: file not found", mode: "nfs", point: point, baseline: nil) }
