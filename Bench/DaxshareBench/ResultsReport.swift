@@ -102,8 +102,8 @@ public enum ResultsReport {
         if !cli.isEmpty {
             s += "\n## The CLI (same boot)\n\n"
             s += "`daxshare put` and `get` of a file between tmpfs and the server (one-sided, zero-copy from and into their "
-            s += "batch buffers), timed whole, connection and commit included; the depths take turns at every repeat, and each figure is the "
-            s += "median of the runs at its `--queue-depth`.\n\n"
+            s += "batch buffers), timed whole, connection and commit included; the depths take turns at every repeat, "
+            s += "and each figure is the median of the runs at its `--queue-depth`.\n\n"
             s += Targets.markdown(Targets.checkCLI(cli, data: data)) + "\n"
             let lines = cli.map { r in
                 [r.mode, "\(r.point.qd)", ByteSize.format(r.point.size), TableFormat.fixed(r.mbps, 2), "\(r.repeats)"]

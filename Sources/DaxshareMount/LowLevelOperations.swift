@@ -21,8 +21,8 @@ extension FuseMount {
             if fs.options.cache == .cached, conn.pointee.capable & UInt32(FUSE_CAP_AUTO_INVAL_DATA) != 0 {
                 conn.pointee.want |= UInt32(FUSE_CAP_AUTO_INVAL_DATA)
             }
-            // One request carries up to 1 MiB (FUSE_MAX_PAGES: 256 pages), the layout path's
-            // largest work request.
+            // A write request carries up to `max_write`: by default 1 MiB (FUSE_MAX_PAGES: 256
+            // pages), the layout path's largest work request.
             conn.pointee.max_write = fs.options.maxWrite
             // libfuse insists that init() repeat a max_read mount option (else reads are bounded
             // by max_pages, 1 MiB, alone).

@@ -9,10 +9,10 @@
 /// `queue-depth=N`, `poll` (the connection's event loop busy-polls its completions, as
 /// perftest does: lower latency per request for a core that spins while mounted), `readers=N`
 /// (threads reading /dev/fuse; default 2), `max_write=BYTES` (the largest write request the
-/// kernel sends; default and maximum 1 MiB). What fstab adds for mount(8) itself (`defaults`, `_netdev`, `nofail`,
-/// `noauto`, `auto`, `user`, `users`, `x-*`) is dropped. Everything else goes to libfuse,
-/// which knows the kernel's options (ro, rw, nosuid, nodev, noexec, noatime, sync, ...) and
-/// its own (allow_other, default_permissions, max_read=N, ...).
+/// kernel sends; default and maximum 1 MiB). What fstab adds for mount(8) itself (`defaults`,
+/// `_netdev`, `nofail`, `noauto`, `auto`, `user`, `users`, `x-*`) is dropped. Everything else
+/// goes to libfuse, which knows the kernel's options (ro, rw, nosuid, nodev, noexec, noatime,
+/// sync, ...) and its own (allow_other, default_permissions, max_read=N, ...).
 public struct MountOptions: Sendable, Hashable {
     public enum CacheMode: String, Sendable, Hashable { case direct, cached }
 
