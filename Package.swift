@@ -4,8 +4,9 @@
 // Layers, bottom up (no module reaches around the one below it):
 //   CRDMA, CPmem, CFuse     C system libraries (libibverbs + librdmacm, libpmem, libfuse3)
 //   CLinux                  the one C target for Linux-only calls and constants (openat2,
-//                           renameat2, fallocate, leases, delegations, MAP_SYNC...): _GNU_SOURCE
-//                           is defined in its .c file only, so Swift needs no dlsym or syscall numbers
+//                           renameat2, fallocate, leases, delegations, io_uring's ranged fsync,
+//                           MAP_SYNC...): _GNU_SOURCE is defined in its .c files only, so Swift
+//                           needs no dlsym or syscall numbers
 //   DaxshareVerbs           typed Swift over verbs and rdma_cm
 //   DaxsharePmem            typed Swift over DAX file mappings and libpmem
 //   DaxshareWire            the wire protocol codec (Protocol/PROTOCOL.md)

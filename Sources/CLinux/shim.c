@@ -1,6 +1,7 @@
-// The one place daxshare compiles against glibc's GNU extensions: every
-// Linux-only call goes through a dxs_ function here, so Swift needs neither
-// dlsym nor hard-coded syscall numbers or constants.
+// The one target daxshare compiles against glibc's GNU extensions: every
+// Linux-only call goes through a dxs_ function here (or in fsync_range.c, the
+// io_uring one), so Swift needs neither dlsym nor hard-coded syscall numbers
+// or constants.
 #define _GNU_SOURCE
 #include "CLinux.h"
 

@@ -82,6 +82,40 @@ import Testing
         #expect(status.st_atim.tv_sec == 1_000_000_000)  // atime left alone
     }
 
+    /// On DAX, `synchronizeMetadataAndTimes` (fsync of a range past the end, through io_uring)
+    /// leaves the pages written through a MAP_SYNC mapping writable, where `fsync(2)` writes
+    /// them back and write-protects them: the next store to each faults again, and so would
+    /// an RDMA WRITE through an on-demand region over the mapping (a layout). Counted as the
+    /// thread's minor faults; the test is synchronous, so it stays on one thread.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["DAXSHARE_PMEM"] != nil))
+    func metadataSyncLeavesTheMappingsPagesWritable() throws {
+        let dir = TemporaryDirectory(under: ProcessInfo.processInfo.environment["DAXSHARE_PMEM"]!)
+        defer { dir.remove() }
+        let pages = 64
+        let file = try PmemFile.open(dir.file("f"), .readWrite, options: [.create], permissions: .ownerReadWrite)
+        try file.allocate(offset: 0, length: pages * page)
+        let mapping = try file.map(length: pages * page, capacity: pages * page)
+        #expect(mapping.isPmem)
+        let base = try #require(mapping.baseAddress)
+        func storeToEveryPage(_ value: UInt8) -> Int {
+            let before = threadMinorFaults()
+            for p in 0..<pages { base.storeBytes(of: value, toByteOffset: p * page + 7, as: UInt8.self) }
+            return threadMinorFaults() - before
+        }
+        _ = storeToEveryPage(1)  // mapped and dirty
+        try file.synchronize()
+        let afterFsync = storeToEveryPage(2)
+        #expect(afterFsync >= pages / 2, "fsync(2) left \(pages - afterFsync) of \(pages) pages writable")
+        #expect(try file.synchronizeMetadataAndTimes(), "io_uring unavailable: fell back to fsync(2)")
+        let afterMetadataSync = storeToEveryPage(3)
+        #expect(afterMetadataSync <= 2, "\(afterMetadataSync) of \(pages) pages faulted again")
+        try mapping.persist(offset: 0, length: pages * page)
+        var byte: [UInt8] = [0]
+        #expect(try byte.withUnsafeMutableBytes { try file.read(at: 7, into: $0) } == 1)
+        #expect(byte == [3])
+        mapping.unmap()
+    }
+
     @Test func allocateWithKeepSizeLeavesTheSize() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
@@ -134,4 +168,14 @@ import Testing
         let readOnly = try PmemFile(adopting: FileDescriptor.open(dir.file("f"), .readOnly))
         #expect(!readOnly.isWritable)
     }
+}
+
+/// The calling thread's minor page faults so far (`minflt`, the 10th field of
+/// /proc/thread-self/stat, counted after the command name's closing parenthesis).
+func threadMinorFaults() -> Int {
+    guard let stat = try? String(contentsOfFile: "/proc/thread-self/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")")
+    else { return 0 }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    return fields.count > 7 ? Int(fields[7]) ?? 0 : 0
 }

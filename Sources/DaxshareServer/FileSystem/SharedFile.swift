@@ -85,6 +85,9 @@ public final class SharedFile: @unchecked Sendable {
 
     private let ioLock = ReadWriteLock()
     private var currentMapping: PmemMapping  // guarded by ioLock
+    /// Whether the file is on DAX (its mapping took MAP_SYNC): then every byte the server
+    /// makes durable is on the media before the fsync, which only has metadata left to do.
+    private let onDAX: Bool
     private var generation = 0  // guarded by ioLock
     /// Set by size and block-map changes: fdatasync makes them durable.
     private let metadataDirty = Atomic<Bool>(false)
@@ -93,6 +96,8 @@ public final class SharedFile: @unchecked Sendable {
     /// fsyncs done, for tests: whether an xattr reached the media cannot be
     /// observed without a crash, but whether it was fsynced can.
     let fullSynchronizations = Atomic<Int>(0)
+    /// Whether `synchronizeAll` fell back to fsync(2) already (said once per process).
+    private static let rangedSyncRefused = Atomic<Bool>(false)
     /// Whether an RW layout was ever prepared: only then can one-sided
     /// writes sit in the mapping for `flush` to persist.
     private let writableLayoutsGranted = Atomic<Bool>(false)
@@ -148,6 +153,7 @@ public final class SharedFile: @unchecked Sendable {
             let size = try file.size()
             currentMapping = try file.map(
                 length: size, capacity: Self.reservation(for: size, minimum: minimumReservation), logger: logger)
+            onDAX = currentMapping.isPmem
         } catch {
             throw FileSystemError(error, operation: "map(\(origin))")
         }
@@ -498,12 +504,11 @@ public final class SharedFile: @unchecked Sendable {
     ///
     /// Two-sided writes need only the fsync: pwrite already copied them to
     /// pmem with flushing stores, and fsync adds the fence and the block map.
-    /// One-sided writes sit in the mapping, possibly in CPU caches, and fsync
-    /// does not flush those (MAP_SYNC faults leave no dirty page-cache entry
-    /// behind), so on pmem the range is also `pmem_persist`ed through the
-    /// mapping, but only on a file that ever had an RW layout, and clipped to
-    /// the size fstat reports under the lock: a cache flush of a page past
-    /// end of file would raise SIGBUS. Another process truncating between that
+    /// One-sided writes sit in the mapping, possibly in CPU caches, and the
+    /// fsync here writes back no page (`synchronizeAll`), so on pmem the range
+    /// is `pmem_persist`ed through the mapping, but only on a file that ever
+    /// had an RW layout, and clipped to the size fstat reports under the
+    /// lock: a cache flush of a page past end of file would raise SIGBUS. Another process truncating between that
     /// fstat and the flush could still do it; while layouts exist the lease
     /// holds such a truncate back. Off pmem, fsync writes back the mapping's
     /// dirty pages itself.
@@ -775,12 +780,20 @@ public final class SharedFile: @unchecked Sendable {
         }
     }
 
-    /// fsync: data, size, times and extended attributes.
+    /// fsync: data, size, times and extended attributes. On DAX the data is durable already
+    /// (`persist` through the mapping, or `pwrite`'s flushing stores), so the fsync covers no
+    /// page (`PmemFile.synchronizeMetadataAndTimes`): a whole-file fsync would flush every page
+    /// written through the mapping again and write-protect it, unmapping it from the layouts'
+    /// on-demand regions, whose next RDMA WRITE to it would fault it back in.
     private func synchronizeAll() throws(FileSystemError) {
         metadataDirty.store(false, ordering: .releasing)
         attributesDirty.store(false, ordering: .releasing)
         do throws(PmemError) {
-            try file.synchronize()
+            if !onDAX {
+                try file.synchronize()
+            } else if try !file.synchronizeMetadataAndTimes(), !Self.rangedSyncRefused.exchange(true, ordering: .relaxed) {
+                logger.notice("io_uring is unavailable: LAYOUTCOMMIT and FLUSH use fsync(2), which writes back and write-protects the mapping's pages")
+            }
             fullSynchronizations.add(1, ordering: .relaxed)
         } catch {
             metadataDirty.store(true, ordering: .releasing)
