@@ -195,7 +195,14 @@ public struct DirtyRanges: Sendable, Hashable {
             stop = max(stop, ranges[k].offset + ranges[k].length)
             k += 1
         }
-        ranges.replaceSubrange(lo..<k, with: [ByteRange(offset: start, length: stop - start)])
+        // In place for the usual cases (a new range, or one grown): no array is made.
+        let merged = ByteRange(offset: start, length: stop - start)
+        if k == lo {
+            ranges.insert(merged, at: lo)
+        } else {
+            ranges[lo] = merged
+            if k > lo + 1 { ranges.removeSubrange((lo + 1)..<k) }
+        }
     }
 
     /// Adds every range of `other` (a failed commit puts its ranges back).
