@@ -95,7 +95,7 @@ fail:;
     return NULL;
 }
 
-int dxs_fsync_range(int fd, uint64_t offset, uint32_t length) {
+int dxs_fsync_range(int fd, uint64_t offset, uint32_t length, int datasync) {
     struct dxs_ring *r = dxs_ring_get();
     if (!r) return -errno;
     unsigned tail = *r->sq_tail, index = tail & *r->sq_mask;
@@ -105,6 +105,7 @@ int dxs_fsync_range(int fd, uint64_t offset, uint32_t length) {
     sqe->fd = fd;
     sqe->off = offset;
     sqe->len = length;
+    sqe->fsync_flags = datasync ? IORING_FSYNC_DATASYNC : 0;
     sqe->user_data = ++r->sequence;
     r->sq_array[index] = index;
     __atomic_store_n(r->sq_tail, tail + 1, __ATOMIC_RELEASE);

@@ -220,23 +220,34 @@ public final class PmemFile: @unchecked Sendable {
     /// refused; returns whether the ranged call did it.
     @discardableResult
     public func synchronizeMetadataAndTimes() throws(PmemError) -> Bool {
+        try synchronizeInode(dataSync: false)
+    }
+
+    /// `synchronizeMetadataAndTimes` for what `fdatasync(2)` makes durable (size and block
+    /// map, not times or attributes): its ranged form, falling back to `fdatasync(2)`.
+    @discardableResult
+    public func synchronizeSizeAndBlocks() throws(PmemError) -> Bool {
+        try synchronizeInode(dataSync: true)
+    }
+
+    private func synchronizeInode(dataSync: Bool) throws(PmemError) -> Bool {
         let fd = try openDescriptor()
         while true {
-            let result = dxs_fsync_range(fd, Self.pastAnyEndOfFile, 1)
+            let result = dxs_fsync_range(fd, Self.pastAnyEndOfFile, 1, dataSync ? 1 : 0)
             if result == 0 { return true }
             let errno = Errno(rawValue: -result)
             if errno == .interrupted { continue }
             if errno == .noFunction || errno == .notPermitted || errno == .invalidArgument || errno == .noMemory
                 || errno == .resourceTemporarilyUnavailable || errno == .tooManyOpenFiles {
-                try synchronize()
+                if dataSync { try synchronizeMetadata() } else { try synchronize() }
                 return false
             }
-            throw PmemError.system(call: "fsync (io_uring, ranged)", errno: errno)
+            throw PmemError.system(call: dataSync ? "fdatasync (io_uring, ranged)" : "fsync (io_uring, ranged)", errno: errno)
         }
     }
 
-    /// Where `synchronizeMetadataAndTimes` asks for its one byte: 2^62, past the end of any
-    /// file ext4 or xfs can hold, and still a positive `loff_t` once the length is added.
+    /// Where the ranged syncs ask for their one byte: 2^62, past the end of any file ext4 or
+    /// xfs can hold, and still a positive `loff_t` once the length is added.
     static let pastAnyEndOfFile: UInt64 = 1 << 62
 
     /// Makes the file's size and block allocation durable with `fdatasync(2)`.

@@ -85,16 +85,17 @@ import Testing
     /// On DAX, `synchronizeMetadataAndTimes` (fsync of a range past the end, through io_uring)
     /// leaves the pages written through a MAP_SYNC mapping writable, where `fsync(2)` writes
     /// them back and write-protects them: the next store to each faults again, and so would
-    /// an RDMA WRITE through an on-demand region over the mapping (a layout). Counted as the
+    /// an RDMA WRITE through an on-demand region over the mapping (a layout). The same for
+    /// `synchronizeSizeAndBlocks` against `fdatasync(2)`, after a size change. Counted as the
     /// thread's minor faults; the test is synchronous, so it stays on one thread.
-    @Test(.enabled(if: ProcessInfo.processInfo.environment["DAXSHARE_PMEM"] != nil))
-    func metadataSyncLeavesTheMappingsPagesWritable() throws {
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["DAXSHARE_PMEM"] != nil), arguments: [false, true])
+    func rangedSyncsLeaveTheMappingsPagesWritable(dataSync: Bool) throws {
         let dir = TemporaryDirectory(under: ProcessInfo.processInfo.environment["DAXSHARE_PMEM"]!)
         defer { dir.remove() }
         let pages = 64
         let file = try PmemFile.open(dir.file("f"), .readWrite, options: [.create], permissions: .ownerReadWrite)
         try file.allocate(offset: 0, length: pages * page)
-        let mapping = try file.map(length: pages * page, capacity: pages * page)
+        let mapping = try file.map(length: pages * page, capacity: 2 * pages * page)
         #expect(mapping.isPmem)
         let base = try #require(mapping.baseAddress)
         func storeToEveryPage(_ value: UInt8) -> Int {
@@ -103,12 +104,16 @@ import Testing
             return threadMinorFaults() - before
         }
         _ = storeToEveryPage(1)  // mapped and dirty
-        try file.synchronize()
-        let afterFsync = storeToEveryPage(2)
-        #expect(afterFsync >= pages / 2, "fsync(2) left \(pages - afterFsync) of \(pages) pages writable")
-        #expect(try file.synchronizeMetadataAndTimes(), "io_uring unavailable: fell back to fsync(2)")
-        let afterMetadataSync = storeToEveryPage(3)
-        #expect(afterMetadataSync <= 2, "\(afterMetadataSync) of \(pages) pages faulted again")
+        if dataSync { try file.synchronizeMetadata() } else { try file.synchronize() }
+        let afterWholeFileSync = storeToEveryPage(2)
+        #expect(afterWholeFileSync >= pages / 2, "the whole-file sync left \(pages - afterWholeFileSync) of \(pages) pages writable")
+        // Something for the ranged sync to commit: the size (fdatasync's share) and the times.
+        try file.allocate(offset: pages * page, length: page)
+        try file.touchModificationTime()
+        let ranged = dataSync ? try file.synchronizeSizeAndBlocks() : try file.synchronizeMetadataAndTimes()
+        #expect(ranged, "io_uring unavailable: fell back to the whole-file sync")
+        let afterRangedSync = storeToEveryPage(3)
+        #expect(afterRangedSync == 0, "\(afterRangedSync) of \(pages) pages faulted again")
         try mapping.persist(offset: 0, length: pages * page)
         var byte: [UInt8] = [0]
         #expect(try byte.withUnsafeMutableBytes { try file.read(at: 7, into: $0) } == 1)

@@ -38,10 +38,11 @@ int dxs_fallocate(int fd, int mode, int64_t offset, int64_t length);
 /// syncfs(2): commits the file system `fd` is on (what an attribute change by name needs
 /// to be durable when the object cannot be opened for an fsync of its own).
 int dxs_syncfs(int fd);
-/// fsync(2) of `[offset, offset + length)` only (io_uring's IORING_OP_FSYNC, one ring per
-/// calling thread): writes back that range's dirty pages and commits the inode's metadata.
-/// Returns 0, or -errno: -ENOSYS or -EPERM where io_uring is missing or refused.
-int dxs_fsync_range(int fd, uint64_t offset, uint32_t length);
+/// fsync(2), or fdatasync(2) when `datasync`, of `[offset, offset + length)` only (io_uring's
+/// IORING_OP_FSYNC, one ring per calling thread): writes back that range's dirty pages and
+/// commits the inode's metadata. Returns 0, or -errno: -ENOSYS or -EPERM where io_uring is
+/// missing or refused.
+int dxs_fsync_range(int fd, uint64_t offset, uint32_t length, int datasync);
 /// gettid(2).
 pid_t dxs_gettid(void);
 /// pthread_setname_np(pthread_self(), name), cut to the kernel's 15 bytes: the name that

@@ -647,7 +647,7 @@ public final class SharedFile: @unchecked Sendable {
                     }
                 }
                 do throws(PmemError) {
-                    try file.synchronizeMetadata()
+                    try synchronizeSizeAndBlocks()
                 } catch {
                     throw FileSystemError(error, operation: "fdatasync(\(origin))")
                 }
@@ -773,11 +773,17 @@ public final class SharedFile: @unchecked Sendable {
         if attributesDirty.load(ordering: .acquiring) { return try synchronizeAll() }
         guard metadataDirty.exchange(false, ordering: .acquiringAndReleasing) else { return }
         do throws(PmemError) {
-            try file.synchronizeMetadata()
+            try synchronizeSizeAndBlocks()
         } catch {
             metadataDirty.store(true, ordering: .releasing)
             throw FileSystemError(error, operation: "fdatasync(\(origin))")
         }
+    }
+
+    /// fdatasync: size and block map; on DAX its ranged form, for the reason `synchronizeAll`
+    /// gives.
+    private func synchronizeSizeAndBlocks() throws(PmemError) {
+        if onDAX { try file.synchronizeSizeAndBlocks() } else { try file.synchronizeMetadata() }
     }
 
     /// fsync: data, size, times and extended attributes. On DAX the data is durable already
