@@ -96,7 +96,7 @@ public final class SharedFile: @unchecked Sendable {
     /// fsyncs done, for tests: whether an xattr reached the media cannot be
     /// observed without a crash, but whether it was fsynced can.
     let fullSynchronizations = Atomic<Int>(0)
-    /// Whether `synchronizeAll` fell back to fsync(2) already (said once per process).
+    /// Whether `synchronizeInode` fell back to fsync(2) already (said once per process).
     private static let rangedSyncRefused = Atomic<Bool>(false)
     /// Whether an RW layout was ever prepared: only then can one-sided
     /// writes sit in the mapping for `flush` to persist.
@@ -508,10 +508,10 @@ public final class SharedFile: @unchecked Sendable {
     /// fsync here writes back no page (`synchronizeAll`), so on pmem the range
     /// is `pmem_persist`ed through the mapping, but only on a file that ever
     /// had an RW layout, and clipped to the size fstat reports under the
-    /// lock: a cache flush of a page past end of file would raise SIGBUS. Another process truncating between that
-    /// fstat and the flush could still do it; while layouts exist the lease
-    /// holds such a truncate back. Off pmem, fsync writes back the mapping's
-    /// dirty pages itself.
+    /// lock: a cache flush of a page past end of file would raise SIGBUS.
+    /// Another process truncating between that fstat and the flush could
+    /// still do it; while layouts exist the lease holds such a truncate back.
+    /// Off pmem, fsync writes back the mapping's dirty pages itself.
     func flush(offset: UInt64, length: UInt64) throws(FileSystemError) {
         if writableLayoutsGranted.load(ordering: .acquiring) {
             try ioLock.withReadLock { () throws(FileSystemError) in
@@ -647,7 +647,7 @@ public final class SharedFile: @unchecked Sendable {
                     }
                 }
                 do throws(PmemError) {
-                    try synchronizeSizeAndBlocks()
+                    try synchronizeInode(dataSync: true)
                 } catch {
                     throw FileSystemError(error, operation: "fdatasync(\(origin))")
                 }
@@ -773,33 +773,35 @@ public final class SharedFile: @unchecked Sendable {
         if attributesDirty.load(ordering: .acquiring) { return try synchronizeAll() }
         guard metadataDirty.exchange(false, ordering: .acquiringAndReleasing) else { return }
         do throws(PmemError) {
-            try synchronizeSizeAndBlocks()
+            try synchronizeInode(dataSync: true)
         } catch {
             metadataDirty.store(true, ordering: .releasing)
             throw FileSystemError(error, operation: "fdatasync(\(origin))")
         }
     }
 
-    /// fdatasync: size and block map; on DAX its ranged form, for the reason `synchronizeAll`
-    /// gives.
-    private func synchronizeSizeAndBlocks() throws(PmemError) {
-        if onDAX { try file.synchronizeSizeAndBlocks() } else { try file.synchronizeMetadata() }
+    /// fsync (`dataSync` false) or fdatasync. On DAX the data is durable already (`persist`
+    /// through the mapping, or `pwrite`'s flushing stores), so the sync covers no page
+    /// (`PmemFile.synchronizeMetadataAndTimes`, `synchronizeSizeAndBlocks`): a whole-file one
+    /// would flush every page written through the mapping again and write-protect it, unmapping
+    /// it from the layouts' on-demand regions, whose next RDMA WRITE to it would fault it back in.
+    private func synchronizeInode(dataSync: Bool) throws(PmemError) {
+        guard onDAX else {
+            if dataSync { try file.synchronizeMetadata() } else { try file.synchronize() }
+            return
+        }
+        let ranged = dataSync ? try file.synchronizeSizeAndBlocks() : try file.synchronizeMetadataAndTimes()
+        if !ranged, !Self.rangedSyncRefused.exchange(true, ordering: .relaxed) {
+            logger.notice("io_uring is unavailable: syncs use fsync(2) and fdatasync(2), which write back and write-protect the mapping's pages")
+        }
     }
 
-    /// fsync: data, size, times and extended attributes. On DAX the data is durable already
-    /// (`persist` through the mapping, or `pwrite`'s flushing stores), so the fsync covers no
-    /// page (`PmemFile.synchronizeMetadataAndTimes`): a whole-file fsync would flush every page
-    /// written through the mapping again and write-protect it, unmapping it from the layouts'
-    /// on-demand regions, whose next RDMA WRITE to it would fault it back in.
+    /// fsync: data, size, times and extended attributes (`synchronizeInode`).
     private func synchronizeAll() throws(FileSystemError) {
         metadataDirty.store(false, ordering: .releasing)
         attributesDirty.store(false, ordering: .releasing)
         do throws(PmemError) {
-            if !onDAX {
-                try file.synchronize()
-            } else if try !file.synchronizeMetadataAndTimes(), !Self.rangedSyncRefused.exchange(true, ordering: .relaxed) {
-                logger.notice("io_uring is unavailable: LAYOUTCOMMIT and FLUSH use fsync(2), which writes back and write-protects the mapping's pages")
-            }
+            try synchronizeInode(dataSync: false)
             fullSynchronizations.add(1, ordering: .relaxed)
         } catch {
             metadataDirty.store(true, ordering: .releasing)
